@@ -1,0 +1,82 @@
+"""jobmaster: distributed background jobs for Python.
+
+A master database is the source of truth for every job; agents carry due jobs to workers;
+workers run them in a prefork pool; beat turns recurring schedules into jobs::
+
+    from jobmaster import App
+
+    app = App("billing")
+
+    @app.job(max_retries=3)
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    add.delay(x=1, y=2).wait(timeout=10).result   # 3, once `jobmaster worker -A ...` runs
+"""
+
+from jobmaster.app import App
+from jobmaster.config import Config
+from jobmaster.context import JobContext
+from jobmaster.definitions import JobDefinition, JobHandle, Retry
+from jobmaster.exceptions import (
+    AgentError,
+    AppNotFoundError,
+    ArgumentsError,
+    ConfigurationError,
+    DefinitionError,
+    EnqueueError,
+    JobFailedError,
+    JobmasterError,
+    JobNotFoundError,
+    JobTimeoutError,
+    PayloadTooLargeError,
+    ScheduleError,
+    ScheduleExpressionError,
+    ScheduleNotFoundError,
+    SerializationError,
+    SignatureError,
+    UnknownDefinitionError,
+)
+from jobmaster.models import Job, JobError, JobStatus, Priority
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentError",
+    "App",
+    "AppNotFoundError",
+    "ArgumentsError",
+    "Config",
+    "ConfigurationError",
+    "DefinitionError",
+    "EnqueueError",
+    "Job",
+    "JobContext",
+    "JobDefinition",
+    "JobError",
+    "JobFailedError",
+    "JobHandle",
+    "JobNotFoundError",
+    "JobStatus",
+    "JobTimeoutError",
+    "JobmasterError",
+    "PayloadTooLargeError",
+    "Priority",
+    "Retry",
+    "Schedule",
+    "ScheduleError",
+    "ScheduleExpressionError",
+    "ScheduleNotFoundError",
+    "SerializationError",
+    "SignatureError",
+    "UnknownDefinitionError",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> object:
+    if name == "Schedule":  # imported lazily: croniter loads only when schedules are used
+        from jobmaster.schedules import Schedule
+
+        return Schedule
+    raise AttributeError(f"module 'jobmaster' has no attribute {name!r}")

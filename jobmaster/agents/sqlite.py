@@ -1,0 +1,285 @@
+"""Embedded agent in a SQLite file (``sqlite:///path/to/agent.db``): the default.
+
+One table holds every waiting and claimed job; a claim is one ``UPDATE ... RETURNING`` in
+an immediate transaction, so several worker processes on one machine share the file
+safely. WAL mode lets producers push while workers claim. Workers poll it (every few
+milliseconds while waiting), so it suits one machine, not a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from jobmaster.agents.base import (
+    Agent,
+    AgentMessage,
+    Bucket,
+    Capabilities,
+    Claimed,
+    DeadLetter,
+)
+from jobmaster.exceptions import AgentError, ConfigurationError
+
+# Connections opened before a fork stay referenced here so the child never closes them
+# (closing a SQLite connection inherited across fork can corrupt the parent's WAL state).
+_ORPHANS: list[object] = []
+
+_POLL_MIN = 0.002
+_POLL_MAX = 0.05
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///relative.db`` or ``sqlite:////abs.db`` URL."""
+    if not url.startswith("sqlite://"):
+        raise ConfigurationError(f"{url!r} is not a sqlite:// URL")
+    path = url[len("sqlite://") :].split("?", 1)[0]
+    if path.startswith("/"):
+        path = path[1:]
+    if not path or path == ":memory:":
+        raise ConfigurationError(
+            f"the SQLite agent needs a file, got {url!r}; use sqlite:///agent.db "
+            "(or memory:// for an in-process agent)"
+        )
+    return path
+
+
+class SQLiteAgent(Agent):
+    """Jobs in a local SQLite file, shared by the processes of one machine."""
+
+    capabilities = Capabilities(notify=False, delayed=True, durable=True, shared=False)
+
+    def __init__(self, url: str, *, name: str = "main", namespace: str = "jobmaster") -> None:
+        super().__init__(url, name=name, namespace=namespace)
+        if not namespace.replace("_", "").isalnum():
+            raise ConfigurationError(f"namespace={namespace!r} must be letters, digits and _")
+        self.path = sqlite_path(url)
+        self._jobs = f"{namespace}_agent_jobs"
+        self._dead = f"{namespace}_agent_dead"
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._created = False
+
+    # -- connections ---------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():
+            _ORPHANS.append(self._local)
+            self._local = threading.local()
+            self._pid = os.getpid()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            directory = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(directory, exist_ok=True)
+            try:
+                conn = sqlite3.connect(
+                    self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA busy_timeout=30000")
+            except sqlite3.Error as exc:
+                raise AgentError(f"cannot open the SQLite agent at {self.path!r}: {exc}") from exc
+            self._local.conn = conn
+            if not self._created:
+                self._create(conn)
+        return conn
+
+    def _create(self, conn: sqlite3.Connection) -> None:
+        conn.executescript(
+            f"""
+            CREATE TABLE IF NOT EXISTS {self._jobs} (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                lane TEXT NOT NULL,
+                priority INTEGER NOT NULL,
+                due REAL NOT NULL,
+                body BLOB NOT NULL,
+                lease_until REAL,
+                consumer TEXT,
+                deliveries INTEGER NOT NULL DEFAULT 0
+            );
+            CREATE INDEX IF NOT EXISTS {self._jobs}_claim
+                ON {self._jobs} (lane, priority DESC, due, seq);
+            CREATE TABLE IF NOT EXISTS {self._dead} (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL,
+                lane TEXT NOT NULL,
+                priority INTEGER NOT NULL,
+                due REAL NOT NULL,
+                body BLOB NOT NULL,
+                reason TEXT NOT NULL,
+                at REAL NOT NULL
+            );
+            """
+        )
+        self._created = True
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise AgentError(f"SQLite agent {self.path!r}: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    # -- producer ------------------------------------------------------------------
+    def push(self, messages: Sequence[AgentMessage]) -> None:
+        if not messages:
+            return
+        rows = [(m.id, m.lane, int(m.priority), m.due, m.body) for m in messages]
+        with self._tx() as conn:
+            conn.executemany(
+                f"INSERT OR IGNORE INTO {self._jobs} (id, lane, priority, due, body)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    # -- consumer ------------------------------------------------------------------
+    def _claim_once(
+        self, lanes: Sequence[str], limit: int, lease_seconds: float, consumer: str
+    ) -> list[Claimed]:
+        now = time.time()
+        marks = ",".join("?" * len(lanes))
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"""
+                UPDATE {self._jobs}
+                   SET lease_until = ?, consumer = ?, deliveries = deliveries + 1
+                 WHERE seq IN (
+                       SELECT seq FROM {self._jobs}
+                        WHERE lane IN ({marks}) AND due <= ?
+                          AND (lease_until IS NULL OR lease_until <= ?)
+                        ORDER BY priority DESC, due, seq
+                        LIMIT ?)
+                RETURNING seq, id, lane, priority, due, body, deliveries
+                """,
+                (now + lease_seconds, consumer, *lanes, now, now, limit),
+            ).fetchall()
+        rows.sort(key=lambda r: (-r[3], r[4], r[0]))
+        return [
+            Claimed(AgentMessage(r[1], r[2], r[3], r[4], r[5]), (r[0], consumer), r[6])
+            for r in rows
+        ]
+
+    def claim(
+        self,
+        lanes: Sequence[str],
+        limit: int,
+        *,
+        lease_seconds: float,
+        consumer: str,
+        wait: float = 0.0,
+    ) -> list[Claimed]:
+        if not lanes or limit <= 0:
+            return []
+        deadline = time.monotonic() + wait
+        pause = _POLL_MIN
+        while True:
+            claimed = self._claim_once(lanes, limit, lease_seconds, consumer)
+            remaining = deadline - time.monotonic()
+            if claimed or remaining <= 0:
+                return claimed
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, _POLL_MAX)
+
+    def ack(self, claims: Sequence[Claimed]) -> None:
+        if not claims:
+            return
+        with self._tx() as conn:
+            conn.executemany(
+                f"DELETE FROM {self._jobs} WHERE seq = ? AND consumer = ?",
+                [c.receipt for c in claims],
+            )
+
+    def retry(self, items: Sequence[tuple[Claimed, AgentMessage]]) -> None:
+        if not items:
+            return
+        with self._tx() as conn:
+            for claim, message in items:
+                # a new seq puts the job behind others of its priority, like a fresh push
+                cur = conn.execute(
+                    f"DELETE FROM {self._jobs} WHERE seq = ? AND consumer = ?", claim.receipt
+                )
+                if cur.rowcount:
+                    conn.execute(
+                        f"INSERT INTO {self._jobs} (id, lane, priority, due, body, deliveries)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            message.id,
+                            message.lane,
+                            int(message.priority),
+                            message.due,
+                            message.body,
+                            claim.deliveries,
+                        ),
+                    )
+
+    def extend(self, claims: Sequence[Claimed], lease_seconds: float) -> None:
+        if not claims:
+            return
+        until = time.time() + lease_seconds
+        with self._tx() as conn:
+            conn.executemany(
+                f"UPDATE {self._jobs} SET lease_until = ? WHERE seq = ? AND consumer = ?",
+                [(until, *c.receipt) for c in claims],
+            )
+
+    def dead_letter(self, items: Sequence[tuple[Claimed, str]]) -> None:
+        if not items:
+            return
+        now = time.time()
+        with self._tx() as conn:
+            for claim, reason in items:
+                cur = conn.execute(
+                    f"DELETE FROM {self._jobs} WHERE seq = ? AND consumer = ?", claim.receipt
+                )
+                if cur.rowcount:
+                    m = claim.message
+                    conn.execute(
+                        f"INSERT INTO {self._dead} (id, lane, priority, due, body, reason, at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (m.id, m.lane, int(m.priority), m.due, m.body, reason, now),
+                    )
+
+    # -- inspection ----------------------------------------------------------------
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        rows = self._conn().execute(
+            f"SELECT id, lane, priority, due, body, reason, at FROM {self._dead}"
+            " ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        )
+        return [DeadLetter(AgentMessage(*r[:5]), r[5], r[6]) for r in rows]
+
+    def length(self, bucket: Bucket | None = None) -> int:
+        conn = self._conn()
+        if bucket is None:
+            row = conn.execute(f"SELECT count(*) FROM {self._jobs}").fetchone()
+        else:
+            row = conn.execute(
+                f"SELECT count(*) FROM {self._jobs} WHERE lane = ? AND priority = ?",
+                (bucket.lane, int(bucket.priority)),
+            ).fetchone()
+        return int(row[0])
+
+    def purge(self) -> int:
+        with self._tx() as conn:
+            count = conn.execute(f"DELETE FROM {self._jobs}").rowcount
+            conn.execute(f"DELETE FROM {self._dead}")
+        return int(count)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._pid == os.getpid():
+            conn.close()
+            self._local.conn = None

@@ -1,0 +1,218 @@
+"""The ``jobmaster`` command: worker, beat, migrate, jobs, schedules, status."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+
+from jobmaster.app import App
+from jobmaster.exceptions import JobmasterError
+from jobmaster.loading import load_app
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def app_option(func: F) -> F:
+    """The ``-A/--app`` option every command takes."""
+    return click.option(
+        "-A", "--app", "app_target", envvar="JOBMASTER_APP", metavar="MODULE[.ATTR|:ATTR]",
+        help="The App to use: module:attr, module.attr, or a module holding one App.",
+    )(func)
+
+
+def _load(target: str | None) -> App:
+    try:
+        return load_app(target)
+    except JobmasterError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+class _Group(click.Group):
+    """Turns jobmaster's own errors into one clear line and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except JobmasterError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="jobmaster")
+def main() -> None:
+    """jobmaster: distributed background jobs."""
+
+
+@main.command()
+@app_option
+@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=None,
+              help="Processes (or threads) running jobs; default: CPU count.")
+@click.option("--lane", "lanes", multiple=True, metavar="LANE",
+              help="Serve this lane (repeatable); default: the app's default lane.")
+@click.option("--agent", default=None, help="Name of the agent to claim from.")
+@click.option("--pool", type=click.Choice(["prefork", "threads", "solo"]), default="prefork",
+              show_default=True)
+@click.option("--prefetch", type=click.IntRange(min=1), default=None,
+              help="Jobs held per slot (running plus waiting).")
+@click.option("--beat", is_flag=True, help="Also run beat (schedules, promotion) here.")
+@click.option("-l", "--loglevel", default="INFO", show_default=True)
+def worker(app_target: str | None, concurrency: int | None, lanes: tuple[str, ...],
+           agent: str | None, pool: str, prefetch: int | None, beat: bool,
+           loglevel: str) -> None:
+    """Claim jobs from an agent and run them."""
+    from jobmaster.worker import Worker
+
+    _setup_logging(loglevel)
+    app = _load(app_target)
+    Worker(app, concurrency=concurrency, lanes=lanes or None, agent=agent, pool=pool,
+           prefetch=prefetch, beat=beat).run()
+
+
+@main.command()
+@app_option
+@click.option("-l", "--loglevel", default="INFO", show_default=True)
+def beat(app_target: str | None, loglevel: str) -> None:
+    """Run the clock: recurring schedules, promotion of future jobs, lease reaping."""
+    from jobmaster.beat import Beat
+
+    _setup_logging(loglevel)
+    app = _load(app_target)
+    Beat(app).run()
+
+
+@main.command()
+@app_option
+@click.option("--url", default=None, help="Migrate this database URL instead of the app's.")
+def migrate(app_target: str | None, url: str | None) -> None:
+    """Create or upgrade the master schema."""
+    from jobmaster.master import Master
+    from jobmaster.master.migrations import HEAD_REVISION
+
+    if url is None:
+        app = _load(app_target)
+        master = app.master
+    else:
+        master = Master(url, auto_migrate=True)
+    before = master.migrate()
+    if before == HEAD_REVISION:
+        click.echo(f"master schema already at revision {HEAD_REVISION}")
+    else:
+        click.echo(f"master schema migrated from {before or 'nothing'} to {HEAD_REVISION}")
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@main.group()
+def jobs() -> None:
+    """Inspect and act on jobs recorded in the master."""
+
+
+@jobs.command("list")
+@app_option
+@click.option("--status", "statuses", multiple=True, help="Only jobs in this status.")
+@click.option("--definition", "definition_id", default=None)
+@click.option("--lane", default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def jobs_list(app_target: str | None, statuses: tuple[str, ...], definition_id: str | None,
+              lane: str | None, limit: int, as_json: bool) -> None:
+    """List recent jobs, newest first."""
+    app = _load(app_target)
+    try:
+        found = app.jobs.list(status=list(statuses) or None, definition_id=definition_id,
+                              lane=lane, limit=limit)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--status") from None
+    for job in found:
+        if as_json:
+            click.echo(json.dumps({"id": job.id, "definition_id": job.definition_id,
+                                   "status": job.status.value, "lane": job.lane,
+                                   "attempts": job.attempts,
+                                   "created_at": _when(job.created_at)}))
+        else:
+            click.echo(f"{job.id}  {job.status.value:<9}  {job.definition_id:<30}  "
+                       f"{job.lane:<10}  attempts={job.attempts}  {_when(job.created_at)}")
+
+
+@jobs.command("show")
+@app_option
+@click.argument("job_id")
+def jobs_show(app_target: str | None, job_id: str) -> None:
+    """Show one job in full."""
+    app = _load(app_target)
+    job = app.jobs.get(job_id)
+    rows = [
+        ("id", job.id), ("definition", job.definition_id), ("status", job.status.value),
+        ("lane", job.lane), ("priority", job.priority.name), ("attempts", job.attempts),
+        ("max retries", job.max_retries), ("timeout", job.timeout),
+        ("arguments", json.dumps(job.kwargs, default=str)),
+        ("metadata", json.dumps(job.metadata)), ("created", _when(job.created_at)),
+        ("scheduled", _when(job.scheduled_at)), ("started", _when(job.started_at)),
+        ("finished", _when(job.finished_at)), ("worker", job.worker or "-"),
+        ("result", json.dumps(job.result, default=str)),
+        ("progress", "-" if job.progress is None else f"{job.progress}% "
+         f"{job.progress_message or ''}"),
+    ]
+    for key, value in rows:
+        click.echo(f"{key:>12}: {value}")
+    if job.error is not None:
+        click.echo(f"{'error':>12}: {job.error.type}: {job.error.message}")
+        if job.error.traceback:
+            click.echo(job.error.traceback.rstrip())
+
+
+@jobs.command("cancel")
+@app_option
+@click.argument("job_id")
+def jobs_cancel(app_target: str | None, job_id: str) -> None:
+    """Cancel a job that has not finished."""
+    app = _load(app_target)
+    click.echo(f"{job_id}: {app.jobs.cancel(job_id).value}")
+
+
+@jobs.command("retry")
+@app_option
+@click.argument("job_id")
+def jobs_retry(app_target: str | None, job_id: str) -> None:
+    """Run a finished job again."""
+    app = _load(app_target)
+    handle = app.jobs.retry(job_id)
+    click.echo(f"{handle.id}: queued")
+
+
+@main.command()
+@app_option
+def status(app_target: str | None) -> None:
+    """Jobs per status, and workers seen recently."""
+    app = _load(app_target)
+    counts = app.jobs.counts()
+    click.echo(f"cluster {app.name!r}, master {app.master.dialect}")
+    for name in ("scheduled", "queued", "running", "retrying", "succeeded", "failed",
+                 "cancelled"):
+        click.echo(f"  {name:<10} {counts.get(name, 0)}")
+    click.echo("workers:")
+    now = datetime.now(UTC)
+    for row in app.master.list_workers(cluster=app.name)[:20]:
+        age = (now - row["last_seen"]).total_seconds()
+        click.echo(f"  {row['id']:<40} {row['status']:<9} seen {age:.0f}s ago, "
+                   f"{row['processed']} processed")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

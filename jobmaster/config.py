@@ -1,0 +1,243 @@
+"""One place for every setting: ``App(...)`` arguments, overridden by ``JOBMASTER_*``
+environment variables, overridden by command-line flags.
+
+Each field is documented once, here; ``docs/configuration.md`` is written from this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from jobmaster.exceptions import ConfigurationError
+
+DEFAULT_MASTER_URL = "sqlite:///jobmaster.db"
+ENV_PREFIX = "JOBMASTER_"
+
+
+def seconds(value: float | int | timedelta | None, argument: str, *, allow_none: bool = True,
+            allow_zero: bool = False) -> float | None:
+    """Seconds from an int, float or ``timedelta``; refuse negatives and other types."""
+    if value is None:
+        if allow_none:
+            return None
+        raise ConfigurationError(f"{argument} is required (seconds or a timedelta)")
+    if isinstance(value, timedelta):
+        result = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        result = float(value)
+    else:
+        raise ConfigurationError(
+            f"{argument}={value!r} must be seconds (int or float) or a timedelta, "
+            f"not {type(value).__name__}"
+        )
+    if result < 0 or (result == 0 and not allow_zero) or result != result:
+        raise ConfigurationError(f"{argument}={value!r} must be a positive duration")
+    return result
+
+
+@dataclass(slots=True)
+class Config:
+    """Every setting of an app. Build it with ``App(...)``; read it as ``app.config``."""
+
+    name: str = "default"
+    """Cluster id: jobs, schedules and workers are recorded under it in the master."""
+    master_url: str = DEFAULT_MASTER_URL
+    """SQLAlchemy URL of the master database (env ``JOBMASTER_MASTER_URL``)."""
+    agents: dict[str, str] = field(default_factory=dict)
+    """Agent name → URL. Default: one embedded SQLite agent ``main`` beside a SQLite master,
+    ``JOBMASTER_AGENT_URL`` replaces the ``main`` agent's URL."""
+    default_agent: str = "main"
+    """The agent jobs go to unless their lane or call says otherwise."""
+    routes: dict[str, str] = field(default_factory=dict)
+    """Lane → agent name, for lanes that live on another agent than ``default_agent``."""
+    clusters: dict[str, Any] = field(default_factory=dict)
+    """Other cluster id → ``App`` (or dict of App arguments) reachable with ``cluster=...``."""
+    namespace: str = "jobmaster"
+    """Prefix of agent keys, tables and streams, so several apps can share one server."""
+    lease_seconds: float = 30.0
+    """How long a claimed job stays invisible to other workers without a heartbeat from
+    its worker: the time after which a dead worker's job runs again."""
+    heartbeat_seconds: float | None = None
+    """How often a worker renews its leases (default: a third of ``lease_seconds``)."""
+    max_payload_bytes: int = 128 * 1024
+    """Largest encoded arguments accepted at enqueue."""
+    serializer: str = "json"
+    """``json`` (default) or ``pickle`` (cloudpickle, HMAC-signed with ``secret``)."""
+    secret: str | None = None
+    """Key that signs pickled payloads (env ``JOBMASTER_SECRET``)."""
+    default_lane: str = "default"
+    """Lane of jobs that name none."""
+    default_timeout: float | None = None
+    """Hard time limit of jobs that name none (``None``: no limit)."""
+    default_max_retries: int = 0
+    """Retries of jobs that name none (a failed job is retried this many times)."""
+    default_retry_delay: float = 10.0
+    """Seconds before the first retry; each later one waits ``retry_backoff`` times longer."""
+    default_retry_backoff: float = 2.0
+    """Multiplier of the retry delay per attempt."""
+    retry_jitter: float = 0.1
+    """Each retry delay is stretched by a random 0..jitter fraction, to spread retries."""
+    agent_horizon: float = 60.0
+    """Jobs due further ahead than this many seconds wait in the master (``scheduled``)
+    instead of an agent; beat promotes them shortly before they are due."""
+    master_sync_seconds: float = 0.2
+    """How often a producer writes the jobs it pushed to agents into the master."""
+    auto_migrate: bool | None = None
+    """Create or upgrade the master schema on first use (default: only for SQLite)."""
+    concurrency: int | None = None
+    """Worker processes (or threads) per worker; default: the number of CPUs."""
+    prefetch: int = 4
+    """Jobs a worker holds claimed per execution slot (running plus waiting): more makes
+    short jobs faster, fewer spreads long jobs more evenly between workers."""
+    shutdown_grace: float = 30.0
+    """Seconds a warm shutdown waits for running jobs before stopping them."""
+    timezone: str = "UTC"
+    """Default time zone of recurring schedules."""
+    beat_interval: float = 1.0
+    """How often beat looks for due schedules and future jobs."""
+    retention: float = 30 * 86400.0
+    """Seconds finished jobs are kept in the master before beat deletes them (0 keeps all)."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field; raise ``ConfigurationError`` naming the first bad one."""
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigurationError(f"name={self.name!r}: the cluster id must be a non-empty str")
+        if not isinstance(self.master_url, str) or "://" not in self.master_url:
+            raise ConfigurationError(
+                f"master={self.master_url!r} is not a database URL; use e.g. "
+                "'sqlite:///jobmaster.db' or 'postgresql+psycopg://host/db'"
+            )
+        for fname in ("lease_seconds", "master_sync_seconds", "shutdown_grace",
+                      "beat_interval", "agent_horizon"):
+            setattr(self, fname, seconds(getattr(self, fname), fname, allow_none=False))
+        self.heartbeat_seconds = seconds(self.heartbeat_seconds, "heartbeat_seconds")
+        self.default_timeout = seconds(self.default_timeout, "default_timeout")
+        self.default_retry_delay = float(
+            seconds(self.default_retry_delay, "default_retry_delay", allow_none=False,
+                    allow_zero=True) or 0.0
+        )
+        self.retention = float(seconds(self.retention, "retention", allow_none=False,
+                                       allow_zero=True) or 0.0)
+        for fname in ("max_payload_bytes", "default_max_retries", "prefetch"):
+            value = getattr(self, fname)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigurationError(f"{fname}={value!r} must be a non-negative int")
+        if self.max_payload_bytes == 0 or self.prefetch == 0:
+            raise ConfigurationError("max_payload_bytes and prefetch must be at least 1")
+        if self.concurrency is not None and (
+            not isinstance(self.concurrency, int) or self.concurrency < 1
+        ):
+            raise ConfigurationError(f"concurrency={self.concurrency!r} must be an int >= 1")
+        if self.default_retry_backoff < 1.0:
+            raise ConfigurationError(
+                f"default_retry_backoff={self.default_retry_backoff!r} must be >= 1.0"
+            )
+        if self.serializer not in {"json", "pickle"}:
+            raise ConfigurationError(
+                f"serializer={self.serializer!r} is unknown; use 'json' or 'pickle'"
+            )
+        if not self.namespace.replace("_", "").isalnum():
+            raise ConfigurationError(
+                f"namespace={self.namespace!r} must hold only letters, digits and _"
+            )
+        if not self.agents:
+            self.agents = {"main": default_agent_url(self.master_url)}
+        for agent_name, url in self.agents.items():
+            if not isinstance(url, str) or "://" not in url:
+                raise ConfigurationError(
+                    f"agents[{agent_name!r}]={url!r} is not an agent URL; use e.g. "
+                    "'redis://localhost:6379/0' or 'sqlite:///agent.db'"
+                )
+        if self.default_agent not in self.agents:
+            if self.default_agent == "main" and len(self.agents) >= 1:
+                self.default_agent = next(iter(self.agents))
+            else:
+                raise ConfigurationError(
+                    f"default_agent={self.default_agent!r} is not one of the agents "
+                    f"{sorted(self.agents)}"
+                )
+        for lane, agent_name in self.routes.items():
+            if agent_name not in self.agents:
+                raise ConfigurationError(
+                    f"routes[{lane!r}]={agent_name!r} names no agent; agents are "
+                    f"{sorted(self.agents)}"
+                )
+        if self.retry_jitter < 0:
+            raise ConfigurationError(f"retry_jitter={self.retry_jitter!r} must be >= 0")
+
+    @property
+    def heartbeat(self) -> float:
+        """Seconds between a worker's lease renewals."""
+        return self.heartbeat_seconds or max(self.lease_seconds / 3.0, 0.05)
+
+    @property
+    def migrates_itself(self) -> bool:
+        """Whether the master schema is created on first use."""
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.master_url.startswith("sqlite")
+
+
+def default_agent_url(master_url: str) -> str:
+    """The embedded agent beside a SQLite master (``x.db`` → ``x.agent.db``); a file
+    ``jobmaster.agent.db`` in the working directory otherwise."""
+    if master_url.startswith("sqlite:///") and not master_url.endswith(":memory:"):
+        path = master_url[len("sqlite:///") :].split("?", 1)[0]
+        stem = path[:-3] if path.endswith(".db") else path
+        return f"sqlite:///{stem}.agent.db"
+    return "sqlite:///jobmaster.agent.db"
+
+
+_BOOL = {"1": True, "true": True, "yes": True, "on": True,
+         "0": False, "false": False, "no": False, "off": False}
+
+
+def _parse_env(name: str, raw: str, current: Any, ftype: Any) -> Any:
+    text = raw.strip()
+    kind = str(ftype)
+    try:
+        if "dict" in kind:
+            pairs = [p for p in text.split(",") if p.strip()]
+            return {k.strip(): v.strip() for k, v in (p.split("=", 1) for p in pairs)}
+        if "bool" in kind:
+            if text.lower() in {"", "none"}:
+                return None
+            return _BOOL[text.lower()]
+        if "float" in kind:
+            return None if text.lower() in {"", "none"} else float(text)
+        if "int" in kind:
+            return None if text.lower() in {"", "none"} else int(text)
+    except (ValueError, KeyError):
+        raise ConfigurationError(
+            f"environment variable {name}={raw!r} is not a valid {kind}"
+        ) from None
+    return text
+
+
+def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Settings from ``JOBMASTER_*`` variables, by field name.
+
+    ``JOBMASTER_AGENT_URL`` sets the ``main`` agent; ``JOBMASTER_AGENTS`` takes
+    ``name=url,name=url``; every other field is ``JOBMASTER_<FIELD>``.
+    """
+    env = os.environ if environ is None else environ
+    result: dict[str, Any] = {}
+    for f in dataclasses.fields(Config):
+        key = ENV_PREFIX + f.name.upper()
+        if f.name == "clusters":
+            continue
+        if key in env:
+            result[f.name] = _parse_env(key, env[key], None, f.type)
+    if ENV_PREFIX + "AGENT_URL" in env:
+        agents = dict(result.get("agents") or {})
+        agents["main"] = env[ENV_PREFIX + "AGENT_URL"].strip()
+        result["agents_main"] = agents["main"]
+    return result

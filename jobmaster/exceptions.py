@@ -1,0 +1,115 @@
+"""Every error jobmaster raises on purpose.
+
+The hierarchy, one root so ``except JobmasterError`` catches them all::
+
+    JobmasterError
+    ├── ConfigurationError          bad App(...) argument, env variable or -A target
+    │   └── AppNotFoundError        ``-A`` names nothing importable / no App inside
+    ├── DefinitionError             bad @app.job(...) usage, duplicate definition id
+    ├── EnqueueError                refused at enqueue; nothing was stored
+    │   ├── SerializationError      an argument cannot be encoded
+    │   ├── PayloadTooLargeError    encoded arguments exceed ``max_payload_bytes``
+    │   ├── ArgumentsError          arguments do not bind to the function's signature
+    │   └── UnknownDefinitionError  ``app.enqueue`` with an id nothing registered
+    ├── ScheduleError               a recurring schedule cannot be created or changed
+    │   └── ScheduleExpressionError an expression does not parse (names the word)
+    ├── JobNotFoundError            no job with that id in the master
+    ├── ScheduleNotFoundError       no schedule with that name in the master
+    ├── JobTimeoutError             ``JobHandle.wait`` gave up before the job finished
+    ├── JobFailedError              ``JobHandle.result`` found the job failed or cancelled
+    ├── SignatureError              a pickled payload is unsigned or its signature is wrong
+    └── AgentError                  an agent's backend failed (connection lost, ...)
+
+Messages say what was wrong, which argument, and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class JobmasterError(Exception):
+    """Root of every error jobmaster raises on purpose."""
+
+
+class ConfigurationError(JobmasterError, ValueError):
+    """An ``App(...)`` argument, environment variable or command-line target is invalid."""
+
+
+class AppNotFoundError(ConfigurationError):
+    """The ``-A``/``JOBMASTER_APP`` target names no importable module or no ``App`` in it."""
+
+
+class DefinitionError(JobmasterError, ValueError):
+    """``@app.job(...)`` was used wrongly, e.g. a definition id registered twice."""
+
+
+class EnqueueError(JobmasterError, ValueError):
+    """A job was refused at enqueue; nothing was stored."""
+
+
+class SerializationError(EnqueueError, TypeError):
+    """An argument (or result) cannot be encoded by the app's serializer."""
+
+
+class PayloadTooLargeError(EnqueueError):
+    """The encoded arguments are larger than the app's ``max_payload_bytes``."""
+
+
+class ArgumentsError(EnqueueError, TypeError):
+    """The arguments do not bind to the job function's signature."""
+
+
+class UnknownDefinitionError(EnqueueError, LookupError):
+    """``app.enqueue`` named a definition id that no ``@app.job`` registered."""
+
+
+class ScheduleError(JobmasterError, ValueError):
+    """A recurring schedule cannot be created or changed."""
+
+
+class ScheduleExpressionError(ScheduleError):
+    """A schedule expression does not parse.
+
+    ``expression`` is the text given, ``position`` the index of the word that could not be
+    read (or ``None`` when the whole expression is at fault) and ``word`` that word.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expression: str = "",
+        position: int | None = None,
+        word: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.expression = expression
+        self.position = position
+        self.word = word
+
+
+class JobNotFoundError(JobmasterError, LookupError):
+    """No job with the given id exists in the master."""
+
+
+class ScheduleNotFoundError(JobmasterError, LookupError):
+    """No recurring schedule with the given name exists in the master."""
+
+
+class JobTimeoutError(JobmasterError, TimeoutError):
+    """``JobHandle.wait`` gave up before the job reached a final status."""
+
+
+class SignatureError(JobmasterError):
+    """A pickled payload is unsigned, or its HMAC signature does not match the app's secret."""
+
+
+class AgentError(JobmasterError):
+    """An agent's backend failed: connection lost, protocol error, server refused."""
+
+
+class JobFailedError(JobmasterError):
+    """``JobHandle.result`` found the job failed or cancelled; ``job`` is its record."""
+
+    def __init__(self, message: str, *, job: object = None) -> None:
+        super().__init__(message)
+        self.job = job

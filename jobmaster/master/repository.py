@@ -1,0 +1,417 @@
+"""Every read and write of the master database, as named operations.
+
+Nothing else in jobmaster issues SQL against the master. Writes on the hot path come in
+batches: producers insert the jobs they pushed to agents (``insert_jobs``), workers upsert
+the state of the jobs they ran (``record``), one statement and one transaction per batch.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from jobmaster.exceptions import ConfigurationError, JobmasterError
+from jobmaster.master import migrations
+from jobmaster.master.schema import attempts, jobs, leases, schedules, workers
+from jobmaster.models import FINAL_STATUSES, JobStatus
+
+# Engines created before a fork stay referenced so the child never closes them.
+_ORPHANS: list[Engine] = []
+
+# Columns a worker's record overwrites when the job row already exists.
+_RECORDED = (
+    "status", "started_at", "finished_at", "worker", "error_type", "error_message",
+    "error_traceback", "result", "scheduled_at", "updated_at", "progress",
+    "progress_message",
+)
+
+_FINAL = [s.value for s in FINAL_STATUSES]
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def from_timestamp(value: float | None) -> datetime | None:
+    """A Unix timestamp as an aware UTC datetime."""
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _normalise_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("mysql://") or url.startswith("mariadb://"):
+        return "mysql+pymysql://" + url.split("://", 1)[1]
+    if url.startswith("mariadb+pymysql://"):
+        return "mysql+pymysql://" + url.split("://", 1)[1]
+    return url
+
+
+class Master:
+    """The master database of one app: jobs, attempts, schedules, leases, workers."""
+
+    def __init__(self, url: str, *, auto_migrate: bool | None = None) -> None:
+        self.url = _normalise_url(url)
+        self.auto_migrate = self.url.startswith("sqlite") if auto_migrate is None else auto_migrate
+        self._engine: Engine | None = None
+        self._pid = os.getpid()
+        self._ready = False
+        self._lock = threading.Lock()
+
+    # -- connection ----------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, created on first use (and again after a fork)."""
+        if self._engine is not None and self._pid != os.getpid():
+            _ORPHANS.append(self._engine)
+            self._engine.dispose(close=False)
+            self._engine = None
+            self._ready = False
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = self._create_engine()
+                    self._pid = os.getpid()
+        return self._engine
+
+    def _create_engine(self) -> Engine:
+        try:
+            if self.url.startswith("sqlite"):
+                return _sqlite_engine(self.url)
+            return sa.create_engine(self.url, pool_pre_ping=True, pool_size=5,
+                                    max_overflow=10)
+        except (ImportError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+            raise ConfigurationError(
+                f"cannot use master URL {_redact(self.url)!r}: {exc}; install the driver "
+                "(pip install 'jobmaster[postgres]' or 'jobmaster[mysql]')"
+            ) from exc
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite``, ``postgresql`` or ``mysql``."""
+        name = self.engine.dialect.name
+        return "mysql" if name == "mariadb" else name
+
+    def dispose(self) -> None:
+        """Close every pooled connection (in this process)."""
+        if self._engine is not None and self._pid == os.getpid():
+            self._engine.dispose()
+        self._engine = None
+        self._ready = False
+
+    def _begin(self) -> Any:
+        self.ensure_ready()
+        return self.engine.begin()
+
+    # -- schema --------------------------------------------------------------------
+    def migrate(self) -> str | None:
+        """Bring the schema to the newest revision; return the revision it was at before."""
+        try:
+            with self.engine.begin() as conn:
+                before = migrations.current_revision(conn)
+                if before != migrations.HEAD_REVISION:
+                    migrations.upgrade(conn)
+        except OperationalError as exc:
+            raise JobmasterError(
+                f"cannot reach the master at {_redact(self.url)}: {exc.orig}"
+            ) from exc
+        self._ready = True
+        return before
+
+    def ensure_ready(self) -> None:
+        """Check (once) that the schema is current, migrating it if the app allows."""
+        if self._ready and self._engine is not None and self._pid == os.getpid():
+            return
+        try:
+            with self.engine.connect() as conn:
+                revision = migrations.current_revision(conn)
+        except OperationalError as exc:
+            raise JobmasterError(
+                f"cannot reach the master at {_redact(self.url)}: {exc.orig}"
+            ) from exc
+        if revision == migrations.HEAD_REVISION:
+            self._ready = True
+            return
+        if self.auto_migrate:
+            self.migrate()
+            return
+        raise ConfigurationError(
+            f"the master at {_redact(self.url)} has "
+            + ("no jobmaster schema" if revision is None else f"schema revision {revision}")
+            + f" (this jobmaster needs {migrations.HEAD_REVISION}); run: jobmaster migrate -A "
+            "<your app>, or App(auto_migrate=True)"
+        )
+
+    # -- producer side -------------------------------------------------------------
+    def insert_jobs(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert new jobs; a job whose id is already recorded is left as it is."""
+        if not rows:
+            return
+        stmt = self._insert_ignore(jobs)
+        with self._begin() as conn:
+            conn.execute(stmt, list(rows))
+
+    def insert_job_unique(self, row: Mapping[str, Any]) -> str | None:
+        """Insert a job that has a ``job_key``; if the key is taken, insert nothing and
+        return the id of the job holding it."""
+        try:
+            with self._begin() as conn:
+                conn.execute(jobs.insert(), [dict(row)])
+            return None
+        except IntegrityError:
+            with self.engine.connect() as conn:
+                existing = conn.execute(
+                    sa.select(jobs.c.id).where(
+                        jobs.c.cluster == row["cluster"], jobs.c.job_key == row["job_key"]
+                    )
+                ).scalar()
+            if existing is None:
+                raise
+            return str(existing)
+
+    def _insert_ignore(self, table: sa.Table) -> Any:
+        if self.dialect == "postgresql":
+            return pg_dialect.insert(table).on_conflict_do_nothing()
+        if self.dialect == "sqlite":
+            return sqlite_dialect.insert(table).on_conflict_do_nothing()
+        return mysql_dialect.insert(table).prefix_with("IGNORE")
+
+    # -- worker side ---------------------------------------------------------------
+    def record(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Upsert the state of jobs a worker ran: insert the whole row if the producer's
+        insert has not arrived yet, else update status, timings, outcome and add
+        ``attempts`` (the number of starts in this batch) to the count. A job cancelled
+        in the master keeps its ``cancelled`` status."""
+        if not rows:
+            return
+        with self._begin() as conn:
+            conn.execute(self._upsert(), list(rows))
+
+    def _upsert(self) -> Any:
+        if self.dialect == "mysql":
+            stmt = mysql_dialect.insert(jobs)
+            ins = stmt.inserted
+            keep = jobs.c.status == JobStatus.CANCELLED.value
+            values: dict[str, Any] = {
+                c: sa.case((keep, jobs.c[c]), else_=ins[c]) for c in _RECORDED
+            }
+            values["attempts"] = jobs.c.attempts + ins.attempts
+            return stmt.on_duplicate_key_update(**values)
+        stmt = (pg_dialect if self.dialect == "postgresql" else sqlite_dialect).insert(jobs)
+        exc = stmt.excluded
+        set_: dict[str, Any] = {c: exc[c] for c in _RECORDED}
+        set_["attempts"] = jobs.c.attempts + exc.attempts
+        return stmt.on_conflict_do_update(
+            index_elements=[jobs.c.id],
+            set_=set_,
+            where=jobs.c.status != JobStatus.CANCELLED.value,
+        )
+
+    def record_attempts(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append failed, timed-out or lost attempts to the error history."""
+        if rows:
+            with self._begin() as conn:
+                conn.execute(attempts.insert(), list(rows))
+
+    def record_progress(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store progress reports: rows of ``id``, ``progress``, ``progress_message``."""
+        if not rows:
+            return
+        stmt = (
+            jobs.update()
+            .where(jobs.c.id == sa.bindparam("b_id"))
+            .values(progress=sa.bindparam("b_progress"),
+                    progress_message=sa.bindparam("b_message"))
+        )
+        with self._begin() as conn:
+            conn.execute(stmt, [
+                {"b_id": r["id"], "b_progress": r["progress"],
+                 "b_message": r["progress_message"]} for r in rows
+            ])
+
+    def cancelled_among(self, ids: Iterable[str]) -> set[str]:
+        """Which of these jobs are cancelled in the master."""
+        ids = list(ids)
+        if not ids:
+            return set()
+        found: set[str] = set()
+        with self._begin() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                found.update(
+                    conn.execute(
+                        sa.select(jobs.c.id).where(
+                            jobs.c.id.in_(chunk), jobs.c.status == JobStatus.CANCELLED.value
+                        )
+                    ).scalars()
+                )
+        return found
+
+    def worker_seen(self, row: Mapping[str, Any]) -> None:
+        """Record a worker's heartbeat (insert it the first time)."""
+        values = dict(row)
+        with self._begin() as conn:
+            updated = conn.execute(
+                workers.update().where(workers.c.id == values["id"]).values(
+                    last_seen=values["last_seen"], status=values["status"],
+                    processed=values["processed"],
+                )
+            ).rowcount
+            if not updated:
+                conn.execute(workers.insert(), [values])
+
+    # -- reads and operator actions ------------------------------------------------
+    def get_job(self, job_id: str) -> sa.RowMapping | None:
+        """One job row, or ``None``."""
+        with self._begin() as conn:
+            return conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
+
+    def job_status(self, job_id: str) -> str | None:
+        """The status of one job, or ``None`` if the master has no such job."""
+        with self._begin() as conn:
+            value = conn.execute(sa.select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
+        return None if value is None else str(value)
+
+    def job_errors(self, job_id: str) -> list[sa.RowMapping]:
+        """The failed attempts of a job, oldest first."""
+        with self._begin() as conn:
+            return list(
+                conn.execute(
+                    sa.select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.id)
+                ).mappings()
+            )
+
+    def list_jobs(
+        self,
+        *,
+        cluster: str,
+        status: Sequence[str] | None = None,
+        definition_id: str | None = None,
+        lane: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[sa.RowMapping]:
+        """Jobs of a cluster, newest first, filtered by status, definition, lane and
+        metadata values (each ``key: value`` must match)."""
+        query = sa.select(jobs).where(jobs.c.cluster == cluster)
+        if status:
+            query = query.where(jobs.c.status.in_(list(status)))
+        if definition_id is not None:
+            query = query.where(jobs.c.definition_id == definition_id)
+        if lane is not None:
+            query = query.where(jobs.c.lane == lane)
+        for key, value in (metadata or {}).items():
+            field = jobs.c.meta[key]
+            if isinstance(value, bool):
+                query = query.where(field.as_boolean() == value)
+            elif isinstance(value, int):
+                query = query.where(field.as_integer() == value)
+            elif isinstance(value, float):
+                query = query.where(field.as_float() == value)
+            else:
+                query = query.where(field.as_string() == str(value))
+        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+        query = query.limit(limit).offset(offset)
+        with self._begin() as conn:
+            return list(conn.execute(query).mappings())
+
+    def count_jobs(self, *, cluster: str) -> dict[str, int]:
+        """Number of jobs per status in a cluster."""
+        with self._begin() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.status, sa.func.count())
+                .where(jobs.c.cluster == cluster)
+                .group_by(jobs.c.status)
+            )
+            return {str(s): int(n) for s, n in rows}
+
+    def cancel_job(self, job_id: str) -> str | None:
+        """Mark a job cancelled unless it already finished. Returns its status afterwards,
+        or ``None`` if there is no such job."""
+        now = utcnow()
+        with self._begin() as conn:
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id, jobs.c.status.not_in(_FINAL))
+                .values(status=JobStatus.CANCELLED.value, finished_at=now, updated_at=now)
+            )
+            value = conn.execute(sa.select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
+        return None if value is None else str(value)
+
+    def requeue_job(self, job_id: str, *, due: datetime) -> sa.RowMapping | None:
+        """Put a finished job back to ``queued`` for another run (``app.jobs.retry``);
+        return its row, or ``None`` if it does not exist."""
+        now = utcnow()
+        with self._begin() as conn:
+            conn.execute(
+                jobs.update().where(jobs.c.id == job_id).values(
+                    status=JobStatus.QUEUED.value, scheduled_at=due, finished_at=None,
+                    updated_at=now, error_type=None, error_message=None,
+                    error_traceback=None, result=None,
+                )
+            )
+            return conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
+
+    def list_workers(self, *, cluster: str) -> list[sa.RowMapping]:
+        """Workers of a cluster, most recently seen first."""
+        with self._begin() as conn:
+            return list(
+                conn.execute(
+                    sa.select(workers).where(workers.c.cluster == cluster)
+                    .order_by(workers.c.last_seen.desc())
+                ).mappings()
+            )
+
+    # -- tables for other modules' tests ----------------------------------------------
+    tables = {"jobs": jobs, "attempts": attempts, "schedules": schedules, "leases": leases,
+              "workers": workers}
+
+
+def worker_identity(cluster: str) -> str:
+    """A worker id unique on this machine: ``cluster@host:pid``."""
+    return f"{cluster}@{socket.gethostname()}:{os.getpid()}"
+
+
+def _redact(url: str) -> str:
+    from jobmaster.agents.base import redact_url
+
+    return redact_url(url)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    path = url.split("///", 1)[-1].split("?", 1)[0]
+    if path and path != ":memory:":
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # IMMEDIATE takes the write lock up front: no deadlock between two writers that
+        # both started reading first.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,173 @@
+"""The master's tables, as SQLAlchemy Core metadata. Alembic migrations are made from this.
+
+Times are stored as naive UTC (``UTCDateTime``) so SQLite, PostgreSQL and MySQL compare
+them the same way; they come back as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+
+PREFIX = "jobmaster_"
+VERSION_TABLE = "jobmaster_alembic_version"
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """An aware UTC datetime, stored naive (microseconds kept on every backend)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in {"mysql", "mariadb"}:
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _blob() -> sa.types.TypeEngine[bytes]:
+    return sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+
+
+def _text() -> sa.types.TypeEngine[str]:
+    return sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+jobs = sa.Table(
+    f"{PREFIX}jobs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("cluster", sa.String(100), nullable=False),
+    sa.Column("definition_id", sa.String(200), nullable=False),
+    sa.Column("lane", sa.String(100), nullable=False),
+    sa.Column("priority", sa.SmallInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("agent", sa.String(100), nullable=True),
+    sa.Column("encoding", sa.String(16), nullable=False),
+    sa.Column("payload", _blob(), nullable=False),
+    sa.Column("meta", sa.JSON, nullable=False),
+    sa.Column("job_key", sa.String(200), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_retries", sa.Integer, nullable=False),
+    sa.Column("timeout", sa.Double, nullable=True),
+    sa.Column("retry_delay", sa.Double, nullable=False),
+    sa.Column("retry_backoff", sa.Double, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("scheduled_at", UTCDateTime, nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("worker", sa.String(200), nullable=True),
+    sa.Column("error_type", sa.String(200), nullable=True),
+    sa.Column("error_message", _text(), nullable=True),
+    sa.Column("error_traceback", _text(), nullable=True),
+    sa.Column("result", _blob(), nullable=True),
+    sa.Column("progress", sa.SmallInteger, nullable=True),
+    sa.Column("progress_message", sa.String(500), nullable=True),
+    sa.Column("schedule_name", sa.String(200), nullable=True),
+    sa.Column("occurrence", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("cluster", "job_key"),
+    sa.UniqueConstraint("cluster", "schedule_name", "occurrence"),
+    sa.Index(None, "status", "scheduled_at"),
+    sa.Index(None, "cluster", "definition_id", "status"),
+    sa.Index(None, "cluster", "created_at"),
+)
+"""Every job ever accepted, with its latest status, outcome and timings."""
+
+attempts = sa.Table(
+    f"{PREFIX}attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("job_id", sa.String(36), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("worker", sa.String(200), nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("error_type", sa.String(200), nullable=True),
+    sa.Column("error_message", _text(), nullable=True),
+    sa.Column("error_traceback", _text(), nullable=True),
+    sa.Index(None, "job_id"),
+)
+"""One row per failed, timed-out or lost attempt: the error history of a job."""
+
+schedules = sa.Table(
+    f"{PREFIX}schedules",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("cluster", sa.String(100), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("definition_id", sa.String(200), nullable=False),
+    sa.Column("expression", sa.String(500), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("encoding", sa.String(16), nullable=False),
+    sa.Column("payload", _blob(), nullable=False),
+    sa.Column("options", sa.JSON, nullable=False),
+    sa.Column("static", sa.Boolean, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("start_at", UTCDateTime, nullable=True),
+    sa.Column("end_at", UTCDateTime, nullable=True),
+    sa.Column("next_fire_at", UTCDateTime, nullable=True),
+    sa.Column("last_fire_at", UTCDateTime, nullable=True),
+    sa.Column("last_job_id", sa.String(36), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("cluster", "name"),
+    sa.Index(None, "cluster", "active", "next_fire_at"),
+)
+"""Recurring schedules: static ones ensured from code, dynamic ones created at runtime."""
+
+leases = sa.Table(
+    f"{PREFIX}leases",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=True),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+"""Named leases with a fencing epoch (beat's leadership)."""
+
+workers = sa.Table(
+    f"{PREFIX}workers",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("cluster", sa.String(100), nullable=False),
+    sa.Column("hostname", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("agent", sa.String(100), nullable=False),
+    sa.Column("lanes", sa.JSON, nullable=False),
+    sa.Column("concurrency", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.Column("processed", sa.BigInteger, nullable=False, server_default="0"),
+)
+"""Workers seen by the master, with their last heartbeat."""

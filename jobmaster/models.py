@@ -1,0 +1,116 @@
+"""The values jobmaster passes around: priorities, statuses and the job record."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+R = TypeVar("R")
+
+
+class Priority(enum.IntEnum):
+    """How urgent a job is; a worker claims higher priorities first within its lanes."""
+
+    VERY_LOW = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def coerce(cls, value: Priority | int | str, argument: str = "priority") -> Priority:
+        """Turn ``Priority.HIGH``, ``3`` or ``"high"`` into a ``Priority``; refuse anything else."""
+        from jobmaster.exceptions import ConfigurationError
+
+        if isinstance(value, Priority):
+            return value
+        if isinstance(value, str):
+            try:
+                return cls[value.strip().upper().replace("-", "_").replace(" ", "_")]
+            except KeyError:
+                pass
+        elif isinstance(value, int) and not isinstance(value, bool):
+            try:
+                return cls(value)
+            except ValueError:
+                pass
+        names = ", ".join(p.name for p in cls)
+        raise ConfigurationError(
+            f"{argument}={value!r} is not a priority; use one of {names} (or 0..4)"
+        )
+
+
+class JobStatus(str, enum.Enum):
+    """Where a job is in its life.
+
+    ``scheduled`` (held in the master until due) → ``queued`` (on an agent) → ``running`` →
+    ``succeeded`` | ``failed`` | ``cancelled``; a failed attempt with retries left is
+    ``retrying`` until its next run.
+    """
+
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """True for statuses a job never leaves on its own."""
+        return self in FINAL_STATUSES
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """Why an attempt failed: the exception's type, message and traceback."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Job(Generic[R]):
+    """A job as the master records it: what to run, its status, its outcome and timings."""
+
+    id: str
+    cluster: str
+    definition_id: str
+    lane: str
+    priority: Priority
+    status: JobStatus
+    kwargs: dict[str, Any] | None
+    metadata: dict[str, Any]
+    attempts: int
+    max_retries: int
+    timeout: float | None
+    job_key: str | None
+    created_at: datetime
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    worker: str | None
+    result: R | None
+    error: JobError | None
+    progress: int | None = None
+    progress_message: str | None = None
+    schedule_name: str | None = None
+    occurrence: datetime | None = None
+    errors: tuple[JobError, ...] = field(default=())
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish of the last run, if it has both."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

@@ -1,0 +1,427 @@
+"""Execution pools: where a worker's jobs actually run.
+
+``PreforkPool`` (default) forks N children that each run one job at a time; a child that
+overruns its timeout is killed and replaced, a child that dies is replaced. ``ThreadPool``
+runs jobs in N threads of the worker (timeouts are recorded, but the thread cannot be
+stopped, only abandoned). ``SoloPool`` runs one job at a time in the worker itself.
+
+Every pool speaks the same events to the supervisor (see ``poll``)::
+
+    ("report", slot, report_tuple)      a job ended (see executor.py)
+    ("progress", slot, job_id, percent, message)
+    ("exit", slot, reason)              the slot's process died while running a job
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import ctypes
+import logging
+import os
+import pickle
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, Pipe, wait
+from typing import TYPE_CHECKING, Any
+
+from jobmaster.worker.executor import HardTimeout, execute
+
+if TYPE_CHECKING:
+    from jobmaster.app import App
+
+log = logging.getLogger("jobmaster.worker")
+
+Event = tuple[Any, ...]
+
+_STOP_REQUESTED = False
+_CANCEL_REQUESTED = False
+
+
+def _stop_flag() -> bool:
+    return _STOP_REQUESTED or _CANCEL_REQUESTED
+
+
+class Pool(abc.ABC):
+    """N execution slots; the supervisor submits one job per idle slot."""
+
+    kind = "abstract"
+
+    def __init__(self, app: App, size: int) -> None:
+        self.app = app
+        self.size = size
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start every slot."""
+
+    @abc.abstractmethod
+    def idle_slots(self) -> list[int]:
+        """Slots ready for a job."""
+
+    @abc.abstractmethod
+    def submit(self, slot: int, body: bytes) -> None:
+        """Run the envelope ``body`` in ``slot``."""
+
+    @abc.abstractmethod
+    def poll(self, timeout: float) -> list[Event]:
+        """Events that happened, waiting up to ``timeout`` seconds for the first."""
+
+    @abc.abstractmethod
+    def kill(self, slot: int) -> None:
+        """Stop the job in ``slot`` now (its timeout ran out) and make the slot usable."""
+
+    def request_stop(self, slots: list[int]) -> None:  # noqa: B027 - optional
+        """Tell the jobs in these slots that the worker is stopping."""
+
+    def request_cancel(self, slot: int) -> None:  # noqa: B027 - optional
+        """Tell the job in this slot that it was cancelled."""
+
+    @abc.abstractmethod
+    def shutdown(self) -> None:
+        """Stop every slot (idle ones at once; call after running jobs are done or killed)."""
+
+
+# -- prefork ----------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Child:
+    pid: int
+    conn: Connection
+    ready: bool = False
+    busy: bool = False
+
+
+def _set_parent_death_signal() -> None:
+    """Ask Linux to SIGKILL this child if the worker dies (no orphaned jobs running on)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class PreforkPool(Pool):
+    """Forked child processes, one job at a time each (the default)."""
+
+    kind = "prefork"
+
+    def __init__(self, app: App, size: int) -> None:
+        super().__init__(app, size)
+        self.children: dict[int, _Child] = {}
+
+    def start(self) -> None:
+        for slot in range(self.size):
+            self._spawn(slot)
+
+    def _spawn(self, slot: int) -> None:
+        parent_end, child_end = Pipe(duplex=True)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child (covered by integration tests)
+            try:
+                parent_end.close()
+                for other in self.children.values():
+                    with contextlib.suppress(OSError):
+                        other.conn.close()
+                self._child_main(child_end)
+            finally:
+                os._exit(0)
+        child_end.close()
+        self.children[slot] = _Child(pid, parent_end)
+
+    def _child_main(self, conn: Connection) -> None:  # pragma: no cover - in the child
+        global _STOP_REQUESTED, _CANCEL_REQUESTED
+        _set_parent_death_signal()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+        def on_stop(signum: int, frame: Any) -> None:
+            global _STOP_REQUESTED
+            _STOP_REQUESTED = True
+
+        def on_cancel(signum: int, frame: Any) -> None:
+            global _CANCEL_REQUESTED
+            _CANCEL_REQUESTED = True
+
+        signal.signal(signal.SIGUSR1, on_stop)
+        signal.signal(signal.SIGUSR2, on_cancel)
+        self.app.after_fork()
+        for hook in getattr(self.app, "child_init_hooks", ()):
+            hook()
+        send = conn.send_bytes
+
+        def progress(job_id: str, percent: int, message: str | None) -> None:
+            send(pickle.dumps(("progress", job_id, percent, message)))
+
+        send(pickle.dumps(("ready", os.getpid())))
+        while True:
+            try:
+                body = conn.recv_bytes()
+            except (EOFError, OSError):
+                break
+            if not body:
+                break
+            _CANCEL_REQUESTED = False
+            report = execute(self.app, body, progress=progress, stop_flag=_stop_flag)
+            try:
+                send(pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL))
+            except (BrokenPipeError, OSError):
+                break
+        with contextlib.suppress(Exception):
+            self.app.flush()
+
+    def idle_slots(self) -> list[int]:
+        return [s for s, c in self.children.items() if c.ready and not c.busy]
+
+    def submit(self, slot: int, body: bytes) -> None:
+        child = self.children[slot]
+        child.busy = True
+        try:
+            child.conn.send_bytes(body)
+        except OSError:
+            pass  # the child is gone; poll() reports its exit
+
+    def poll(self, timeout: float) -> list[Event]:
+        conns = {c.conn: s for s, c in self.children.items()}
+        events: list[Event] = []
+        for conn in wait(list(conns), timeout):
+            slot = conns[conn]  # type: ignore[index]
+            child = self.children[slot]
+            try:
+                while True:
+                    message = pickle.loads(child.conn.recv_bytes())  # noqa: S301 - our child
+                    kind = message[0]
+                    if kind == "ready":
+                        child.ready = True
+                    elif kind == "progress":
+                        events.append(("progress", slot, *message[1:]))
+                    else:
+                        child.busy = False
+                        events.append(("report", slot, message))
+                    if not child.conn.poll():
+                        break
+            except (EOFError, OSError):
+                reason = self._reap(slot)
+                was_busy = child.busy
+                self._spawn(slot)
+                if was_busy:
+                    events.append(("exit", slot, reason))
+                else:
+                    log.warning("worker process %s exited while idle (%s); replaced",
+                                child.pid, reason)
+        return events
+
+    def _reap(self, slot: int) -> str:
+        child = self.children.pop(slot)
+        with contextlib.suppress(OSError):
+            child.conn.close()
+        try:
+            _, status = os.waitpid(child.pid, 0)
+        except ChildProcessError:
+            return f"worker process {child.pid} vanished"
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = str(sig)
+            return f"worker process {child.pid} was killed by signal {name}"
+        return f"worker process {child.pid} exited with code {os.WEXITSTATUS(status)}"
+
+    def kill(self, slot: int) -> None:
+        child = self.children.get(slot)
+        if child is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGKILL)
+        self._reap(slot)
+        self._spawn(slot)
+
+    def request_stop(self, slots: list[int]) -> None:
+        for slot in slots:
+            child = self.children.get(slot)
+            if child is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGUSR1)
+
+    def request_cancel(self, slot: int) -> None:
+        child = self.children.get(slot)
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGUSR2)
+
+    def shutdown(self) -> None:
+        for child in self.children.values():
+            with contextlib.suppress(OSError):
+                child.conn.send_bytes(b"")
+        deadline = time.monotonic() + 5.0
+        for child in list(self.children.values()):
+            while time.monotonic() < deadline:
+                pid, _ = os.waitpid(child.pid, os.WNOHANG)
+                if pid:
+                    break
+                time.sleep(0.01)
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(child.pid, 0)
+            with contextlib.suppress(OSError):
+                child.conn.close()
+        self.children.clear()
+
+
+# -- threads ------------------------------------------------------------------------------
+class ThreadPool(Pool):
+    """Threads of the worker process. A timed-out job is recorded as such and its thread
+    abandoned (Python cannot stop a thread); a new thread takes the slot."""
+
+    kind = "threads"
+
+    def __init__(self, app: App, size: int) -> None:
+        super().__init__(app, size)
+        self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self.inboxes: dict[int, queue.SimpleQueue[bytes | None]] = {}
+        self.busy: dict[int, bool] = {}
+        self.generation: dict[int, int] = {}
+        self.stop = threading.Event()
+        self.cancelled: dict[int, bool] = {}
+
+    def start(self) -> None:
+        for slot in range(self.size):
+            self._spawn(slot)
+
+    def _spawn(self, slot: int) -> None:
+        inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.inboxes[slot] = inbox
+        self.busy[slot] = False
+        generation = self.generation.get(slot, 0) + 1
+        self.generation[slot] = generation
+        thread = threading.Thread(target=self._run, args=(slot, generation, inbox),
+                                  name=f"jobmaster-slot-{slot}", daemon=True)
+        thread.start()
+
+    def _run(self, slot: int, generation: int, inbox: queue.SimpleQueue[bytes | None]) -> None:
+        def progress(job_id: str, percent: int, message: str | None) -> None:
+            self.events.put(("progress", slot, job_id, percent, message))
+
+        def stop_flag() -> bool:
+            return self.stop.is_set() or self.cancelled.get(slot, False)
+
+        while True:
+            body = inbox.get()
+            if body is None:
+                return
+            self.cancelled[slot] = False
+            report = execute(self.app, body, progress=progress, stop_flag=stop_flag)
+            if self.generation.get(slot) != generation:
+                return  # abandoned after a timeout: its report no longer counts
+            self.busy[slot] = False
+            self.events.put(("report", slot, report))
+
+    def idle_slots(self) -> list[int]:
+        return [s for s, b in self.busy.items() if not b]
+
+    def submit(self, slot: int, body: bytes) -> None:
+        self.busy[slot] = True
+        self.inboxes[slot].put(body)
+
+    def poll(self, timeout: float) -> list[Event]:
+        events: list[Event] = []
+        try:
+            events.append(self.events.get(timeout=max(timeout, 0.0)) if timeout > 0
+                          else self.events.get_nowait())
+        except queue.Empty:
+            return events
+        while True:
+            try:
+                events.append(self.events.get_nowait())
+            except queue.Empty:
+                return events
+
+    def kill(self, slot: int) -> None:
+        self.inboxes[slot].put(None)
+        self._spawn(slot)
+
+    def request_stop(self, slots: list[int]) -> None:
+        self.stop.set()
+
+    def request_cancel(self, slot: int) -> None:
+        self.cancelled[slot] = True
+
+    def shutdown(self) -> None:
+        for inbox in self.inboxes.values():
+            inbox.put(None)
+
+
+# -- solo ---------------------------------------------------------------------------------
+class SoloPool(Pool):
+    """Runs one job at a time in the worker process itself. Timeouts interrupt the job with
+    an exception (SIGALRM) when the worker runs in the main thread."""
+
+    kind = "solo"
+
+    def __init__(self, app: App, size: int = 1) -> None:
+        super().__init__(app, 1)
+        self.pending: bytes | None = None
+        self.events: list[Event] = []
+        self.stopping = False
+        self.timeouts: dict[str, float] = {}
+
+    def start(self) -> None:
+        pass
+
+    def idle_slots(self) -> list[int]:
+        return [] if self.pending is not None else [0]
+
+    def submit(self, slot: int, body: bytes) -> None:
+        self.pending = body
+
+    def set_timeout(self, seconds: float | None) -> None:
+        """Arm the alarm for the next job (``None``: no limit)."""
+        self._timeout = seconds
+
+    def poll(self, timeout: float) -> list[Event]:
+        if self.pending is None:
+            if timeout > 0:
+                time.sleep(min(timeout, 0.05))
+            events, self.events = self.events, []
+            return events
+        body, self.pending = self.pending, None
+        limit = getattr(self, "_timeout", None)
+        use_alarm = limit is not None and threading.current_thread() is threading.main_thread()
+
+        def on_alarm(signum: int, frame: Any) -> None:
+            raise HardTimeout()
+
+        def progress(job_id: str, percent: int, message: str | None) -> None:
+            self.events.append(("progress", 0, job_id, percent, message))
+
+        previous = None
+        if use_alarm:
+            previous = signal.signal(signal.SIGALRM, on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, float(limit or 0))
+        try:
+            report = execute(self.app, body, progress=progress,
+                             stop_flag=lambda: self.stopping)
+            events = [*self.events, ("report", 0, report)]
+        except HardTimeout:
+            events = [*self.events, ("timeout", 0)]
+        finally:
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+        self.events = []
+        return events
+
+    def kill(self, slot: int) -> None:
+        self.pending = None
+
+    def request_stop(self, slots: list[int]) -> None:
+        self.stopping = True
+
+    def shutdown(self) -> None:
+        self.pending = None
+
+
+POOLS: dict[str, type[Pool]] = {"prefork": PreforkPool, "threads": ThreadPool, "solo": SoloPool}

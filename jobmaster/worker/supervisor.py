@@ -1,0 +1,501 @@
+"""The worker's supervisor: claims jobs from one agent, feeds a pool, records outcomes.
+
+One thread runs the loop below. Claims come in batches with a lease; a heartbeat renews
+the leases of every job held; outcomes are decided by pure code (``jobmaster.outcomes``)
+and written in batches: first to the master (one upsert per batch), then to the agent
+(ack / retry / dead-letter per batch). A crash between the two re-runs a job, never
+loses one.
+
+Shutdown: the first SIGTERM/SIGINT stops claiming, hands unstarted jobs back to the agent
+and lets running ones finish for ``shutdown_grace`` seconds; a second signal (or the
+grace running out) stops them now and hands them back too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from jobmaster.agents.base import AgentMessage, Claimed
+from jobmaster.envelope import Envelope, EnvelopeError
+from jobmaster.exceptions import ConfigurationError, JobmasterError
+from jobmaster.master.rows import job_row
+from jobmaster.models import JobError, JobStatus
+from jobmaster.outcomes import (
+    Decision,
+    Lost,
+    Outcome,
+    Raised,
+    RetryPolicy,
+    Succeeded,
+    TimedOut,
+    decide,
+)
+from jobmaster.worker.pool import POOLS, Pool, SoloPool
+
+if TYPE_CHECKING:
+    from jobmaster.app import App
+
+log = logging.getLogger("jobmaster.worker")
+
+_FLUSH_SECONDS = 0.05
+_FLUSH_ROWS = 500
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass(slots=True)
+class _Held:
+    """A job this worker holds under a lease."""
+
+    claim: Claimed
+    env: Envelope
+    slot: int | None = None
+    started: float | None = None
+    deadline: float | None = None  # monotonic
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Writes waiting for the next flush."""
+
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    progress: dict[str, dict[str, Any]] = field(default_factory=dict)
+    acks: list[Claimed] = field(default_factory=list)
+    retries: list[tuple[Claimed, AgentMessage]] = field(default_factory=list)
+    dead: list[tuple[Claimed, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records) + len(self.acks) + len(self.retries) + len(self.dead)
+
+
+class Worker:
+    """Runs jobs of one app from one agent. ``Worker(app).run()`` blocks until stopped."""
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        concurrency: int | None = None,
+        lanes: Sequence[str] | None = None,
+        agent: str | None = None,
+        pool: str = "prefork",
+        prefetch: int | None = None,
+        beat: bool = False,
+        install_signals: bool = True,
+    ) -> None:
+        cfg = app.config
+        self.app = app
+        if pool not in POOLS:
+            raise ConfigurationError(f"pool={pool!r} is unknown; use one of {sorted(POOLS)}")
+        self.concurrency = concurrency or cfg.concurrency or os.cpu_count() or 1
+        if self.concurrency < 1:
+            raise ConfigurationError(f"concurrency={self.concurrency!r} must be >= 1")
+        self.lanes = list(lanes) if lanes else [cfg.default_lane]
+        self.agent_name = agent or cfg.default_agent
+        if self.agent_name not in cfg.agents:
+            raise ConfigurationError(
+                f"agent {self.agent_name!r} is not configured; agents are {sorted(cfg.agents)}"
+            )
+        self.pool_kind = pool
+        self.prefetch = prefetch or cfg.prefetch
+        self.beat = beat
+        self.install_signals = install_signals
+        self.id = f"{cfg.name}@{socket.gethostname()}:{os.getpid()}"
+        self.pool: Pool = POOLS[pool](app, 1 if pool == "solo" else self.concurrency)
+        self.held: dict[str, _Held] = {}
+        self.waiting: deque[_Held] = deque()
+        self.running: dict[int, _Held] = {}
+        self.batch = _Batch()
+        self.processed = 0
+        self.stopping = False
+        self.cold = False
+        self.grace_deadline: float | None = None
+        self._last_flush = 0.0
+        self._next_claim = 0.0
+        self._claim_backoff = 0.01
+        self._next_heartbeat = 0.0
+        self._started_at = datetime.now(UTC)
+        self._beat_service: Any = None
+
+    # -- life cycle --------------------------------------------------------------------
+    def stop(self, cold: bool = False) -> None:
+        """Ask the worker to stop: warm (finish running jobs) or cold (stop them now)."""
+        if self.stopping or cold:
+            self.cold = True
+        self.stopping = True
+        if self.grace_deadline is None:
+            self.grace_deadline = time.monotonic() + self.app.config.shutdown_grace
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        cold = self.stopping
+        log.warning("received %s: %s shutdown", signal.Signals(signum).name,
+                    "cold" if cold else "warm")
+        self.stop(cold=cold)
+
+    def run(self) -> None:
+        """Claim and run jobs until ``stop()`` or a signal."""
+        app = self.app
+        app.master.ensure_ready()
+        self.agent = app.agent(self.agent_name)
+        if self.install_signals:
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        self.pool.start()
+        self._heartbeat(force=True)
+        if self.beat:
+            from jobmaster.beat import Beat
+
+            self._beat_service = Beat(app, embedded=True)
+            self._beat_service.start_thread()
+        log.info("worker %s: %d %s slot(s), lanes %s, agent %s", self.id, self.pool.size,
+                 self.pool_kind, ",".join(self.lanes), self.agent_name)
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+
+    def _loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            if self.stopping:
+                if not self.running or self.cold or (
+                    self.grace_deadline is not None and now >= self.grace_deadline
+                ):
+                    return
+                if self.waiting:
+                    self._release(list(self.waiting))
+                    self.waiting.clear()
+            else:
+                self._fill()
+            self._dispatch()
+            timeout = self._poll_timeout()
+            for event in self.pool.poll(timeout):
+                self._on_event(event)
+            self._check_timeouts()
+            self._heartbeat()
+            self._maybe_flush()
+
+    def _poll_timeout(self) -> float:
+        if self.waiting and self.pool.idle_slots():
+            return 0.0
+        if len(self.batch) and time.monotonic() - self._last_flush >= _FLUSH_SECONDS:
+            return 0.0
+        if not self.stopping and (not self.running or self.pool.idle_slots()):
+            return 0.0  # claim() did the waiting
+        limit = 0.05
+        deadlines = [h.deadline for h in self.running.values() if h.deadline is not None]
+        if deadlines:
+            limit = min(limit, max(min(deadlines) - time.monotonic(), 0.0))
+        return limit
+
+    # -- claiming and dispatching --------------------------------------------------------
+    def _fill(self) -> None:
+        capacity = self.pool.size * self.prefetch - len(self.held)
+        if capacity <= 0:
+            return
+        now = time.monotonic()
+        if not self.running and not self.waiting:
+            self._flush()  # nothing else to do: record everything before blocking
+            wait = max(min(1.0, self._next_heartbeat - now), 0.0)
+        elif self.pool.idle_slots() and not self.waiting:
+            wait = 0.02  # a slot is free: block briefly, running jobs report right after
+        else:
+            # every slot busy: top up the reserve without blocking, backing off while the
+            # agent has nothing, so long jobs do not turn into busy polling
+            if now < self._next_claim:
+                return
+            wait = 0.0
+        try:
+            claims = self.agent.claim(
+                self.lanes, capacity, lease_seconds=self.app.config.lease_seconds,
+                consumer=self.id, wait=wait,
+            )
+        except JobmasterError as exc:
+            log.error("claim from agent %s failed: %s; retrying", self.agent_name, exc)
+            time.sleep(1.0)
+            return
+        if claims:
+            self._claim_backoff = 0.01
+            self._accept(claims)
+        else:
+            self._claim_backoff = min(self._claim_backoff * 2, 0.5)
+            self._next_claim = time.monotonic() + self._claim_backoff
+
+    def _accept(self, claims: list[Claimed]) -> None:
+        fresh: list[_Held] = []
+        for claim in claims:
+            try:
+                env = Envelope.from_bytes(claim.message.body)
+            except EnvelopeError as exc:
+                self.batch.dead.append((claim, str(exc)))
+                log.error("dead-lettered message %s: %s", claim.message.id, exc)
+                continue
+            if env.definition_id not in self.app.definitions:
+                reason = (f"unknown job definition {env.definition_id!r}: this worker's app "
+                          f"{self.app.name!r} does not register it")
+                self.batch.dead.append((claim, reason))
+                self._record(env, JobStatus.FAILED, finished=time.time(),
+                             error=JobError("UnknownDefinitionError", reason))
+                log.error("dead-lettered job %s: %s", env.id, reason,
+                          extra={"job_id": env.id, "definition_id": env.definition_id})
+                continue
+            held = _Held(claim, env)
+            fresh.append(held)
+        if not fresh:
+            return
+        try:
+            cancelled = self.app.master.cancelled_among(h.env.id for h in fresh)
+        except JobmasterError as exc:
+            log.warning("could not check cancellations: %s", exc)
+            cancelled = set()
+        for held in fresh:
+            if held.env.id in cancelled:
+                self.batch.acks.append(held.claim)
+                continue
+            self.held[held.env.id] = held
+            self.waiting.append(held)
+
+    def _dispatch(self) -> None:
+        if self.stopping:
+            return
+        for slot in self.pool.idle_slots():
+            if not self.waiting:
+                return
+            held = self.waiting.popleft()
+            held.slot = slot
+            held.started = time.time()
+            timeout = held.env.timeout
+            held.deadline = None if timeout is None else time.monotonic() + timeout
+            self.running[slot] = held
+            self._record(held.env, JobStatus.RUNNING, started=held.started, starts=1)
+            if isinstance(self.pool, SoloPool):
+                self.pool.set_timeout(timeout)
+            self.pool.submit(slot, held.claim.message.body)
+
+    # -- outcomes -------------------------------------------------------------------------
+    def _on_event(self, event: tuple[Any, ...]) -> None:
+        kind = event[0]
+        if kind == "progress":
+            _, _slot, job_id, percent, message = event
+            self.batch.progress[job_id] = {"id": job_id, "progress": percent,
+                                           "progress_message": message}
+            return
+        slot = event[1]
+        held = self.running.pop(slot, None)
+        if held is None:
+            return
+        outcome: Outcome
+        if kind == "report":
+            report = event[2]
+            if report[0] == "done":
+                outcome = Succeeded(report[2])
+            else:
+                _, _, etype, emsg, etb, retry_after, retryable, _, _ = report
+                outcome = Raised(JobError(etype, emsg, etb), retry_after, retryable)
+        elif kind == "timeout":
+            outcome = TimedOut(held.env.timeout or 0.0)
+        else:
+            outcome = Lost(f"{event[2]} while running job {held.env.id}")
+        self._finish(held, outcome)
+
+    def _finish(self, held: _Held, outcome: Outcome) -> None:
+        env = held.env
+        self.held.pop(env.id, None)
+        now = time.time()
+        policy = RetryPolicy(env.max_retries, env.retry_delay, env.retry_backoff,
+                             self.app.config.retry_jitter)
+        decision = decide(outcome, attempt=env.attempt, policy=policy, now=now)
+        extra = {"job_id": env.id, "definition_id": env.definition_id}
+        result = outcome.result if isinstance(outcome, Succeeded) else None
+        self._record(env, decision.status, started=held.started, finished=now,
+                     error=decision.error, result=result, retry_at=decision.retry_at)
+        if decision.error is not None:
+            self._attempt_failed(held, decision, now)
+        if decision.status is JobStatus.RETRYING:
+            assert decision.retry_at is not None
+            retry = env.next_attempt(decision.retry_at)
+            self.batch.retries.append((held.claim, retry.to_message()))
+            log.warning("job %s %s attempt %d failed (%s); retrying in %.1f s", env.id,
+                        env.definition_id, env.attempt, _short(decision.error),
+                        decision.retry_at - now, extra=extra)
+        else:
+            self.batch.acks.append(held.claim)
+            if decision.status is JobStatus.FAILED:
+                log.error("job %s %s failed after %d attempt(s): %s", env.id,
+                          env.definition_id, env.attempt, _short(decision.error), extra=extra)
+            else:
+                log.debug("job %s %s %s", env.id, env.definition_id, decision.status,
+                          extra=extra)
+        self.processed += 1
+
+    def _attempt_failed(self, held: _Held, decision: Decision, now: float) -> None:
+        error = decision.error
+        assert error is not None
+        self.batch.attempts.append({
+            "job_id": held.env.id, "attempt": held.env.attempt, "worker": self.id,
+            "started_at": _dt(held.started), "finished_at": _dt(now),
+            "outcome": decision.status.value, "error_type": error.type[:200],
+            "error_message": error.message, "error_traceback": error.traceback,
+        })
+
+    def _record(
+        self,
+        env: Envelope,
+        status: JobStatus,
+        *,
+        started: float | None = None,
+        finished: float | None = None,
+        error: JobError | None = None,
+        result: bytes | None = None,
+        retry_at: float | None = None,
+        starts: int = 0,
+    ) -> None:
+        row = self.batch.records.get(env.id)
+        if row is None:
+            row = job_row(env, status, datetime.now(UTC))
+            row["attempts"] = 0
+        row["status"] = status.value
+        row["worker"] = self.id
+        row["updated_at"] = datetime.now(UTC)
+        row["attempts"] += starts
+        if started is not None:
+            row["started_at"] = _dt(started)
+        row["finished_at"] = _dt(finished) if status.is_final else None
+        if retry_at is not None:
+            row["scheduled_at"] = _dt(retry_at)
+        if error is not None:
+            row["error_type"] = error.type[:200]
+            row["error_message"] = error.message
+            row["error_traceback"] = error.traceback
+        elif status is JobStatus.RUNNING:
+            row["error_type"] = row["error_message"] = row["error_traceback"] = None
+        row["result"] = result
+        progress = self.batch.progress.pop(env.id, None)
+        if progress is not None:
+            row["progress"] = progress["progress"]
+            row["progress_message"] = progress["progress_message"]
+        if status is JobStatus.SUCCEEDED:
+            row["progress"] = 100 if row.get("progress") is not None else row.get("progress")
+        self.batch.records[env.id] = row
+
+    def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        for slot, held in list(self.running.items()):
+            if held.deadline is not None and now >= held.deadline:
+                log.error("job %s %s exceeded its timeout of %g s; stopping its process",
+                          held.env.id, held.env.definition_id, held.env.timeout or 0,
+                          extra={"job_id": held.env.id, "definition_id": held.env.definition_id})
+                self.pool.kill(slot)
+                self.running.pop(slot, None)
+                self._finish(held, TimedOut(held.env.timeout or 0.0))
+
+    def _release(self, helds: list[_Held]) -> None:
+        """Hand jobs back to the agent, runnable at once, not counted as attempts."""
+        for held in helds:
+            self.held.pop(held.env.id, None)
+            message = AgentMessage(held.env.id, held.env.lane, held.env.priority, time.time(),
+                                   held.claim.message.body)
+            self.batch.retries.append((held.claim, message))
+            if held.env.id in self.batch.records or held.started is not None:
+                self._record(held.env, JobStatus.QUEUED)
+
+    # -- writing ----------------------------------------------------------------------------
+    def _maybe_flush(self) -> None:
+        if not len(self.batch) and not self.batch.progress:
+            return
+        if len(self.batch) >= _FLUSH_ROWS or time.monotonic() - self._last_flush >= _FLUSH_SECONDS:
+            self._flush()
+
+    def _flush(self) -> None:
+        batch = self.batch
+        self._last_flush = time.monotonic()
+        if not len(batch) and not batch.progress and not batch.attempts:
+            return
+        master = self.app.master
+        try:
+            master.record(list(batch.records.values()))
+            master.record_attempts(batch.attempts)
+            if batch.progress:
+                master.record_progress(list(batch.progress.values()))
+        except Exception as exc:  # noqa: BLE001 - keep the batch and try again
+            log.error("could not write %d job record(s) to the master: %s; will retry",
+                      len(batch.records), exc)
+            return
+        self.batch = _Batch()
+        try:
+            self.agent.ack(batch.acks)
+            self.agent.retry(batch.retries)
+            self.agent.dead_letter(batch.dead)
+        except Exception as exc:  # noqa: BLE001 - leases expire; jobs come back
+            log.error("could not acknowledge %d job(s) on agent %s: %s (they will run again "
+                      "after their lease)", len(batch.acks) + len(batch.retries),
+                      self.agent_name, exc)
+
+    def _heartbeat(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next_heartbeat:
+            return
+        self._next_heartbeat = now + self.app.config.heartbeat
+        if self.held:
+            try:
+                self.agent.extend([h.claim for h in self.held.values()],
+                                  self.app.config.lease_seconds)
+            except Exception as exc:  # noqa: BLE001
+                log.error("could not renew leases on agent %s: %s", self.agent_name, exc)
+        try:
+            running = {h.env.id: slot for slot, h in self.running.items()}
+            if running:
+                for job_id in self.app.master.cancelled_among(running):
+                    self.pool.request_cancel(running[job_id])
+            self.app.master.worker_seen(self._worker_row("stopping" if self.stopping
+                                                         else "running"))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not report to the master: %s", exc)
+
+    def _worker_row(self, status: str) -> dict[str, Any]:
+        return {
+            "id": self.id, "cluster": self.app.name, "hostname": socket.gethostname(),
+            "pid": os.getpid(), "agent": self.agent_name, "lanes": self.lanes,
+            "concurrency": self.pool.size, "status": status, "started_at": self._started_at,
+            "last_seen": datetime.now(UTC), "processed": self.processed,
+        }
+
+    def _shutdown(self) -> None:
+        if self._beat_service is not None:
+            self._beat_service.stop()
+        if self.running:
+            log.warning("stopping %d running job(s); they go back to the agent",
+                        len(self.running))
+            for slot in list(self.running):
+                self.pool.kill(slot)
+            self._release(list(self.running.values()))
+            self.running.clear()
+        if self.waiting:
+            self._release(list(self.waiting))
+            self.waiting.clear()
+        self.pool.shutdown()
+        self._flush()
+        try:
+            self.app.master.worker_seen(self._worker_row("stopped"))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not report shutdown to the master: %s", exc)
+        self.app.flush()
+        log.info("worker %s stopped after %d job(s)", self.id, self.processed)
+
+
+def _short(error: JobError | None) -> str:
+    if error is None:
+        return ""
+    return f"{error.type}: {error.message}"[:300]
