@@ -177,7 +177,7 @@ class App:
         agent: str | None = None,
     ) -> _Decorator: ...
 
-    def job(
+    def job(  # type: ignore[misc]
         self,
         func: Callable[..., Any] | None = None,
         /,
@@ -195,7 +195,7 @@ class App:
         """Register a function as a job definition. Use as ``@app.job`` or
         ``@app.job(definition_id=..., lane=..., priority=..., timeout=..., max_retries=...,
         retry_delay=..., retry_backoff=..., metadata=...)``. Does no I/O."""
-        options = {
+        options: dict[str, Any] = {
             "lane": None if lane is None else _check_lane(lane),
             "priority": Priority.coerce(priority),
             "timeout": seconds(timeout, "timeout"),

@@ -21,13 +21,16 @@ try:  # orjson is optional: faster headers where it is installed
     def _dumps(value: dict[str, Any]) -> bytes:
         return orjson.dumps(value)
 
-    _loads = orjson.loads
+    def _loads(data: bytes) -> Any:
+        return orjson.loads(data)
+
 except ImportError:  # pragma: no cover - depends on the environment
 
     def _dumps(value: dict[str, Any]) -> bytes:
         return json.dumps(value, separators=(",", ":")).encode()
 
-    _loads = json.loads
+    def _loads(data: bytes) -> Any:
+        return json.loads(data)
 
 
 class EnvelopeError(ValueError):

@@ -26,7 +26,8 @@ class JobsAPI:
         row = self._app.master.get_job(job_id)
         if row is None:
             return None
-        errors = self._app.master.job_errors(job_id) if row["error_type"] else []
+        detailed = row["error_type"] or row["status"] in ("succeeded", "failed", "cancelled")
+        errors = self._app.master.job_errors(job_id) if detailed else []
         return job_from_row(row, self._app.serializers, errors)
 
     def get(self, job_id: str) -> Job[Any]:

@@ -42,7 +42,7 @@ class Priority(enum.IntEnum):
         )
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """Where a job is in its life.
 
     ``scheduled`` (held in the master until due) → ``queued`` (on an agent) → ``running`` →

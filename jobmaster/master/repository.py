@@ -277,7 +277,10 @@ class Master:
     def get_job(self, job_id: str) -> sa.RowMapping | None:
         """One job row, or ``None``."""
         with self._begin() as conn:
-            return conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
+            row: sa.RowMapping | None = conn.execute(
+                sa.select(jobs).where(jobs.c.id == job_id)
+            ).mappings().first()
+            return row
 
     def job_status(self, job_id: str) -> str | None:
         """The status of one job, or ``None`` if the master has no such job."""
@@ -364,7 +367,10 @@ class Master:
                     error_traceback=None, result=None,
                 )
             )
-            return conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
+            row: sa.RowMapping | None = conn.execute(
+                sa.select(jobs).where(jobs.c.id == job_id)
+            ).mappings().first()
+            return row
 
     def list_workers(self, *, cluster: str) -> list[sa.RowMapping]:
         """Workers of a cluster, most recently seen first."""

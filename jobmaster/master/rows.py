@@ -48,7 +48,7 @@ def job_row(env: Envelope, status: JobStatus, now: datetime) -> dict[str, Any]:
     }
 
 
-def envelope_from_row(row: Mapping[str, Any], *, attempt: int = 1) -> Envelope:
+def envelope_from_row(row: Mapping[Any, Any], *, attempt: int = 1) -> Envelope:
     """The envelope that runs a recorded job (promotion, manual retry)."""
     occurrence = row["occurrence"]
     return Envelope(
@@ -75,9 +75,9 @@ def envelope_from_row(row: Mapping[str, Any], *, attempt: int = 1) -> Envelope:
 
 
 def job_from_row(
-    row: Mapping[str, Any],
+    row: Mapping[Any, Any],
     serializers: Mapping[str, Serializer],
-    errors: Sequence[Mapping[str, Any]] = (),
+    errors: Sequence[Mapping[Any, Any]] = (),
 ) -> Job[Any]:
     """A ``Job`` record from its row, arguments and result decoded where possible."""
     serializer = serializers.get(row["encoding"])
