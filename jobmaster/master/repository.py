@@ -11,7 +11,8 @@ import os
 import socket
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -382,9 +383,307 @@ class Master:
                 ).mappings()
             )
 
+    # -- leadership (beat) -----------------------------------------------------------------
+    def acquire_lease(self, name: str, holder: str, ttl: float) -> int | None:
+        """Take or renew the named lease for ``ttl`` seconds. Returns the fencing epoch if
+        ``holder`` holds it now, ``None`` if someone else does. Taking over an expired
+        lease (or a fresh one) bumps the epoch, so writes fenced on an older epoch fail."""
+        now = utcnow()
+        until = now + timedelta(seconds=ttl)
+        with self._begin() as conn:
+            renewed = conn.execute(
+                leases.update()
+                .where(leases.c.name == name, leases.c.holder == holder,
+                       leases.c.expires_at > now)
+                .values(expires_at=until)
+            ).rowcount
+            if not renewed:
+                taken = conn.execute(
+                    leases.update()
+                    .where(leases.c.name == name, leases.c.expires_at <= now)
+                    .values(holder=holder, epoch=leases.c.epoch + 1, expires_at=until)
+                ).rowcount
+                if not taken:
+                    exists = conn.execute(
+                        sa.select(leases.c.name).where(leases.c.name == name)
+                    ).first()
+                    if exists is not None:
+                        return None
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(leases.insert().values(
+                                name=name, holder=holder, epoch=1, expires_at=until))
+                    except IntegrityError:
+                        return None
+            epoch = conn.execute(
+                sa.select(leases.c.epoch).where(leases.c.name == name,
+                                                 leases.c.holder == holder)
+            ).scalar()
+        return None if epoch is None else int(epoch)
+
+    def release_lease(self, name: str, holder: str, epoch: int) -> None:
+        """Give up a lease now (so another holder takes over at once)."""
+        with self._begin() as conn:
+            conn.execute(
+                leases.update()
+                .where(leases.c.name == name, leases.c.holder == holder, leases.c.epoch == epoch)
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+
+    def lease_holder(self, name: str) -> tuple[str | None, int, datetime] | None:
+        """(holder, epoch, expires_at) of a lease, or ``None``."""
+        with self._begin() as conn:
+            row = conn.execute(
+                sa.select(leases.c.holder, leases.c.epoch, leases.c.expires_at)
+                .where(leases.c.name == name)
+            ).first()
+        return None if row is None else (row[0], int(row[1]), row[2])
+
+    def _fence(self, conn: sa.Connection, fence: Fence | None) -> None:
+        """Check, inside a write's transaction, that the writer still holds its lease at
+        its epoch; the row lock taken here keeps a takeover out until the commit."""
+        if fence is None:
+            return
+        held = conn.execute(
+            leases.update()
+            .where(leases.c.name == fence.name, leases.c.holder == fence.holder,
+                   leases.c.epoch == fence.epoch, leases.c.expires_at > utcnow())
+            .values(epoch=leases.c.epoch)
+        ).rowcount
+        if not held:
+            raise LeadershipLost(
+                f"lease {fence.name!r} epoch {fence.epoch} is no longer held by {fence.holder}"
+            )
+
+    # -- schedules --------------------------------------------------------------------------
+    def schedule_by_name(self, cluster: str, name: str) -> sa.RowMapping | None:
+        """One schedule, or ``None``."""
+        with self._begin() as conn:
+            row: sa.RowMapping | None = conn.execute(
+                sa.select(schedules).where(schedules.c.cluster == cluster,
+                                           schedules.c.name == name)
+            ).mappings().first()
+            return row
+
+    def list_schedules(self, cluster: str, *, include_inactive: bool = False
+                       ) -> list[sa.RowMapping]:
+        """Schedules of a cluster, by name."""
+        query = sa.select(schedules).where(schedules.c.cluster == cluster)
+        if not include_inactive:
+            query = query.where(schedules.c.active.is_(True))
+        with self._begin() as conn:
+            return list(conn.execute(query.order_by(schedules.c.name)).mappings())
+
+    def save_schedule(self, row: Mapping[str, Any]) -> None:
+        """Create a schedule, or replace the one with the same cluster and name (keeping its
+        id, creation time and last fire)."""
+        values = dict(row)
+        with self._begin() as conn:
+            existing = conn.execute(
+                sa.select(schedules.c.id, schedules.c.created_at, schedules.c.last_fire_at)
+                .where(schedules.c.cluster == values["cluster"],
+                       schedules.c.name == values["name"])
+            ).first()
+            if existing is None:
+                conn.execute(schedules.insert().values(**values))
+                return
+            values["id"] = existing[0]
+            values["created_at"] = existing[1]
+            values.setdefault("last_fire_at", existing[2])
+            conn.execute(schedules.update().where(schedules.c.id == existing[0])
+                         .values(**values))
+
+    def update_schedule(self, cluster: str, name: str, **values: Any) -> bool:
+        """Change fields of a schedule; ``False`` if there is none by that name."""
+        values["updated_at"] = utcnow()
+        with self._begin() as conn:
+            return bool(conn.execute(
+                schedules.update()
+                .where(schedules.c.cluster == cluster, schedules.c.name == name)
+                .values(**values)
+            ).rowcount)
+
+    def delete_schedule(self, cluster: str, name: str) -> bool:
+        """Delete a schedule (its jobs stay); ``False`` if there is none by that name."""
+        with self._begin() as conn:
+            return bool(conn.execute(
+                schedules.delete().where(schedules.c.cluster == cluster,
+                                         schedules.c.name == name)
+            ).rowcount)
+
+    def deactivate_static_schedules(self, cluster: str, keep: Iterable[str]) -> list[str]:
+        """Mark static schedules not in ``keep`` inactive (history stays); return their names."""
+        keep = list(keep)
+        with self._begin() as conn:
+            query = sa.select(schedules.c.name).where(
+                schedules.c.cluster == cluster, schedules.c.static.is_(True),
+                schedules.c.active.is_(True))
+            if keep:
+                query = query.where(schedules.c.name.not_in(keep))
+            names = [str(n) for n in conn.execute(query).scalars()]
+            if names:
+                conn.execute(
+                    schedules.update()
+                    .where(schedules.c.cluster == cluster, schedules.c.name.in_(names))
+                    .values(active=False, updated_at=utcnow())
+                )
+        return names
+
+    def due_schedules(self, cluster: str, now: datetime, limit: int = 500
+                      ) -> list[sa.RowMapping]:
+        """Active, unpaused schedules whose next fire time has come."""
+        with self._begin() as conn:
+            return list(conn.execute(
+                sa.select(schedules).where(
+                    schedules.c.cluster == cluster, schedules.c.active.is_(True),
+                    schedules.c.paused.is_(False), schedules.c.next_fire_at <= now,
+                ).order_by(schedules.c.next_fire_at).limit(limit)
+            ).mappings())
+
+    def next_schedule_fire(self, cluster: str) -> datetime | None:
+        """The earliest next fire time of the cluster's active schedules."""
+        with self._begin() as conn:
+            value: datetime | None = conn.execute(
+                sa.select(sa.func.min(schedules.c.next_fire_at)).where(
+                    schedules.c.cluster == cluster, schedules.c.active.is_(True),
+                    schedules.c.paused.is_(False))
+            ).scalar()
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+    def materialise(self, schedule_id: str, rows: Sequence[Mapping[str, Any]], *,
+                    next_fire_at: datetime | None, last_fire_at: datetime | None,
+                    fence: Fence | None) -> int:
+        """Record a schedule's occurrences as ``scheduled`` jobs (an occurrence already
+        recorded is skipped by the unique key) and move the schedule on, in one fenced
+        transaction. Returns how many jobs were new."""
+        inserted = 0
+        with self._begin() as conn:
+            self._fence(conn, fence)
+            for row in rows:
+                exists = conn.execute(
+                    sa.select(jobs.c.id).where(
+                        jobs.c.cluster == row["cluster"],
+                        jobs.c.schedule_name == row["schedule_name"],
+                        jobs.c.occurrence == row["occurrence"])
+                ).first()
+                if exists is None:
+                    conn.execute(jobs.insert(), [dict(row)])
+                    inserted += 1
+            values: dict[str, Any] = {"next_fire_at": next_fire_at, "updated_at": utcnow()}
+            if last_fire_at is not None:
+                values["last_fire_at"] = last_fire_at
+                if rows:
+                    values["last_job_id"] = rows[-1]["id"]
+            conn.execute(schedules.update().where(schedules.c.id == schedule_id).values(**values))
+        return inserted
+
+    # -- promotion, reaping, retention (beat) ------------------------------------------------
+    def due_scheduled_jobs(self, before: datetime, limit: int) -> list[sa.RowMapping]:
+        """Jobs held in the master as ``scheduled`` that are due before ``before``."""
+        with self._begin() as conn:
+            return list(conn.execute(
+                sa.select(jobs).where(jobs.c.status == JobStatus.SCHEDULED.value,
+                                      jobs.c.scheduled_at <= before)
+                .order_by(jobs.c.scheduled_at).limit(limit)
+            ).mappings())
+
+    def mark_promoted(self, ids: Sequence[str], *, fence: Fence | None) -> int:
+        """``scheduled`` → ``queued`` for jobs just pushed to their agents."""
+        if not ids:
+            return 0
+        count = 0
+        with self._begin() as conn:
+            self._fence(conn, fence)
+            for start in range(0, len(ids), 1000):
+                count += conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id.in_(list(ids[start : start + 1000])),
+                           jobs.c.status == JobStatus.SCHEDULED.value)
+                    .values(status=JobStatus.QUEUED.value, updated_at=utcnow())
+                ).rowcount
+        return count
+
+    def job_statuses(self, ids: Iterable[str]) -> dict[str, str]:
+        """Statuses of several jobs."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        with self._begin() as conn:
+            return {str(i): str(s) for i, s in conn.execute(
+                sa.select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(ids)))}
+
+    def stale_running_jobs(self, cluster: str, seen_before: datetime, limit: int = 1000
+                           ) -> list[sa.RowMapping]:
+        """Jobs recorded ``running`` on workers not seen since ``seen_before``."""
+        dead = sa.select(workers.c.id).where(workers.c.cluster == cluster,
+                                             workers.c.last_seen < seen_before)
+        with self._begin() as conn:
+            return list(conn.execute(
+                sa.select(jobs).where(jobs.c.cluster == cluster,
+                                      jobs.c.status == JobStatus.RUNNING.value,
+                                      jobs.c.worker.in_(dead)).limit(limit)
+            ).mappings())
+
+    def requeue_lost(self, ids: Sequence[str], *, fence: Fence | None) -> int:
+        """``running`` → ``queued`` for jobs of dead workers that were pushed again."""
+        if not ids:
+            return 0
+        with self._begin() as conn:
+            self._fence(conn, fence)
+            return int(conn.execute(
+                jobs.update().where(jobs.c.id.in_(list(ids)),
+                                    jobs.c.status == JobStatus.RUNNING.value)
+                .values(status=JobStatus.QUEUED.value, updated_at=utcnow())
+            ).rowcount)
+
+    def mark_workers_lost(self, cluster: str, seen_before: datetime) -> int:
+        """Workers not seen since ``seen_before`` and not stopped are marked ``lost``."""
+        with self._begin() as conn:
+            return int(conn.execute(
+                workers.update().where(workers.c.cluster == cluster,
+                                       workers.c.last_seen < seen_before,
+                                       workers.c.status.in_(["running", "stopping"]))
+                .values(status="lost")
+            ).rowcount)
+
+    def delete_finished(self, cluster: str, before: datetime, limit: int = 1000) -> int:
+        """Delete up to ``limit`` jobs that finished before ``before``, with their attempt
+        history; return how many."""
+        with self._begin() as conn:
+            ids = [str(i) for i in conn.execute(
+                sa.select(jobs.c.id).where(jobs.c.cluster == cluster,
+                                           jobs.c.status.in_(_FINAL),
+                                           jobs.c.finished_at < before).limit(limit)
+            ).scalars()]
+            if ids:
+                conn.execute(attempts.delete().where(attempts.c.job_id.in_(ids)))
+                conn.execute(jobs.delete().where(jobs.c.id.in_(ids)))
+        return len(ids)
+
+    def count_scheduled(self, cluster: str) -> int:
+        """Jobs of a cluster held in the master as ``scheduled``."""
+        with self._begin() as conn:
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(jobs).where(
+                    jobs.c.cluster == cluster, jobs.c.status == JobStatus.SCHEDULED.value)
+            ).scalar() or 0)
+
     # -- tables for other modules' tests ----------------------------------------------
     tables = {"jobs": jobs, "attempts": attempts, "schedules": schedules, "leases": leases,
               "workers": workers}
+
+
+class LeadershipLost(JobmasterError):
+    """A fenced write found its lease taken over: the writer is no longer the leader."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The lease a leader's writes are conditioned on."""
+
+    name: str
+    holder: str
+    epoch: int
 
 
 def worker_identity(cluster: str) -> str:

@@ -1,0 +1,26 @@
+"""Recurring schedules: parse expressions and decide which occurrences are due.
+
+``Schedule.parse`` reads intervals, cron, ``@daily``-style shortcuts and natural language
+(``every weekday at 9:00 tz Europe/Paris``); :mod:`.occurrences` holds the pure decisions beat
+makes with them (misfires, overlap, the first fire time). See ``docs/scheduling.md``.
+"""
+
+from jobmaster.schedules.expressions import Schedule, ScheduleKind, validate_timezone
+from jobmaster.schedules.occurrences import (
+    MisfirePolicy,
+    OverlapPolicy,
+    apply_overlap,
+    due_occurrences,
+    first_fire,
+)
+
+__all__ = [
+    "MisfirePolicy",
+    "OverlapPolicy",
+    "Schedule",
+    "ScheduleKind",
+    "apply_overlap",
+    "due_occurrences",
+    "first_fire",
+    "validate_timezone",
+]

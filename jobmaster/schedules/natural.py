@@ -1,0 +1,609 @@
+"""The natural-language schedule grammar: ``every 15 minutes between 9am and 5pm on weekdays``.
+
+This module only reads text: a small tokenizer and a recursive-descent parser turn an
+expression into a :class:`NaturalSpec`, a plain description of what was written. What it
+means (time zones, DST, anchoring at the schedule's start) is decided by
+:mod:`jobmaster.schedules.expressions`.
+
+The grammar, case-insensitive (``|`` separates choices, ``[...]`` is optional, ``{...}``
+repeats; ``,``, ``and`` and ``, and`` all separate list items)::
+
+    expression := [zone] "every" frequency {qualifier}
+    frequency  := NUMBER unit | "other" unit | unit | days
+    unit       := second(s) | sec(s) | minute(s) | min(s) | hour(s) | hr(s)
+                | day(s) | week(s) | month(s) | year(s)
+    days       := day-item {sep day-item}
+    day-item   := monday .. sunday | mon .. sun | mon-fri (a range) | weekday(s)
+                | weekend(s) | weekend day(s)
+    qualifier  := "at" time {sep time}
+                | ("between" time "and" time) | ("from" time ("to" | "until") time)
+                | "on" (days | month-day {sep month-day} | date {sep date})
+                | zone
+    month-day  := ["the"] (ORDINAL | NUMBER | ORDINAL-WORD "day" | "last" "day"
+                | ORDINAL-WORD weekday | "last" weekday | ORDINAL weekday)
+    date       := ["the"] (month-name (ORDINAL | NUMBER) | (ORDINAL | NUMBER) ["of"] month-name)
+    time       := 9 | 09:00 | 9:30 | 18:30:15 | 9am | 9:30pm | 9 am | noon | midnight
+    zone       := ("tz" | "in") IANA-NAME
+
+Which qualifiers a frequency takes: seconds, minutes and hours take ``between`` and
+``on <days>``; ``every day`` takes ``at`` and ``on <days>``; named days (``every monday``,
+``every weekday``) and ``every N days`` take ``at``; weeks take ``on <days>`` and ``at``;
+months take ``on <month days>`` and ``at``; years take ``on <dates>`` and ``at``. Each
+qualifier appears at most once; the zone may lead or follow anywhere between qualifiers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, NoReturn, TypeAlias
+
+from jobmaster.exceptions import ScheduleExpressionError
+
+__all__ = ["NaturalSpec", "parse_natural"]
+
+UNITS: Final[dict[str, str]] = {
+    **dict.fromkeys(("second", "seconds", "sec", "secs"), "second"),
+    **dict.fromkeys(("minute", "minutes", "min", "mins"), "minute"),
+    **dict.fromkeys(("hour", "hours", "hr", "hrs"), "hour"),
+    **dict.fromkeys(("day", "days"), "day"),
+    **dict.fromkeys(("week", "weeks"), "week"),
+    **dict.fromkeys(("month", "months"), "month"),
+    **dict.fromkeys(("year", "years"), "year"),
+}
+
+#: Seconds in one unit, for the "at most 100 years" cap (months and years approximate).
+_UNIT_SECONDS: Final[dict[str, float]] = {
+    "second": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "month": 30.44 * 86400,
+    "year": 365.25 * 86400,
+}
+_MAX_SPAN_SECONDS: Final = 100 * 365.25 * 86400
+
+_DAY_NAMES: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+WEEKDAYS: Final[dict[str, int]] = {}
+for _index, _name in enumerate(_DAY_NAMES):
+    WEEKDAYS[_name] = _index
+    WEEKDAYS[_name + "s"] = _index
+    WEEKDAYS[_name[:3]] = _index
+WEEKDAYS.update({"tues": 1, "thur": 3, "thurs": 3})
+
+_MONTH_NAMES: Final = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+MONTHS: Final[dict[str, int]] = {}
+for _index, _name in enumerate(_MONTH_NAMES, start=1):
+    MONTHS[_name] = _index
+    MONTHS[_name[:3]] = _index
+MONTHS["sept"] = 9
+
+#: Longest month lengths (February counted as 29 so ``feb 29`` is accepted).
+MONTH_DAYS: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+_ORDINAL_WORDS: Final[dict[str, int]] = {
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "last": -1,
+}
+_SUFFIXES: Final = ("st", "nd", "rd", "th")
+_MERIDIEMS: Final = ("am", "pm")
+
+_WORKDAYS: Final = frozenset(range(5))
+_WEEKEND: Final = frozenset((5, 6))
+
+_FREQUENCY_EXPECTED: Final = (
+    "a number or one of second, minute, hour, day, week, month, year, weekday, weekend, "
+    "monday..sunday"
+)
+_UNIT_EXPECTED: Final = "one of seconds, minutes, hours, days, weeks, months, years"
+_TIME_EXPECTED: Final = "a time of day such as 9:00, 9am, 9:30pm or 18:30"
+_DAY_EXPECTED: Final = "a day such as monday, mon, mon-fri, weekdays or weekends"
+_MONTH_DAY_EXPECTED: Final = (
+    "a day of the month such as 1st, 15th, last day, first monday or last friday"
+)
+_DATE_EXPECTED: Final = "a date such as jan 1, 25 december or the 1st of july"
+_ZONE_EXPECTED: Final = "a time zone name such as Europe/Paris or UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class NaturalSpec:
+    """What a natural-language expression says, before time zones and start are applied.
+
+    ``unit`` is one of ``second minute hour day week month year`` and ``every`` its count
+    (``every 15 minutes`` → ``("minute", 15)``; ``every monday`` → ``("day", 1)`` with
+    ``weekdays={0}``). Times are seconds since local midnight; weekdays count from Monday = 0.
+    """
+
+    unit: str
+    every: int
+    times: tuple[int, ...] = ()
+    window: tuple[int, int] | None = None
+    weekdays: frozenset[int] = frozenset()
+    month_days: frozenset[int] = frozenset()
+    last_day: bool = False
+    nth_weekdays: frozenset[tuple[int, int]] = frozenset()
+    dates: frozenset[tuple[int, int]] = frozenset()
+    timezone: str | None = None
+    timezone_position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    text: str
+    lower: str
+    position: int
+
+
+_ItemTest: TypeAlias = Callable[[_Token | None, _Token | None], bool]
+
+
+def _tokenize(text: str) -> list[_Token]:
+    """Split ``text`` into words (runs of anything but spaces and commas) and commas."""
+    tokens: list[_Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        if char.isspace():
+            i += 1
+        elif char == ",":
+            tokens.append(_Token(",", ",", i))
+            i += 1
+        else:
+            j = i
+            while j < n and not text[j].isspace() and text[j] != ",":
+                j += 1
+            word = text[i:j]
+            tokens.append(_Token(word, word.lower(), i))
+            i = j
+    return tokens
+
+
+def _read_int(text: str) -> int | None:
+    """``text`` as a non-negative integer, or ``None`` if it is not all ASCII digits."""
+    if text and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
+def _read_ordinal(text: str) -> int | None:
+    """``15``, ``15th``, ``1st``, ``2nd``, ``3rd`` → the number, else ``None``."""
+    number = _read_int(text)
+    if number is not None:
+        return number
+    if len(text) > 2 and text[-2:] in _SUFFIXES:
+        return _read_int(text[:-2])
+    return None
+
+
+def _read_clock(text: str) -> tuple[int, int, int, str] | None:
+    """Split ``9``, ``09:30``, ``9:30:15``, ``9am``, ``9:30pm`` into (h, m, s, suffix).
+
+    Returns ``None`` when ``text`` does not have that shape; ranges are checked by the caller.
+    """
+    i, n = 0, len(text)
+    while i < n and text[i].isdigit() and text[i].isascii():
+        i += 1
+    if i == 0 or i > 2:
+        return None
+    parts = [int(text[:i])]
+    while i < n and text[i] == ":" and len(parts) < 3:
+        field = text[i + 1 : i + 3]
+        if len(field) != 2 or _read_int(field) is None:
+            return None
+        parts.append(int(field))
+        i += 3
+    suffix = text[i:].replace(".", "")
+    if suffix not in ("", "am", "pm"):
+        return None
+    parts += [0] * (3 - len(parts))
+    return parts[0], parts[1], parts[2], suffix
+
+
+class _Parser:
+    """Recursive-descent parser over the token list; one instance per expression."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = _tokenize(text)
+        self.index = 0
+        self.unit = ""
+        self.every = 1
+        self.named_days = False
+        self.times: tuple[int, ...] = ()
+        self.window: tuple[int, int] | None = None
+        self.weekdays: frozenset[int] = frozenset()
+        self.month_days: set[int] = set()
+        self.last_day = False
+        self.nth_weekdays: set[tuple[int, int]] = set()
+        self.dates: set[tuple[int, int]] = set()
+        self.timezone: str | None = None
+        self.timezone_position: int | None = None
+
+    # -- token access ---------------------------------------------------------------------
+
+    def peek(self, ahead: int = 0) -> _Token | None:
+        index = self.index + ahead
+        return self.tokens[index] if index < len(self.tokens) else None
+
+    def take(self) -> _Token:
+        token = self.tokens[self.index]
+        self.index += 1
+        return token
+
+    def fail(self, expected: str, token: _Token | None = None) -> NoReturn:
+        """Raise for the current token (or ``token``): it is not what the grammar expects."""
+        token = token if token is not None else self.peek()
+        self.reject(token, f"expected {expected}")
+
+    def reject(self, token: _Token | None, reason: str) -> NoReturn:
+        """Raise a :class:`ScheduleExpressionError` pointing at ``token`` (``None`` = the end)."""
+        if token is None:
+            position = len(self.text)
+            message = f"{self.text!r} ends too early at position {position}: {reason}"
+            raise ScheduleExpressionError(message, expression=self.text, position=position)
+        message = (
+            f"could not read {token.text!r} at position {token.position} in {self.text!r}: {reason}"
+        )
+        raise ScheduleExpressionError(
+            message, expression=self.text, position=token.position, word=token.text
+        )
+
+    def is_separator(self, item_test: _ItemTest, expected: str) -> bool:
+        """Consume a list separator (``,`` / ``and`` / ``, and``) if another item follows it.
+
+        ``and`` only counts when the next token passes ``item_test``: ``between 9 and 17``
+        and ``at 9:00 and on mondays`` must not be read as lists. After a comma an item is
+        required, so a comma is always consumed.
+        """
+        token = self.peek()
+        if token is None:
+            return False
+        if token.lower == ",":
+            self.take()
+            after = self.peek()
+            if after is not None and after.lower == "and":
+                self.take()
+            return True
+        if token.lower == "and" and self.peek(1) is None:
+            self.fail(expected, None)  # a dangling "and" at the end
+        if token.lower == "and" and item_test(self.peek(1), self.peek(2)):
+            self.take()
+            return True
+        return False
+
+    # -- the grammar ----------------------------------------------------------------------
+
+    def parse(self) -> NaturalSpec:
+        self.maybe_zone()
+        token = self.peek()
+        if token is None or token.lower != "every":
+            self.fail(
+                "'every' (as in 'every 5 minutes'), or write a cron expression such as "
+                "'0 9 * * MON-FRI', an interval such as '5m' or a shortcut such as '@daily'"
+            )
+        self.take()
+        self.frequency()
+        self.qualifiers()
+        return NaturalSpec(
+            unit=self.unit,
+            every=self.every,
+            times=self.times,
+            window=self.window,
+            weekdays=self.weekdays,
+            month_days=frozenset(self.month_days),
+            last_day=self.last_day,
+            nth_weekdays=frozenset(self.nth_weekdays),
+            dates=frozenset(self.dates),
+            timezone=self.timezone,
+            timezone_position=self.timezone_position,
+        )
+
+    def maybe_zone(self) -> bool:
+        token = self.peek()
+        if token is None or token.lower not in ("tz", "in"):
+            return False
+        if self.timezone is not None:
+            self.reject(token, "the time zone is already given")
+        self.take()
+        zone = self.peek()
+        if zone is None or zone.lower == ",":
+            self.fail(_ZONE_EXPECTED, zone)
+        self.take()
+        self.timezone = zone.text
+        self.timezone_position = zone.position
+        return True
+
+    def frequency(self) -> None:
+        token = self.peek()
+        if token is None:
+            self.fail(_FREQUENCY_EXPECTED)
+        number = _read_int(token.lower)
+        if number is not None or token.lower == "other":
+            self.take()
+            if number == 0:
+                self.reject(token, "an interval must be at least 1")
+            unit_token = self.peek()
+            if unit_token is None or unit_token.lower not in UNITS:
+                self.fail(_UNIT_EXPECTED, unit_token)
+            self.take()
+            self.unit = UNITS[unit_token.lower]
+            self.every = 2 if number is None else number
+            if self.every * _UNIT_SECONDS[self.unit] > _MAX_SPAN_SECONDS:
+                self.reject(token, "an interval can be at most 100 years")
+        elif token.lower in UNITS:
+            self.take()
+            self.unit = UNITS[token.lower]
+        elif _day_item(token) is not None:
+            self.unit = "day"
+            self.named_days = True
+            self.weekdays = self.day_list()
+        else:
+            self.fail(_FREQUENCY_EXPECTED)
+
+    def allowed_qualifiers(self) -> tuple[str, ...]:
+        if self.unit in ("second", "minute", "hour"):
+            return ("between", "on", "tz")
+        if self.unit == "day" and (self.named_days or self.every > 1):
+            return ("at", "tz")
+        return ("at", "on", "tz")
+
+    def qualifiers(self) -> None:
+        used: set[str] = {"tz"} if self.timezone is not None else set()
+        while (token := self.peek()) is not None:
+            allowed = [q for q in self.allowed_qualifiers() if q not in used]
+            keyword = {"in": "tz", "from": "between"}.get(token.lower, token.lower)
+            if keyword not in allowed:
+                if not allowed:
+                    self.fail("the end of the expression")
+                self.fail(f"one of {', '.join(allowed)} or the end of the expression")
+            used.add(keyword)
+            if keyword == "tz":
+                self.maybe_zone()
+            elif keyword == "at":
+                self.take()
+                self.times = self.time_list()
+            elif keyword == "between":
+                self.take()
+                self.between(token.lower)
+            else:
+                self.take()
+                self.on()
+
+    def time_list(self) -> tuple[int, ...]:
+        times = {self.time()}
+        while self.is_separator(_is_time, _TIME_EXPECTED):
+            times.add(self.time())
+        return tuple(sorted(times))
+
+    def time(self) -> int:
+        """Read one time of day; returns seconds since midnight."""
+        token = self.peek()
+        if token is None:
+            self.fail(_TIME_EXPECTED)
+        if token.lower in ("noon", "midday"):
+            self.take()
+            return 12 * 3600
+        if token.lower == "midnight":
+            self.take()
+            return 0
+        clock = _read_clock(token.lower)
+        if clock is None:
+            self.fail(_TIME_EXPECTED)
+        self.take()
+        hour, minute, second, suffix = clock
+        following = self.peek()
+        if not suffix and following is not None and following.lower.replace(".", "") in _MERIDIEMS:
+            suffix = self.take().lower.replace(".", "")
+        if suffix:
+            if not 1 <= hour <= 12:
+                self.reject(token, "with am/pm the hour must be 1 to 12")
+            hour = hour % 12 + (12 if suffix == "pm" else 0)
+        elif hour > 23:
+            self.reject(token, f"{_TIME_EXPECTED} (hours 0-23)")
+        if minute > 59 or second > 59:
+            self.reject(token, f"{_TIME_EXPECTED} (minutes and seconds 0-59)")
+        return hour * 3600 + minute * 60 + second
+
+    def between(self, opener: str) -> None:
+        first = self.time()
+        joiner = self.peek()
+        joiners = ("and",) if opener == "between" else ("to", "until", "till")
+        if joiner is None or joiner.lower not in joiners:
+            self.fail(" or ".join(repr(j) for j in joiners), joiner)
+        self.take()
+        end_token = self.peek()
+        last = self.time()
+        if last < first:
+            self.reject(
+                end_token,
+                "the window must end after it starts (windows across midnight are not "
+                "supported: use two schedules)",
+            )
+        self.window = (first, last)
+
+    def on(self) -> None:
+        if self.unit == "month":
+            self.month_day()
+            while self.is_separator(_is_month_day, _MONTH_DAY_EXPECTED):
+                self.month_day()
+        elif self.unit == "year":
+            self.date()
+            while self.is_separator(_is_date, _DATE_EXPECTED):
+                self.date()
+        else:
+            self.weekdays = self.day_list()
+
+    def day_list(self) -> frozenset[int]:
+        days = set(self.day_item())
+        while self.is_separator(_is_day, _DAY_EXPECTED):
+            days |= self.day_item()
+        return frozenset(days)
+
+    def day_item(self) -> frozenset[int]:
+        token = self.peek()
+        days = _day_item(token)
+        if days is None:
+            self.fail(_DAY_EXPECTED, token)
+        self.take()
+        following = self.peek()
+        if (
+            token is not None
+            and token.lower in ("weekday", "weekend")
+            and following is not None
+            and following.lower in ("day", "days")
+        ):
+            self.take()  # "every weekend day", "on weekday days"
+        return days
+
+    def skip_the(self) -> None:
+        token = self.peek()
+        if token is not None and token.lower == "the":
+            self.take()
+
+    def month_day(self) -> None:
+        self.skip_the()
+        token = self.peek()
+        if token is None:
+            self.fail(_MONTH_DAY_EXPECTED)
+        if token.lower == "day":  # "on day 15"
+            self.take()
+            token = self.peek()
+            number = None if token is None else _read_ordinal(token.lower)
+            if token is None or number is None:
+                self.fail("a day number such as 15", token)
+            self.take()
+            self.add_month_day(number, token)
+            return
+        nth = _ORDINAL_WORDS.get(token.lower)
+        number = _read_ordinal(token.lower)
+        if nth is None and number is None:
+            self.fail(_MONTH_DAY_EXPECTED)
+        self.take()
+        following = self.peek()
+        if following is not None and following.lower in WEEKDAYS:
+            count = nth if nth is not None else number
+            if count is None or not (count == -1 or 1 <= count <= 5):
+                self.reject(token, "a weekday can only be the 1st to 5th or last of a month")
+            self.take()
+            self.nth_weekdays.add((WEEKDAYS[following.lower], count))
+            return
+        if nth is not None:  # "first day", "last day"
+            if following is None or following.lower != "day":
+                self.fail("'day' or a weekday name", following)
+            self.take()
+            if nth == -1:
+                self.last_day = True
+            else:
+                self.month_days.add(nth)
+            return
+        if number is None:  # cannot happen (checked above); narrows the type
+            self.fail(_MONTH_DAY_EXPECTED, token)
+        self.add_month_day(number, token)
+
+    def add_month_day(self, number: int, token: _Token) -> None:
+        if not 1 <= number <= 31:
+            self.reject(token, "a day of the month is 1 to 31 (or 'last day')")
+        self.month_days.add(number)
+
+    def date(self) -> None:
+        self.skip_the()
+        token = self.peek()
+        if token is None:
+            self.fail(_DATE_EXPECTED)
+        month = MONTHS.get(token.lower)
+        if month is not None:
+            self.take()
+            day_token = self.peek()
+            day = None if day_token is None else _read_ordinal(day_token.lower)
+            if day_token is None or day is None:
+                self.fail("a day number such as 1 or 25th", day_token)
+            self.take()
+        else:
+            day = _read_ordinal(token.lower)
+            if day is None:
+                self.fail(_DATE_EXPECTED)
+            day_token = self.take()
+            following = self.peek()
+            if following is not None and following.lower == "of":
+                self.take()
+                following = self.peek()
+            month = None if following is None else MONTHS.get(following.lower)
+            if month is None:
+                self.fail("a month name such as january or jan", following)
+            self.take()
+        if not 1 <= day <= MONTH_DAYS[month - 1]:
+            self.reject(
+                day_token, f"{_MONTH_NAMES[month - 1]} has days 1 to {MONTH_DAYS[month - 1]}"
+            )
+        self.dates.add((month, day))
+
+
+def _day_item(token: _Token | None) -> frozenset[int] | None:
+    """The weekdays one day item names (``mon``, ``mon-fri``, ``weekdays``), else ``None``."""
+    if token is None:
+        return None
+    word = token.lower
+    if word in ("weekday", "weekdays"):
+        return _WORKDAYS
+    if word in ("weekend", "weekends"):
+        return _WEEKEND
+    if word in WEEKDAYS:
+        return frozenset((WEEKDAYS[word],))
+    first, dash, last = word.partition("-")
+    if dash and first in WEEKDAYS and last in WEEKDAYS:
+        start, stop = WEEKDAYS[first], WEEKDAYS[last]
+        return frozenset((start + k) % 7 for k in range((stop - start) % 7 + 1))
+    return None
+
+
+def _is_day(token: _Token | None, _following: _Token | None) -> bool:
+    return _day_item(token) is not None
+
+
+def _is_time(token: _Token | None, _following: _Token | None) -> bool:
+    return token is not None and (
+        token.lower in ("noon", "midday", "midnight") or _read_clock(token.lower) is not None
+    )
+
+
+def _is_month_day(token: _Token | None, following: _Token | None) -> bool:
+    if token is not None and token.lower == "the":
+        token = following
+    return token is not None and (
+        token.lower in _ORDINAL_WORDS
+        or token.lower == "day"
+        or _read_ordinal(token.lower) is not None
+    )
+
+
+def _is_date(token: _Token | None, following: _Token | None) -> bool:
+    if token is not None and token.lower == "the":
+        token = following
+    return token is not None and (token.lower in MONTHS or _read_ordinal(token.lower) is not None)
+
+
+def parse_natural(text: str) -> NaturalSpec:
+    """Read a natural-language expression such as ``every monday and thursday at 10:00``.
+
+    Raises :class:`~jobmaster.exceptions.ScheduleExpressionError` naming the word (and its
+    position) that does not fit the grammar and what was expected there.
+    """
+    return _Parser(text).parse()
