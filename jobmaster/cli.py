@@ -196,6 +196,68 @@ def jobs_retry(app_target: str | None, job_id: str) -> None:
     click.echo(f"{handle.id}: queued")
 
 
+@main.group()
+def schedules() -> None:
+    """Inspect and change recurring schedules."""
+
+
+@schedules.command("list")
+@app_option
+@click.option("--all", "include_inactive", is_flag=True, help="Include inactive schedules.")
+def schedules_list(app_target: str | None, include_inactive: bool) -> None:
+    """List schedules with their next fire time."""
+    app = _load(app_target)
+    for s in app.schedules.list(include_inactive=include_inactive):
+        state = "inactive" if not s.active else "paused" if s.paused else "active"
+        kind = "static" if s.static else "dynamic"
+        click.echo(f"{s.name:<24} {state:<8} {kind:<7} {s.definition_id:<24} "
+                   f"{s.expression!r} ({s.timezone})  next {_when(s.next_fire_at)}  "
+                   f"last {_when(s.last_fire_at)}")
+
+
+@schedules.command("pause")
+@app_option
+@click.argument("name")
+def schedules_pause(app_target: str | None, name: str) -> None:
+    """Stop a schedule from firing."""
+    _load(app_target).schedules.pause(name)
+    click.echo(f"{name}: paused")
+
+
+@schedules.command("resume")
+@app_option
+@click.argument("name")
+def schedules_resume(app_target: str | None, name: str) -> None:
+    """Let a paused schedule fire again, from its next occurrence."""
+    s = _load(app_target).schedules.resume(name)
+    click.echo(f"{name}: active, next {_when(s.next_fire_at)}")
+
+
+@schedules.command("delete")
+@app_option
+@click.argument("name")
+def schedules_delete(app_target: str | None, name: str) -> None:
+    """Delete a schedule (the jobs it made stay)."""
+    _load(app_target).schedules.delete(name)
+    click.echo(f"{name}: deleted")
+
+
+@schedules.command("preview")
+@click.argument("expression")
+@click.option("--tz", default=None, help="Time zone (default UTC or the expression's).")
+@click.option("-n", "count", type=click.IntRange(min=1, max=1000), default=5,
+              show_default=True)
+def schedules_preview(expression: str, tz: str | None, count: int) -> None:
+    """Print the next fire times of EXPRESSION (no app needed)."""
+    from jobmaster.schedules import Schedule
+
+    schedule = Schedule.parse(expression, tz)
+    click.echo(schedule.describe())
+    zone = schedule.tz
+    for fire in schedule.next_n(datetime.now(UTC), count):
+        click.echo(f"  {fire.astimezone(zone).isoformat()}  ({_when(fire)} UTC)")
+
+
 @main.command()
 @app_option
 def status(app_target: str | None) -> None:

@@ -100,6 +100,9 @@ class Config:
     """Default time zone of recurring schedules."""
     beat_interval: float = 1.0
     """How often beat looks for due schedules and future jobs."""
+    beat_lease_seconds: float = 10.0
+    """How long beat's leadership lasts without renewal: the longest a dead leader's
+    schedules wait before another beat takes over."""
     retention: float = 30 * 86400.0
     """Seconds finished jobs are kept in the master before beat deletes them (0 keeps all)."""
 
@@ -116,7 +119,7 @@ class Config:
                 "'sqlite:///jobmaster.db' or 'postgresql+psycopg://host/db'"
             )
         for fname in ("lease_seconds", "master_sync_seconds", "shutdown_grace",
-                      "beat_interval", "agent_horizon"):
+                      "beat_interval", "agent_horizon", "beat_lease_seconds"):
             setattr(self, fname, seconds(getattr(self, fname), fname, allow_none=False))
         self.heartbeat_seconds = seconds(self.heartbeat_seconds, "heartbeat_seconds")
         self.default_timeout = seconds(self.default_timeout, "default_timeout")

@@ -1,0 +1,279 @@
+"""Beat: the clock of a cluster.
+
+Any number of beats may run; the one holding the ``beat:<cluster>`` lease in the master
+leads, and every write it makes is fenced on the lease's epoch. The leader, every tick:
+
+1. **materialises** due occurrences of recurring schedules as ``scheduled`` jobs (the
+   unique key on (cluster, schedule, occurrence) makes a duplicate impossible),
+2. **promotes** ``scheduled`` jobs that are about due to their agents, then marks them
+   ``queued`` (a crash in between pushes again; agents ignore a job they already hold),
+3. **reaps** jobs recorded ``running`` on workers that stopped heart-beating, pushing them
+   again, and marks those workers ``lost``,
+4. **cleans up** finished jobs older than ``retention``.
+
+Followers try to take the lease every tick; a dead leader's lease expires after
+``beat_lease_seconds`` and a follower takes over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from jobmaster.exceptions import JobmasterError
+from jobmaster.master.repository import Fence, LeadershipLost
+from jobmaster.master.rows import envelope_from_row, job_row
+from jobmaster.models import JobStatus
+from jobmaster.schedules import (
+    MisfirePolicy,
+    OverlapPolicy,
+    Schedule,
+    apply_overlap,
+    due_occurrences,
+)
+from jobmaster.scheduling import parse_stored
+
+if TYPE_CHECKING:
+    from jobmaster.app import App
+    from jobmaster.envelope import Envelope
+
+log = logging.getLogger("jobmaster.beat")
+
+_PROMOTE_BATCH = 2000
+_PROMOTE_MAX_PER_TICK = 50_000
+_RUNNING_LIKE = {JobStatus.SCHEDULED.value, JobStatus.QUEUED.value, JobStatus.RUNNING.value,
+                 JobStatus.RETRYING.value}
+
+
+@dataclass(slots=True)
+class TickReport:
+    """What one tick did."""
+
+    leader: bool = False
+    epoch: int | None = None
+    materialised: int = 0
+    promoted: int = 0
+    reaped: int = 0
+    deleted: int = 0
+
+
+class Beat:
+    """The clock of one app's cluster. ``Beat(app).run()`` blocks until stopped."""
+
+    def __init__(self, app: App, *, embedded: bool = False, holder: str | None = None) -> None:
+        self.app = app
+        self.embedded = embedded
+        self.holder = holder or (f"{app.name}@{socket.gethostname()}:{os.getpid()}:"
+                                 f"{uuid.uuid4().hex[:6]}")
+        self.lease_name = f"beat:{app.name}"
+        self.epoch: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._schedules: dict[tuple[Any, ...], Schedule] = {}
+        self._next_reap = 0.0
+        self._next_cleanup = 0.0
+
+    @property
+    def fence(self) -> Fence | None:
+        """The fence of this beat's writes while it leads."""
+        return None if self.epoch is None else Fence(self.lease_name, self.holder, self.epoch)
+
+    # -- running -------------------------------------------------------------------------
+    def run(self) -> None:
+        """Tick every ``beat_interval`` until stopped (SIGTERM/SIGINT stop it)."""
+        if not self.embedded and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+            signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        self.app.master.ensure_ready()
+        log.info("beat %s started for cluster %r", self.holder, self.app.name)
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    self.tick()
+                except JobmasterError as exc:
+                    log.error("beat tick failed: %s", exc)
+                except Exception:  # noqa: BLE001 - the clock keeps ticking
+                    log.exception("beat tick failed")
+                elapsed = time.monotonic() - started
+                self._stop.wait(max(self.app.config.beat_interval - elapsed, 0.0))
+        finally:
+            self._resign()
+            log.info("beat %s stopped", self.holder)
+
+    def start_thread(self) -> None:
+        """Run in a daemon thread (``jobmaster worker --beat``)."""
+        self._thread = threading.Thread(target=self.run, name="jobmaster-beat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop ticking and give up the lease."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _resign(self) -> None:
+        if self.epoch is not None:
+            try:
+                self.app.master.release_lease(self.lease_name, self.holder, self.epoch)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("could not release the beat lease: %s", exc)
+            self.epoch = None
+
+    # -- one tick --------------------------------------------------------------------------
+    def tick(self, now: datetime | None = None) -> TickReport:
+        """Lead if possible, and if leading do one round of every duty."""
+        report = TickReport()
+        master = self.app.master
+        epoch = master.acquire_lease(self.lease_name, self.holder,
+                                     self.app.config.beat_lease_seconds)
+        if epoch is None:
+            if self.epoch is not None:
+                log.warning("beat %s lost the lead", self.holder)
+            self.epoch = None
+            return report
+        if epoch != self.epoch:
+            log.info("beat %s leads cluster %r (epoch %d)", self.holder, self.app.name, epoch)
+            self.epoch = epoch
+            written, gone = self.app.schedules.sync_static()
+            if written or gone:
+                log.info("static schedules written: %s; deactivated: %s",
+                         ", ".join(written) or "none", ", ".join(gone) or "none")
+        report.leader, report.epoch = True, epoch
+        try:
+            report.materialised = self.materialise(now)
+            report.promoted = self.promote(now)
+            clock = time.monotonic()
+            if clock >= self._next_reap:
+                self._next_reap = clock + self.app.config.lease_seconds
+                report.reaped = self.reap(now)
+            if clock >= self._next_cleanup:
+                self._next_cleanup = clock + 60.0
+                report.deleted = self.clean_up(now)
+        except LeadershipLost as exc:
+            log.warning("beat %s stopped leading mid-tick: %s", self.holder, exc)
+            self.epoch = None
+            report.leader = False
+        return report
+
+    def _schedule(self, row: Any) -> Schedule:
+        key = (row["expression"], row["timezone"], row["start_at"], row["end_at"])
+        schedule = self._schedules.get(key)
+        if schedule is None:
+            schedule = self._schedules[key] = parse_stored(row)
+        return schedule
+
+    def materialise(self, now: datetime | None = None) -> int:
+        """Turn due occurrences of recurring schedules into ``scheduled`` jobs."""
+        app, master = self.app, self.app.master
+        now = now or datetime.now(UTC)
+        created = 0
+        for row in master.due_schedules(app.name, now):
+            schedule = self._schedule(row)
+            options = dict(row["options"] or {})
+            fires, next_fire = due_occurrences(
+                schedule, last_fire=row["last_fire_at"], next_fire=row["next_fire_at"],
+                now=now, misfire=MisfirePolicy(options.get("misfire", "run_once")),
+                cap=int(options.get("misfire_cap", 100)),
+            )
+            overlap = OverlapPolicy(options.get("overlap", "allow"))
+            if fires and overlap is OverlapPolicy.SKIP and row["last_job_id"]:
+                previous = master.job_statuses([row["last_job_id"]]).get(row["last_job_id"])
+                fires, skipped = apply_overlap(fires, overlap,
+                                               previous_running=previous in _RUNNING_LIKE)
+                if skipped:
+                    log.info("schedule %s: skipped %d occurrence(s), the previous one is "
+                             "still %s", row["name"], len(skipped), previous)
+            rows = [job_row(env, JobStatus.SCHEDULED, now)
+                    for env in self._occurrence_envelopes(row, options, fires)]
+            created += master.materialise(
+                row["id"], rows, next_fire_at=next_fire,
+                last_fire_at=fires[-1] if fires else None, fence=self.fence,
+            )
+        return created
+
+    def _occurrence_envelopes(self, row: Any, options: dict[str, Any], fires: list[datetime]
+                              ) -> list[Envelope]:
+        if not fires:
+            return []
+        app = self.app
+        serializer = app.serializers[row["encoding"]]
+        values = serializer.loads(bytes(row["payload"]))
+        job_options = {k: options[k] for k in ("priority", "lane", "timeout", "max_retries",
+                                                "retry_delay", "retry_backoff", "metadata",
+                                                "agent") if k in options}
+        definition = app.definitions.get(row["definition_id"], row["definition_id"])
+        stamp = time.time()
+        return [
+            app._build(definition, values, now=stamp, at=fire, schedule_name=row["name"],
+                       occurrence=fire.timestamp(), **job_options)
+            for fire in fires
+        ]
+
+    def promote(self, now: datetime | None = None) -> int:
+        """Push ``scheduled`` jobs due within the next moments to their agents."""
+        app, master = self.app, self.app.master
+        now = now or datetime.now(UTC)
+        before = now + timedelta(seconds=2 * app.config.beat_interval + 1.0)
+        promoted = 0
+        while promoted < _PROMOTE_MAX_PER_TICK:
+            rows = master.due_scheduled_jobs(app.name, before, _PROMOTE_BATCH)
+            if not rows:
+                break
+            by_agent: dict[str, list[Envelope]] = defaultdict(list)
+            for row in rows:
+                env = envelope_from_row(row)
+                agent = env.agent if env.agent in app.config.agents else app.config.default_agent
+                by_agent[agent].append(env)
+            for agent, envs in by_agent.items():
+                app.agent(agent).push([e.to_message() for e in envs])
+            promoted += master.mark_promoted([r["id"] for r in rows], fence=self.fence)
+            if len(rows) < _PROMOTE_BATCH:
+                break
+        return promoted
+
+    def reap(self, now: datetime | None = None) -> int:
+        """Push again the jobs of workers that stopped heart-beating."""
+        app, master = self.app, self.app.master
+        now = now or datetime.now(UTC)
+        seen_before = now - timedelta(seconds=2 * app.config.lease_seconds)
+        rows = master.stale_running_jobs(app.name, seen_before)
+        if rows:
+            by_agent: dict[str, list[Envelope]] = defaultdict(list)
+            for row in rows:
+                env = envelope_from_row(row)
+                by_agent[env.agent if env.agent in app.config.agents
+                         else app.config.default_agent].append(env)
+            for agent, envs in by_agent.items():
+                app.agent(agent).push([e.to_message() for e in envs])
+            count = master.requeue_lost([r["id"] for r in rows], fence=self.fence)
+            log.warning("re-queued %d job(s) of workers not seen since %s", count,
+                        seen_before.isoformat())
+        else:
+            count = 0
+        master.mark_workers_lost(app.name, seen_before)
+        return count
+
+    def clean_up(self, now: datetime | None = None) -> int:
+        """Delete finished jobs older than ``retention`` (0 keeps everything)."""
+        app = self.app
+        if not app.config.retention:
+            return 0
+        now = now or datetime.now(UTC)
+        before = now - timedelta(seconds=app.config.retention)
+        deleted = 0
+        for _ in range(10):
+            n = app.master.delete_finished(app.name, before)
+            deleted += n
+            if n < 1000:
+                break
+        return deleted
