@@ -578,12 +578,14 @@ class Master:
         return inserted
 
     # -- promotion, reaping, retention (beat) ------------------------------------------------
-    def due_scheduled_jobs(self, before: datetime, limit: int) -> list[sa.RowMapping]:
-        """Jobs held in the master as ``scheduled`` that are due before ``before``."""
+    def due_scheduled_jobs(self, cluster: str, before: datetime, limit: int
+                           ) -> list[sa.RowMapping]:
+        """Jobs of a cluster held in the master as ``scheduled``, due before ``before``."""
         with self._begin() as conn:
             return list(conn.execute(
                 sa.select(jobs).where(jobs.c.status == JobStatus.SCHEDULED.value,
-                                      jobs.c.scheduled_at <= before)
+                                      jobs.c.scheduled_at <= before,
+                                      jobs.c.cluster == cluster)
                 .order_by(jobs.c.scheduled_at).limit(limit)
             ).mappings())
 
