@@ -205,7 +205,9 @@ class Master:
         if self.dialect == "mysql":
             stmt = mysql_dialect.insert(jobs)
             ins = stmt.inserted
-            keep = jobs.c.status == JobStatus.CANCELLED.value
+            # a literal, not a bound parameter: PyMySQL's executemany rewrite cannot
+            # format parameters in the ON DUPLICATE KEY UPDATE clause
+            keep = jobs.c.status == sa.literal_column(f"'{JobStatus.CANCELLED.value}'")
             values: dict[str, Any] = {
                 c: sa.case((keep, jobs.c[c]), else_=ins[c]) for c in _RECORDED
             }

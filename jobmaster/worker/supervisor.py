@@ -448,10 +448,14 @@ class Worker:
         if not force and now < self._next_heartbeat:
             return
         self._next_heartbeat = now + self.app.config.heartbeat
-        if self.held:
+        # jobs whose outcome is not yet written keep their lease too: a slow or down
+        # master must not make finished jobs run again elsewhere
+        claims = [h.claim for h in self.held.values()]
+        claims += self.batch.acks + [c for c, _ in self.batch.retries]
+        claims += [c for c, _ in self.batch.dead]
+        if claims:
             try:
-                self.agent.extend([h.claim for h in self.held.values()],
-                                  self.app.config.lease_seconds)
+                self.agent.extend(claims, self.app.config.lease_seconds)
             except Exception as exc:  # noqa: BLE001
                 log.error("could not renew leases on agent %s: %s", self.agent_name, exc)
         try:

@@ -217,3 +217,12 @@ def test_worker_heartbeats_upsert(master: Master) -> None:
     master.worker_seen({**row, "processed": 5, "status": "stopped"})
     [seen] = master.list_workers(cluster="c1")
     assert (seen["processed"], seen["status"]) == (5, "stopped")
+
+
+def test_record_writes_a_batch_of_many_rows_in_one_call(master: Master) -> None:
+    now = datetime.now(UTC)
+    envs = [envelope() for _ in range(300)]
+    master.insert_jobs([job_row(e, JobStatus.QUEUED, now) for e in envs[:150]])
+    master.record([{**job_row(e, JobStatus.SUCCEEDED, now), "attempts": 1, "result": b"1"}
+                   for e in envs])
+    assert master.count_jobs(cluster="c1") == {"succeeded": 300}
