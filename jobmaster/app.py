@@ -130,7 +130,20 @@ class App:
             merged = dict(values.get("agents") or {})
             merged["main"] = main_url
             values["agents"] = merged
-        self.config = Config(**values)
+        try:
+            self.config = Config(**values)
+        except ConfigurationError as exc:
+            message = str(exc)
+            for field_name in env:
+                alias = "master" if field_name == "master_url" else field_name
+                if message.startswith(field_name + "=") or message.startswith(alias + "="):
+                    raise ConfigurationError(
+                        f"environment variable JOBMASTER_{field_name.upper()}: {message}"
+                    ) from None
+            if main_url is not None and "agents[" in message:
+                raise ConfigurationError(
+                    f"environment variable JOBMASTER_AGENT_URL: {message}") from None
+            raise
         self.definitions: dict[str, JobDefinition[Any, Any]] = {}
         self.static_schedules: dict[str, dict[str, Any]] = {}
         self.jobs = JobsAPI(self)
@@ -213,7 +226,8 @@ class App:
         def register(fn: Callable[..., Any]) -> JobDefinition[Any, Any]:
             if not callable(fn):
                 raise DefinitionError(f"@app.job decorates functions, not {fn!r}")
-            def_id = definition_id or f"{fn.__module__}.{fn.__qualname__}"
+            def_id = (f"{fn.__module__}.{fn.__qualname__}" if definition_id is None
+                      else definition_id)
             if not isinstance(def_id, str) or not def_id.strip() or len(def_id) > 200:
                 raise DefinitionError(f"definition_id={def_id!r} must be a non-empty str "
                                       "of at most 200 characters")
@@ -221,8 +235,9 @@ class App:
             if existing is not None and not _same_function(existing.func, fn):
                 raise DefinitionError(
                     f"definition id {def_id!r} is already registered by "
-                    f"{existing.func.__module__}.{existing.func.__qualname__}; give one of "
-                    "them another definition_id"
+                    f"{existing.func.__module__}.{existing.func.__qualname__}; cannot register "
+                    f"{fn.__module__}.{fn.__qualname__} under it too: give one of them "
+                    "another definition_id"
                 )
             definition: JobDefinition[Any, Any] = JobDefinition(
                 self, fn, definition_id=def_id, **options

@@ -133,12 +133,25 @@ class Config:
             value = getattr(self, fname)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigurationError(f"{fname}={value!r} must be a non-negative int")
-        if self.max_payload_bytes == 0 or self.prefetch == 0:
-            raise ConfigurationError("max_payload_bytes and prefetch must be at least 1")
+        for fname in ("max_payload_bytes", "prefetch"):
+            if getattr(self, fname) == 0:
+                raise ConfigurationError(f"{fname}=0 must be at least 1")
         if self.concurrency is not None and (
-            not isinstance(self.concurrency, int) or self.concurrency < 1
+            not isinstance(self.concurrency, int) or isinstance(self.concurrency, bool)
+            or self.concurrency < 1
         ):
             raise ConfigurationError(f"concurrency={self.concurrency!r} must be an int >= 1")
+        for fname in ("default_retry_backoff", "retry_jitter"):
+            value = getattr(self, fname)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ConfigurationError(f"{fname}={value!r} must be a number")
+        if not isinstance(self.namespace, str):
+            raise ConfigurationError(f"namespace={self.namespace!r} must be a str")
+        if self.serializer == "pickle" and not self.secret:
+            raise ConfigurationError(
+                "serializer='pickle' needs secret=...: pickled payloads are signed with it "
+                "and refused unsigned (set App(secret=...) or JOBMASTER_SECRET)"
+            )
         if self.default_retry_backoff < 1.0:
             raise ConfigurationError(
                 f"default_retry_backoff={self.default_retry_backoff!r} must be >= 1.0"

@@ -53,7 +53,8 @@ class JobContext:
         """Record how far the job is (0–100) and an optional message, in the master.
 
         Reports are batched by the worker; only the latest per job is kept."""
-        if not isinstance(percent, int | float) or isinstance(percent, bool):
+        if (not isinstance(percent, int | float) or isinstance(percent, bool)
+                or percent != percent):
             raise TypeError(f"percent={percent!r} must be a number from 0 to 100")
         value = int(min(max(percent, 0), 100))
         if self._progress is not None:

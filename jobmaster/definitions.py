@@ -133,6 +133,12 @@ class JobDefinition(Generic[P, R]):
         self.agent = agent
         self.context_param = context_parameter(func)
         signature = inspect.signature(func)
+        first = next(iter(signature.parameters.values()), None)
+        self._context_first = (
+            first is not None and first.name == self.context_param
+            and first.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                               inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        )
         params = [p for name, p in signature.parameters.items() if name != self.context_param]
         for p in params:
             if p.kind is inspect.Parameter.VAR_POSITIONAL:
@@ -153,11 +159,14 @@ class JobDefinition(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function directly, in this process (a context is made up if needed)."""
         if self.context_param is not None and self.context_param not in kwargs:
-            kwargs[self.context_param] = JobContext(
+            ctx = JobContext(
                 job_id="local", definition_id=self.definition_id, attempt=1,
                 max_retries=0, lane=self.lane or "", priority=int(self.priority),
                 metadata=dict(self.metadata), enqueued_at=datetime.now().astimezone(),
             )
+            if self._context_first:
+                return self.func(ctx, *args, **kwargs)
+            kwargs[self.context_param] = ctx
         return self.func(*args, **kwargs)
 
     def bind(self, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None

@@ -10,7 +10,7 @@ Workers read the header without decoding the arguments; agents never look inside
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jobmaster.agents.base import AgentMessage
@@ -67,8 +67,15 @@ class Envelope:
 
     def to_bytes(self) -> bytes:
         """The wire form: header line + newline + payload."""
-        header = asdict(self)
-        del header["payload"]
+        header = {
+            "id": self.id, "cluster": self.cluster, "definition_id": self.definition_id,
+            "lane": self.lane, "priority": self.priority, "encoding": self.encoding,
+            "created_at": self.created_at, "due": self.due, "attempt": self.attempt,
+            "max_retries": self.max_retries, "timeout": self.timeout,
+            "retry_delay": self.retry_delay, "retry_backoff": self.retry_backoff,
+            "metadata": self.metadata, "job_key": self.job_key, "agent": self.agent,
+            "schedule_name": self.schedule_name, "occurrence": self.occurrence,
+        }
         return _dumps(header) + b"\n" + self.payload
 
     @classmethod
