@@ -1,0 +1,651 @@
+"""Agent on Redis (``redis://host:6379/0``, ``rediss://`` for TLS).
+
+Every key of one agent starts with ``{namespace:name}:`` (the braces are a Redis Cluster hash
+tag, so all of an agent's keys live in one slot and its scripts may touch any of them)::
+
+    jobs          HASH    job id -> "<due>|<body>"              every job held, waiting or claimed
+    w:<lane>:<p>  ZSET    "<seq:016d><deliveries>:<id>" by due  waiting jobs of one bucket
+    l:<lane>:<p>  ZSET    the same members, by lease deadline   claimed jobs of one bucket
+    seq           STRING  INCR counter: push order
+    s:<lane>      LIST    wake-up tokens, BLPOP-ed by idle claimers
+    dead          STREAM  dead letters with their reasons, capped at ``DEAD_LETTER_CAP``
+
+A waiting job's score is its due time and its member starts with a zero-padded sequence
+number, so one ``ZRANGEBYSCORE -inf now`` returns a bucket's due jobs by (due, push order);
+future jobs wait in the same sorted set, with no "delayed" set to move them from.
+
+Each operation is one Lua script call per batch (a push of many thousand jobs is a pipeline of
+a few script calls in one round trip). ``claim`` first returns the expired leases of its
+buckets to waiting, then takes up to ``limit`` due jobs, priorities 4..0, and moves their
+members to the lease sets. A job gets a fresh sequence number whenever it starts waiting
+(push, expired lease, retry), so its member names one claim: it is the claim's receipt, and
+``ack``, ``retry``, ``extend`` and ``dead_letter`` act only if that member is still leased. A
+consumer whose lease expired (and whose job was claimed again) cannot touch the new claim.
+Time is the Redis server's clock (``TIME``), so leases do not depend on the workers' clocks.
+
+When nothing is due, ``claim`` blocks on ``BLPOP`` of its lanes' wake-up lists for at most the
+time until the next job is due or lease expires; producers push a few tokens there per batch,
+so a waiting claim wakes well within a millisecond of a push. Wake-ups may be spurious.
+
+Needs Redis 6.2 or newer. Durability is Redis's own: enable AOF (``appendonly yes``) if pushed
+jobs must survive a restart of the server. The redis-py connection pool is thread-safe and
+notices ``fork`` (it compares process ids), so a forked child opens its own sockets and never
+touches its parent's. Installing ``hiredis`` speeds up reply parsing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from jobmaster.agents.base import (
+    Agent,
+    AgentMessage,
+    Bucket,
+    Capabilities,
+    Claimed,
+    DeadLetter,
+    redact_url,
+)
+from jobmaster.exceptions import AgentError, ConfigurationError
+
+T = TypeVar("T")
+
+PRIORITIES = (4, 3, 2, 1, 0)
+"""The priorities a bucket can have, claimed in this order."""
+
+DEAD_LETTER_CAP = 100_000
+"""Dead letters kept per agent (the oldest are trimmed, approximately)."""
+
+_PUSH_CHUNK = 2_000  # jobs per script call; a bigger push pipelines several calls
+_MAX_BLOCK = 5.0  # one BLPOP never blocks longer (below socket_timeout)
+_SOCKET_TIMEOUT = 15.0
+_CONNECT_TIMEOUT = 3.0
+
+# Helpers shared by every script; ARGV[1] is the prefix of this agent's keys.
+_LUA_PRELUDE = """
+local P = ARGV[1]
+local jobs = KEYS[1]
+local function now_s()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function chunks(cmd, key, args, prefix_args)
+  local total = 0
+  local i = 1
+  while i <= #args do
+    local j = math.min(i + 3999, #args)
+    local got
+    if prefix_args then
+      got = redis.call(cmd, key, unpack(prefix_args), unpack(args, i, j))
+    else
+      got = redis.call(cmd, key, unpack(args, i, j))
+    end
+    if type(got) == 'number' then total = total + got end
+    i = j + 1
+  end
+  return total
+end
+local function fetch(cmd, key, fields)
+  local out = {}
+  local i = 1
+  while i <= #fields do
+    local j = math.min(i + 3999, #fields)
+    local got = redis.call(cmd, key, unpack(fields, i, j))
+    for k = 1, #got do out[i + k - 1] = got[k] end
+    i = j + 1
+  end
+  return out
+end
+local function waiting(seq, deliveries, id)
+  return string.format('%016d', seq) .. deliveries .. ':' .. id
+end
+local function parse(m)  -- a member -> deliveries so far, id
+  local sep = string.find(m, ':', 17, true)
+  return tonumber(string.sub(m, 17, sep - 1)), string.sub(m, sep + 1)
+end
+local function due_of(value)
+  local sep = string.find(value, '|', 1, true)
+  return string.sub(value, 1, sep - 1), sep
+end
+local function wake(lane, count)
+  local key = P .. 's:' .. lane
+  local tokens = {}
+  for i = 1, math.min(count, 8) do tokens[i] = '1' end
+  redis.call('LPUSH', key, unpack(tokens))
+  redis.call('LTRIM', key, 0, 7)
+end
+-- ARGV[from..]: groups of "lane, priority, count, lease members..."
+local function read_groups(from)
+  local groups = {}
+  local i = from
+  while i <= #ARGV do
+    local n = tonumber(ARGV[i + 2])
+    local g = {key = P .. 'l:' .. ARGV[i] .. ':' .. ARGV[i + 1], members = {}}
+    for k = 1, n do g.members[k] = ARGV[i + 2 + k] end
+    groups[#groups + 1] = g
+    i = i + 3 + n
+  end
+  return groups
+end
+-- the members of a group still leased (the claims still current)
+local function current(g)
+  local scores = fetch('ZMSCORE', g.key, g.members)
+  local mine = {}
+  for k, m in ipairs(g.members) do
+    if scores[k] then mine[#mine + 1] = m end
+  end
+  return mine
+end
+"""
+
+# ARGV: prefix, count, then per job: id, lane, priority, due, body.
+_PUSH = (
+    _LUA_PRELUDE
+    + """
+local n = tonumber(ARGV[2])
+local seq = nil
+local woken = {}
+for i = 0, n - 1 do
+  local b = 3 + i * 5
+  local id, lane, due = ARGV[b], ARGV[b + 1], ARGV[b + 3]
+  if redis.call('HSETNX', jobs, id, due .. '|' .. ARGV[b + 4]) == 1 then
+    if not seq then seq = redis.call('INCRBY', P .. 'seq', n - i) - (n - i) end
+    seq = seq + 1
+    redis.call('ZADD', P .. 'w:' .. lane .. ':' .. ARGV[b + 2], due, waiting(seq, 0, id))
+    woken[lane] = (woken[lane] or 0) + 1
+  end
+end
+for lane, count in pairs(woken) do wake(lane, count) end
+return 0
+"""
+)
+
+# ARGV: prefix, limit, lease seconds, lanes...
+# Returns {0, microseconds until the next job is due or lease expires, or -1} if nothing was
+# due, else {1, 0, header, blob}: the header holds four numbers per job (lane index,
+# priority, member length, value length), the blob each job's member then its value.
+_CLAIM = (
+    _LUA_PRELUDE
+    + """
+local limit = tonumber(ARGV[2])
+local lease = tonumber(ARGV[3])
+local lanes = {}
+for i = 4, #ARGV do lanes[#lanes + 1] = ARGV[i] end
+local now = now_s()
+local prios = {4, 3, 2, 1, 0}
+
+-- 1. expired leases go back to waiting, keeping their due (so ahead of later jobs)
+for _, lane in ipairs(lanes) do
+  for _, p in ipairs(prios) do
+    local lk = P .. 'l:' .. lane .. ':' .. p
+    local expired = redis.call('ZRANGEBYSCORE', lk, '-inf', now, 'LIMIT', 0, 1000)
+    if #expired > 0 then
+      chunks('ZREM', lk, expired)
+      local ids, dlvs = {}, {}
+      for k, m in ipairs(expired) do dlvs[k], ids[k] = parse(m) end
+      local values = fetch('HMGET', jobs, ids)
+      local seq = redis.call('INCRBY', P .. 'seq', #ids) - #ids
+      local args = {}
+      for k, id in ipairs(ids) do
+        if values[k] then
+          args[#args + 1] = due_of(values[k])
+          args[#args + 1] = waiting(seq + k, dlvs[k] + 1, id)
+        end
+      end
+      chunks('ZADD', P .. 'w:' .. lane .. ':' .. p, args)
+    end
+  end
+end
+
+-- 2. take due jobs, highest priority first, then (due, push order) across the lanes
+local taken = {}  -- {waiting member, lane index, priority}
+local remaining = limit
+for _, p in ipairs(prios) do
+  if remaining <= 0 then break end
+  local found = {}
+  for li, lane in ipairs(lanes) do
+    local wk = P .. 'w:' .. lane .. ':' .. p
+    if #lanes == 1 then
+      local got = redis.call('ZRANGEBYSCORE', wk, '-inf', now, 'LIMIT', 0, remaining)
+      for k = 1, #got do found[k] = {0, got[k], li} end
+    else
+      local got = redis.call('ZRANGEBYSCORE', wk, '-inf', now, 'WITHSCORES', 'LIMIT', 0,
+        remaining)
+      for k = 1, #got, 2 do found[#found + 1] = {tonumber(got[k + 1]), got[k], li} end
+    end
+  end
+  if #lanes > 1 and #found > 1 then
+    table.sort(found, function(a, b)
+      if a[1] ~= b[1] then return a[1] < b[1] end
+      return a[2] < b[2]
+    end)
+  end
+  local removed = {}
+  for k = 1, math.min(remaining, #found) do
+    local f = found[k]
+    removed[f[3]] = removed[f[3]] or {}
+    table.insert(removed[f[3]], f[2])
+    taken[#taken + 1] = {f[2], f[3], p}
+  end
+  for li, members in pairs(removed) do
+    chunks('ZREM', P .. 'w:' .. lanes[li] .. ':' .. p, members)
+  end
+  remaining = limit - #taken
+end
+
+if #taken == 0 then
+  -- 3. nothing due: when is the next job due or the next lease over?
+  local next_at = nil
+  for _, lane in ipairs(lanes) do
+    for _, p in ipairs(prios) do
+      for _, kind in ipairs({'w:', 'l:'}) do
+        local first = redis.call('ZRANGE', P .. kind .. lane .. ':' .. p, 0, 0, 'WITHSCORES')
+        if #first > 0 then
+          local at = tonumber(first[2])
+          if next_at == nil or at < next_at then next_at = at end
+        end
+      end
+    end
+    redis.call('DEL', P .. 's:' .. lane)  -- any wake-up token left is stale now
+  end
+  if next_at == nil then return {0, -1} end
+  return {0, math.max(0, math.floor((next_at - now) * 1000000))}
+end
+
+-- 4. lease what was taken: a job's member (unique, as its sequence number is fresh every time
+-- it starts waiting) moves as is from waiting to leased and is the claim's receipt
+local deadline = now + lease
+local ids = {}
+local per_lease = {}
+for k, t in ipairs(taken) do
+  local m = t[1]
+  ids[k] = string.sub(m, string.find(m, ':', 17, true) + 1)
+  local lk = P .. 'l:' .. lanes[t[2]] .. ':' .. t[3]
+  local args = per_lease[lk]
+  if not args then
+    args = {}
+    per_lease[lk] = args
+  end
+  args[#args + 1] = deadline
+  args[#args + 1] = m
+end
+for lk, args in pairs(per_lease) do chunks('ZADD', lk, args) end
+local values = fetch('HMGET', jobs, ids)
+local out = {}
+local blob = {}
+for k, t in ipairs(taken) do
+  local value = values[k] or ''
+  out[4 * k - 3] = t[2]
+  out[4 * k - 2] = t[3]
+  out[4 * k - 1] = #t[1]
+  out[4 * k] = #value
+  blob[2 * k - 1] = t[1]
+  blob[2 * k] = value
+end
+if remaining <= 0 then
+  for _, lane in ipairs(lanes) do wake(lane, 1) end  -- more may be due: wake the next claimer
+end
+return {1, 0, table.concat(out, ' '), table.concat(blob)}
+"""
+)
+
+# ARGV: prefix, then groups (see read_groups).
+_ACK = (
+    _LUA_PRELUDE
+    + """
+local gone = {}
+for _, g in ipairs(read_groups(2)) do
+  local mine = current(g)
+  if #mine > 0 then
+    chunks('ZREM', g.key, mine)
+    for _, m in ipairs(mine) do
+      local _, id = parse(m)
+      gone[#gone + 1] = id
+    end
+  end
+end
+chunks('HDEL', jobs, gone)
+return #gone
+"""
+)
+
+# ARGV: prefix, lease seconds, then groups (see read_groups).
+_EXTEND = (
+    _LUA_PRELUDE
+    + """
+local deadline = now_s() + tonumber(ARGV[2])
+local done = 0
+for _, g in ipairs(read_groups(3)) do
+  local args = {}
+  for _, m in ipairs(g.members) do
+    args[#args + 1] = deadline
+    args[#args + 1] = m
+  end
+  -- XX: only members still leased, so a claim that is no longer current is left alone
+  done = done + chunks('ZADD', g.key, args, {'XX', 'CH'})
+end
+return done
+"""
+)
+
+# ARGV: prefix, count, then per item: lease member, lane, priority, new lane, new priority,
+# new due, new body.
+_RETRY = (
+    _LUA_PRELUDE
+    + """
+local n = tonumber(ARGV[2])
+local woken = {}
+local done = 0
+for i = 0, n - 1 do
+  local b = 3 + i * 7
+  local m = ARGV[b]
+  if redis.call('ZREM', P .. 'l:' .. ARGV[b + 1] .. ':' .. ARGV[b + 2], m) == 1 then
+    local dlv, id = parse(m)
+    local lane, due = ARGV[b + 3], ARGV[b + 5]
+    redis.call('HSET', jobs, id, due .. '|' .. ARGV[b + 6])
+    local seq = redis.call('INCR', P .. 'seq')
+    redis.call('ZADD', P .. 'w:' .. lane .. ':' .. ARGV[b + 4], due, waiting(seq, dlv + 1, id))
+    woken[lane] = (woken[lane] or 0) + 1
+    done = done + 1
+  end
+end
+for lane, count in pairs(woken) do wake(lane, count) end
+return done
+"""
+)
+
+# ARGV: prefix, cap, count, then per item: lease member, lane, priority, reason.
+_DEAD = (
+    _LUA_PRELUDE
+    + """
+local cap = ARGV[2]
+local n = tonumber(ARGV[3])
+local now = string.format('%.6f', now_s())
+local done = 0
+for i = 0, n - 1 do
+  local b = 4 + i * 4
+  local m, lane, p = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+  if redis.call('ZREM', P .. 'l:' .. lane .. ':' .. p, m) == 1 then
+    local _, id = parse(m)
+    local value = redis.call('HGET', jobs, id)
+    if value then
+      local due, sep = due_of(value)
+      redis.call('XADD', P .. 'dead', 'MAXLEN', '~', cap, '*', 'id', id, 'lane', lane,
+        'priority', p, 'due', due, 'body', string.sub(value, sep + 1),
+        'reason', ARGV[b + 3], 'at', now)
+      redis.call('HDEL', jobs, id)
+    end
+    done = done + 1
+  end
+end
+return done
+"""
+)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class RedisAgent(Agent):
+    """Jobs in Redis: shared by any number of machines, woken by ``BLPOP``, leased by script.
+
+    ``url`` is a redis-py URL (``redis://[user:password@]host:port/db``, ``rediss://`` for
+    TLS; query options such as ``?socket_timeout=30`` are passed to redis-py). Priorities
+    are 0..4 (``jobmaster.Priority``).
+    """
+
+    capabilities = Capabilities(notify=True, delayed=True, durable=True, shared=True)
+
+    def __init__(self, url: str, *, name: str = "main", namespace: str = "jobmaster") -> None:
+        super().__init__(url, name=name, namespace=namespace)
+        if "{" in namespace + name or "}" in namespace + name:
+            raise ConfigurationError(
+                f"agent name {name!r} and namespace {namespace!r} must not contain braces"
+            )
+        self._prefix = f"{{{namespace}:{name}}}:"
+        self._jobs = self._prefix + "jobs"
+        parts = urlsplit(url)
+        self._where = f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+        try:
+            self._client: redis.Redis = redis.Redis.from_url(
+                url,
+                socket_connect_timeout=_CONNECT_TIMEOUT,
+                socket_timeout=_SOCKET_TIMEOUT,
+                socket_keepalive=True,
+                client_name="jobmaster-agent:" + "".join(
+                    c if c.isalnum() or c in "-_.:" else "_" for c in f"{namespace}:{name}"
+                ),
+                retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"bad Redis agent URL {redact_url(url)!r}: {exc}") from exc
+        register = self._client.register_script
+        self._push: Script = register(_PUSH)
+        self._claim: Script = register(_CLAIM)
+        self._ack: Script = register(_ACK)
+        self._retry: Script = register(_RETRY)
+        self._extend: Script = register(_EXTEND)
+        self._dead: Script = register(_DEAD)
+
+    # -- plumbing ------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one Redis call, turning redis-py's errors into ``AgentError``."""
+        try:
+            return fn()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise AgentError(
+                f"Redis agent {self.name!r} cannot reach {redact_url(self.url)} to {what} "
+                f"({exc}); is Redis running at {self._where} and reachable from here? "
+                "The agent reconnects on its next call."
+            ) from exc
+        except redis.RedisError as exc:
+            raise AgentError(
+                f"Redis agent {self.name!r} at {redact_url(self.url)} failed to {what}: {exc}"
+            ) from exc
+
+    @staticmethod
+    def _check(message: AgentMessage) -> None:
+        if message.priority not in PRIORITIES:
+            raise ConfigurationError(
+                f"message {message.id!r} has priority {message.priority!r}; "
+                "the Redis agent holds priorities 0..4"
+            )
+
+    @staticmethod
+    def _claim_groups(claims: Sequence[Claimed]) -> list[Any]:
+        """Receipts (lease members) as script arguments, grouped by bucket."""
+        groups: dict[tuple[str, int], list[str]] = {}
+        for c in claims:
+            m = c.message
+            groups.setdefault((m.lane, int(m.priority)), []).append(c.receipt)
+        args: list[Any] = []
+        for (lane, priority), members in groups.items():
+            args += (lane, priority, len(members), *members)
+        return args
+
+    # -- producer ------------------------------------------------------------------
+    def push(self, messages: Sequence[AgentMessage]) -> None:
+        """Store messages in one round trip; ids already held are ignored."""
+        if not messages:
+            return
+        chunks: list[list[Any]] = []
+        for start in range(0, len(messages), _PUSH_CHUNK):
+            part = messages[start : start + _PUSH_CHUNK]
+            args: list[Any] = [self._prefix, len(part)]
+            for m in part:
+                if m.priority not in PRIORITIES:
+                    self._check(m)
+                args += (m.id, m.lane, int(m.priority), repr(float(m.due)), m.body)
+            chunks.append(args)
+        keys = [self._jobs]
+        if len(chunks) == 1:
+            self._call("push", lambda: self._push(keys, chunks[0]))
+            return
+
+        def pipelined() -> None:
+            pipe = self._client.pipeline(transaction=False)
+            for args in chunks:
+                self._push(keys, args, client=pipe)
+            pipe.execute()
+
+        self._call("push", pipelined)
+
+    # -- consumer ------------------------------------------------------------------
+    def claim(
+        self,
+        lanes: Sequence[str],
+        limit: int,
+        *,
+        lease_seconds: float,
+        consumer: str,
+        wait: float = 0.0,
+    ) -> list[Claimed]:
+        """Claim up to ``limit`` due jobs in one script call; if none, block on ``BLPOP``
+        of the lanes' wake-up lists (never longer than until the next job is due or lease
+        expires). ``consumer`` is not stored: the receipt identifies the claim."""
+        if not lanes or limit <= 0:
+            return []
+        lanes = list(dict.fromkeys(lanes))
+        args: list[Any] = [self._prefix, int(limit), repr(float(lease_seconds)), *lanes]
+        keys = [self._jobs]
+        signals = [self._prefix + "s:" + lane for lane in lanes]
+        deadline = time.monotonic() + wait
+        while True:
+            reply: list[Any] = self._call("claim", lambda: self._claim(keys, args))
+            remaining = deadline - time.monotonic()
+            if len(reply) > 2 or remaining <= 0:
+                return self._claimed(reply, lanes)
+            block = min(remaining, _MAX_BLOCK)
+            if reply[1] >= 0:
+                block = min(block, reply[1] / 1_000_000 + 0.001)
+            block = max(block, 0.001)
+            self._call("wait for jobs", partial(self._client.blpop, signals, block))
+
+    @staticmethod
+    def _claimed(reply: list[Any], lanes: Sequence[str]) -> list[Claimed]:
+        if len(reply) < 4:
+            return []
+        numbers = [int(n) for n in reply[2].split()]
+        blob: bytes = reply[3]
+        out: list[Claimed] = []
+        pos = 0
+        for i in range(0, len(numbers), 4):
+            lane_index, priority, member_len, value_len = numbers[i : i + 4]
+            member = blob[pos : pos + member_len].decode()
+            pos += member_len
+            colon = member.index(":", 16)
+            sep = blob.index(b"|", pos)
+            end = pos + value_len
+            message = AgentMessage(
+                member[colon + 1 :],
+                lanes[lane_index - 1],
+                priority,
+                float(blob[pos:sep]),
+                blob[sep + 1 : end],
+            )
+            out.append(Claimed(message, member, int(member[16:colon]) + 1))
+            pos = end
+        return out
+
+    def ack(self, claims: Sequence[Claimed]) -> None:
+        """Forget claimed jobs (those whose claim is still current) in one script call."""
+        if not claims:
+            return
+        args: list[Any] = [self._prefix, *self._claim_groups(claims)]
+        self._call("ack", lambda: self._ack([self._jobs], args))
+
+    def retry(self, items: Sequence[tuple[Claimed, AgentMessage]]) -> None:
+        """Replace claimed jobs with new versions and release their leases, one call."""
+        if not items:
+            return
+        args: list[Any] = [self._prefix, len(items)]
+        for claim, new in items:
+            self._check(new)
+            m = claim.message
+            args += (claim.receipt, m.lane, int(m.priority))
+            args += (new.lane, int(new.priority), repr(float(new.due)), new.body)
+        self._call("retry", lambda: self._retry([self._jobs], args))
+
+    def extend(self, claims: Sequence[Claimed], lease_seconds: float) -> None:
+        """Push the lease deadline of current claims to ``lease_seconds`` from now."""
+        if not claims:
+            return
+        args: list[Any] = [self._prefix, repr(float(lease_seconds)), *self._claim_groups(claims)]
+        self._call("extend leases", lambda: self._extend([self._jobs], args))
+
+    def dead_letter(self, items: Sequence[tuple[Claimed, str]]) -> None:
+        """Move claimed jobs to the ``dead`` stream with their reasons, one call."""
+        if not items:
+            return
+        args: list[Any] = [self._prefix, DEAD_LETTER_CAP, len(items)]
+        for claim, reason in items:
+            m = claim.message
+            args += (claim.receipt, m.lane, int(m.priority), reason)
+        self._call("dead-letter", lambda: self._dead([self._jobs], args))
+
+    # -- inspection ----------------------------------------------------------------
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The newest dead letters first, read from the ``dead`` stream."""
+        if limit <= 0:
+            return []
+        def read() -> Any:
+            return self._client.xrevrange(self._prefix + "dead", "+", "-", count=limit)
+
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = self._call("read dead letters", read)
+        out: list[DeadLetter] = []
+        for _, f in entries:
+            message = AgentMessage(
+                f[b"id"].decode(),
+                f[b"lane"].decode(),
+                int(f[b"priority"]),
+                float(f[b"due"]),
+                f[b"body"],
+            )
+            out.append(DeadLetter(message, f[b"reason"].decode(), float(f[b"at"])))
+        return out
+
+    def length(self, bucket: Bucket | None = None) -> int:
+        """Jobs held, waiting or claimed, in one bucket or in the whole agent."""
+        if bucket is None:
+            return int(self._call("count jobs", lambda: self._client.hlen(self._jobs)))
+        suffix = f"{bucket.lane}:{int(bucket.priority)}"
+
+        def count() -> int:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.zcard(self._prefix + "w:" + suffix)
+            pipe.zcard(self._prefix + "l:" + suffix)
+            return sum(int(n) for n in pipe.execute())
+
+        return self._call("count jobs", count)
+
+    def purge(self) -> int:
+        """Delete every key of this agent (found by ``SCAN``); return the jobs dropped."""
+
+        def drop() -> int:
+            count = int(self._client.hlen(self._jobs))
+            pattern = _glob_escape(self._prefix) + "*"
+            batch: list[bytes] = []
+            for key in self._client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    self._client.unlink(*batch)
+                    batch = []
+            if batch:
+                self._client.unlink(*batch)
+            return count
+
+        return self._call("purge", drop)
+
+    def close(self) -> None:
+        """Close the connection pool (in a forked child, only the child's connections)."""
+        self._client.close()
