@@ -23,7 +23,9 @@ def _url() -> str:
     )
     if not url:
         raise SystemExit("no database URL: pass -x url=... or set JOBMASTER_MASTER_URL")
-    return url
+    from jobmaster.master.repository import normalise_url
+
+    return normalise_url(url)
 
 
 def _configure(connection: sa.Connection) -> None:

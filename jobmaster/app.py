@@ -27,6 +27,7 @@ from jobmaster.exceptions import (
     ConfigurationError,
     DefinitionError,
     EnqueueError,
+    InvalidOptionError,
     JobmasterError,
     UnknownDefinitionError,
 )
@@ -109,6 +110,8 @@ class App:
         name: str = "default",
         master: str | None = None,
         agents: Mapping[str, str] | str | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
         **options: Any,
     ) -> None:
         if isinstance(agents, str):
@@ -123,12 +126,15 @@ class App:
             raise ConfigurationError(
                 f"App() got unknown option(s) {sorted(unknown)}; see Config for the options"
             )
-        env = env_overrides()
+        env = env_overrides(environ)
         main_url = env.pop("agents_main", None)
         values.update(env)
         if main_url is not None:
             merged = dict(values.get("agents") or {})
-            merged["main"] = main_url
+            target = "main"
+            if merged and "main" not in merged:  # the URL of the default agent, renamed
+                target = values.get("default_agent") or next(iter(merged))
+            merged[target] = main_url
             values["agents"] = merged
         try:
             self.config = Config(**values)
@@ -146,6 +152,7 @@ class App:
             raise
         self.definitions: dict[str, JobDefinition[Any, Any]] = {}
         self.static_schedules: dict[str, dict[str, Any]] = {}
+        self.child_init_hooks: list[Callable[[], None]] = []
         self.jobs = JobsAPI(self)
         self._serializer: Serializer | None = None
         self._master: Master | None = None
@@ -249,6 +256,12 @@ class App:
             return register(func)
         return register
 
+    def on_worker_process_start(self, func: Callable[[], None]) -> Callable[[], None]:
+        """Register a function run in each worker process (forked child) when it starts,
+        before it runs any job: open per-process clients, seed random generators..."""
+        self.child_init_hooks.append(func)
+        return func
+
     def definition(self, definition_id: str) -> JobDefinition[Any, Any]:
         """The registered definition with this id; ``UnknownDefinitionError`` otherwise."""
         try:
@@ -302,7 +315,8 @@ class App:
             with self._lock:
                 agent = self._agents.get(name)
                 if agent is None:
-                    agent = resolve_agent(url, name=name, namespace=self.config.namespace)
+                    agent = resolve_agent(url, name=name,
+                                          namespace=self.config.agent_namespace)
                     self._agents[name] = agent
         return agent
 
@@ -365,11 +379,20 @@ class App:
                     f"cluster={cluster!r} is not configured on app {self.name!r}; add "
                     f"App(clusters={{{cluster!r}: {{'master': ..., 'agents': ...}}}})"
                 )
-            target = spec if isinstance(spec, App) else App(cluster, **dict(spec))
+            # another cluster's settings come from its spec only, not this process's env
+            target = spec if isinstance(spec, App) else App(cluster, environ={}, **dict(spec))
             self._clusters[cluster] = target
         return target
 
-    def _build(
+    def _build(self, *args: Any, **kwargs: Any) -> Envelope:
+        try:
+            return self._build_envelope(*args, **kwargs)
+        except InvalidOptionError:
+            raise
+        except ConfigurationError as exc:
+            raise InvalidOptionError(str(exc)) from None
+
+    def _build_envelope(
         self,
         definition: JobDefinition[Any, Any] | str,
         values: Mapping[str, Any],
@@ -434,7 +457,7 @@ class App:
             cfg.default_agent
         if agent_name not in cfg.agents:
             raise ConfigurationError(
-                f"agent={agent_name!r} is not one of app {self.name!r}'s agents "
+                f"agent={agent_name!r} is not one of the agents of app {self.name!r}: "
                 f"{sorted(cfg.agents)}"
             )
         payload = encode_arguments(self.serializer, def_id, values, cfg.max_payload_bytes)
@@ -469,10 +492,12 @@ class App:
         target._dispatch([env])
         return env.id
 
-    def _submit_many(self, definition: JobDefinition[Any, Any], values: Sequence[Mapping[str, Any]],
+    def _submit_many(self, definition: JobDefinition[Any, Any],
+                     values: Sequence[Mapping[str, Any]], times: Sequence[datetime | None],
                      **options: Any) -> list[str]:
         now = time.time()
-        envs = [self._build(definition, v, now=now, **options) for v in values]
+        envs = [self._build(definition, v, now=now, at=at, **options)
+                for v, at in zip(values, times, strict=True)]
         for start in range(0, len(envs), 5000):
             self._dispatch(envs[start : start + 5000])
         return [e.id for e in envs]
@@ -485,7 +510,11 @@ class App:
         if existing is not None:
             return existing
         if not held:
-            self._push([env])
+            try:
+                self._push([env])
+            except BaseException:
+                self.master.delete_job(env.id)  # free the key: the enqueue did not happen
+                raise
         return env.id
 
     def _dispatch(self, envs: Sequence[Envelope]) -> None:

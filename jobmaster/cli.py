@@ -133,12 +133,16 @@ def jobs() -> None:
 def jobs_list(app_target: str | None, statuses: tuple[str, ...], definition_id: str | None,
               lane: str | None, limit: int, as_json: bool) -> None:
     """List recent jobs, newest first."""
+    from jobmaster.models import JobStatus
+
+    for value in statuses:
+        if value not in {s.value for s in JobStatus}:
+            raise click.BadParameter(
+                f"{value!r} is not a status; use one of {', '.join(s.value for s in JobStatus)}",
+                param_hint="--status")
     app = _load(app_target)
-    try:
-        found = app.jobs.list(status=list(statuses) or None, definition_id=definition_id,
-                              lane=lane, limit=limit)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--status") from None
+    found = app.jobs.list(status=list(statuses) or None, definition_id=definition_id,
+                          lane=lane, limit=limit)
     for job in found:
         if as_json:
             click.echo(json.dumps({"id": job.id, "definition_id": job.definition_id,

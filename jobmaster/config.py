@@ -58,7 +58,8 @@ class Config:
     clusters: dict[str, Any] = field(default_factory=dict)
     """Other cluster id → ``App`` (or dict of App arguments) reachable with ``cluster=...``."""
     namespace: str = "jobmaster"
-    """Prefix of agent keys, tables and streams, so several apps can share one server."""
+    """Prefix of agent keys, tables and streams, so several apps can share one server; the
+    cluster id is added to it (``agent_namespace``), so clusters never share agent queues."""
     lease_seconds: float = 30.0
     """How long a claimed job stays invisible to other workers without a heartbeat from
     its worker: the time after which a dead worker's job runs again."""
@@ -190,6 +191,19 @@ class Config:
             raise ConfigurationError(f"retry_jitter={self.retry_jitter!r} must be >= 0")
 
     @property
+    def agent_namespace(self) -> str:
+        """The namespace of this cluster's agent keys, tables and streams:
+        ``<namespace>_<cluster>``, made identifier-safe and at most 40 characters."""
+        slug = "".join(c if c.isalnum() else "_" for c in self.name.lower()).strip("_") or "c"
+        text = f"{self.namespace}_{slug}"
+        if len(text) > 40:
+            import hashlib
+
+            digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:8]
+            text = f"{text[:31]}_{digest}"
+        return text
+
+    @property
     def heartbeat(self) -> float:
         """Seconds between a worker's lease renewals."""
         return self.heartbeat_seconds or max(self.lease_seconds / 3.0, 0.05)
@@ -241,7 +255,8 @@ def _parse_env(name: str, raw: str, current: Any, ftype: Any) -> Any:
 def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Settings from ``JOBMASTER_*`` variables, by field name.
 
-    ``JOBMASTER_AGENT_URL`` sets the ``main`` agent; ``JOBMASTER_AGENTS`` takes
+    ``JOBMASTER_AGENT_URL`` sets the URL of the default agent (``main``);
+    ``JOBMASTER_AGENTS`` takes
     ``name=url,name=url``; every other field is ``JOBMASTER_<FIELD>``.
     """
     env = os.environ if environ is None else environ

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import time
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
@@ -21,12 +21,17 @@ R = TypeVar("R")
 
 
 class Retry(Exception):  # noqa: N818 - a request, not an error
-    """Raise from a handler to retry the job after ``after`` seconds (a ``timedelta`` or
-    seconds), counting against its ``max_retries``; the reason is recorded as its error."""
+    """Raise from a handler to retry the job, counting against its ``max_retries``; the
+    reason is recorded as its error. ``after`` (seconds or a ``timedelta``) sets the wait;
+    without it the job's own ``retry_delay`` and backoff apply."""
 
-    def __init__(self, reason: str = "retry requested", *, after: float | timedelta = 0.0):
+    def __init__(self, reason: str = "retry requested", *,
+                 after: float | timedelta | None = None) -> None:
         super().__init__(reason)
-        self.after = after.total_seconds() if isinstance(after, timedelta) else float(after)
+        self.after: float | None = (
+            after.total_seconds() if isinstance(after, timedelta)
+            else None if after is None else float(after)
+        )
 
 
 class JobHandle(Generic[R]):
@@ -161,7 +166,8 @@ class JobDefinition(Generic[P, R]):
         if self.context_param is not None and self.context_param not in kwargs:
             ctx = JobContext(
                 job_id="local", definition_id=self.definition_id, attempt=1,
-                max_retries=0, lane=self.lane or "", priority=int(self.priority),
+                max_retries=0, lane=self.lane or self.app.config.default_lane,
+                priority=int(self.priority),
                 metadata=dict(self.metadata), enqueued_at=datetime.now().astimezone(),
             )
             if self._context_first:
@@ -237,15 +243,29 @@ class JobDefinition(Generic[P, R]):
         self,
         calls: Iterable[Mapping[str, Any]],
         *,
+        at: datetime | Sequence[datetime] | None = None,
+        after: timedelta | float | None = None,
         priority: Priority | int | str | None = None,
         lane: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> list[JobHandle[R]]:
         """Enqueue one job per mapping of keyword arguments, in batches: one agent round
-        trip and one master write per batch rather than per job."""
+        trip and one master write per batch rather than per job.
+
+        ``at`` is one start time for all, or one per call; ``after`` delays them all.
+        Every call is checked before any is stored: one bad call stores nothing."""
         bound = [self.bind((), call) for call in calls]
-        ids = self.app._submit_many(self, bound, priority=priority, lane=lane,
-                                    metadata=metadata)
+        if at is not None and not isinstance(at, datetime):
+            times = list(at)
+            if len(times) != len(bound):
+                raise ArgumentsError(
+                    f"delay_many got {len(times)} start times for {len(bound)} calls; pass "
+                    "one datetime for all, or one per call"
+                )
+        else:
+            times = [at] * len(bound)  # type: ignore[list-item]
+        ids = self.app._submit_many(self, bound, times, after=after, priority=priority,
+                                    lane=lane, metadata=metadata)
         return [JobHandle(self.app, i, self.definition_id) for i in ids]
 
     def recurring(self, expression: str | timedelta, *, name: str,

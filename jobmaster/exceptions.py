@@ -7,6 +7,7 @@ The hierarchy, one root so ``except JobmasterError`` catches them all::
     │   └── AppNotFoundError        ``-A`` names nothing importable / no App inside
     ├── DefinitionError             bad @app.job(...) usage, duplicate definition id
     ├── EnqueueError                refused at enqueue; nothing was stored
+    │   ├── InvalidOptionError      a per-call option is invalid (also a ConfigurationError)
     │   ├── SerializationError      an argument cannot be encoded
     │   ├── PayloadTooLargeError    encoded arguments exceed ``max_payload_bytes``
     │   ├── ArgumentsError          arguments do not bind to the function's signature
@@ -44,6 +45,10 @@ class DefinitionError(JobmasterError, ValueError):
 
 class EnqueueError(JobmasterError, ValueError):
     """A job was refused at enqueue; nothing was stored."""
+
+
+class InvalidOptionError(EnqueueError, ConfigurationError):
+    """A per-call option (lane, priority, timeout, metadata, agent, cluster...) is invalid."""
 
 
 class SerializationError(EnqueueError, TypeError):

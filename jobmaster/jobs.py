@@ -90,7 +90,8 @@ class JobsAPI:
         return JobStatus(value)
 
     def retry(self, job_id: str) -> JobHandle[Any]:
-        """Run a failed or cancelled job again now, with a fresh retry budget."""
+        """Run a finished job (failed, cancelled or succeeded) again now, with a fresh retry
+        budget; its attempt count and error history are kept."""
         from jobmaster.definitions import JobHandle
 
         self._app.flush()

@@ -31,9 +31,10 @@ class Raised:
 
 @dataclass(frozen=True, slots=True)
 class TimedOut:
-    """The job ran past its timeout and its process was killed."""
+    """The job ran past its timeout and was stopped (``how`` says in what way)."""
 
     timeout: float
+    how: str = "its process was killed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +90,9 @@ def outcome_error(outcome: Outcome) -> JobError | None:
     match outcome:
         case Raised(error=error):
             return error
-        case TimedOut(timeout=timeout):
+        case TimedOut(timeout=timeout, how=how):
             return JobError("TimeoutError", f"job exceeded its timeout of {timeout:g} s "
-                            "and its process was killed")
+                            f"and {how}")
         case Lost(reason=reason):
             return JobError("WorkerLostError", reason)
         case _:

@@ -8,8 +8,9 @@ Layout, with ``<ns>``, ``<name>`` and ``<lane>`` made subject-safe by ``subject_
     stream   JM_<ns>_<name>_DLQ         dead letters (limits retention), subject <ns>.<name>.dead
     subject  <ns>.<name>.wake.<lane>    core NATS wake-ups, not stored
 
-A pushed job is one message: its body is the payload, ``Nats-Msg-Id`` is the job id (so the
-stream's duplicate window drops a second push of the same id) and ``Jm-Due`` its due time.
+A pushed job is one message: its body is the payload, ``Jm-Id`` the job id, ``Nats-Msg-Id``
+the id plus a digest of the body (so the stream's duplicate window drops a second push of the
+same message, but not the same job pushed again with another body) and ``Jm-Due`` its due time.
 A batch is published with pipelined acknowledgements: every message, then every PubAck, one
 round trip. Streams and consumers are created on first use; ``purge`` deletes the streams.
 
@@ -54,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import json
 import logging
 import os
@@ -559,7 +561,12 @@ class NatsAgent(Agent):
             subject = subjects.get((m.lane, m.priority))
             if subject is None:
                 subject = subjects[(m.lane, m.priority)] = self._job_subject(m.lane, m.priority)
-            headers = {_MSG_ID: quote(m.id, safe=""), _DUE: repr(float(m.due))}
+            # dedupe key: the id plus a digest of the body, so pushing the same message twice
+            # is dropped, while the same job pushed again later (a manual retry, another
+            # due time) is not swallowed by the stream's duplicate window
+            digest = hashlib.blake2b(m.body, digest_size=8).hexdigest()
+            headers = {_ID: quote(m.id, safe=""), _MSG_ID: f"{quote(m.id, safe='')}:{digest}",
+                       _DUE: repr(float(m.due))}
             requests.append((subject, m.body, headers))
         await self._publish_all(requests)
         await self._wake({lane for lane, _ in subjects})

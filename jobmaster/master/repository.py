@@ -7,6 +7,7 @@ the state of the jobs they ran (``record``), one statement and one transaction p
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -51,7 +52,9 @@ def from_timestamp(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def _normalise_url(url: str) -> str:
+def normalise_url(url: str) -> str:
+    """The SQLAlchemy URL for a master URL: ``postgresql://`` uses psycopg 3, ``mysql://`` and
+    ``mariadb://`` use PyMySQL."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("mysql://") or url.startswith("mariadb://"):
@@ -65,7 +68,7 @@ class Master:
     """The master database of one app: jobs, attempts, schedules, leases, workers."""
 
     def __init__(self, url: str, *, auto_migrate: bool | None = None) -> None:
-        self.url = _normalise_url(url)
+        self.url = normalise_url(url)
         self.auto_migrate = self.url.startswith("sqlite") if auto_migrate is None else auto_migrate
         self._engine: Engine | None = None
         self._pid = os.getpid()
@@ -147,7 +150,13 @@ class Master:
             self._ready = True
             return
         if self.auto_migrate:
-            self.migrate()
+            alembic_log = logging.getLogger("alembic")
+            level = alembic_log.level
+            alembic_log.setLevel(logging.WARNING)  # a self-migrating master migrates quietly
+            try:
+                self.migrate()
+            finally:
+                alembic_log.setLevel(level)
             return
         raise ConfigurationError(
             f"the master at {_redact(self.url)} has "
@@ -183,6 +192,11 @@ class Master:
                 raise
             return str(existing)
 
+    def delete_job(self, job_id: str) -> None:
+        """Remove a job that was never pushed (a keyed enqueue whose push failed)."""
+        with self._begin() as conn:
+            conn.execute(jobs.delete().where(jobs.c.id == job_id))
+
     def _insert_ignore(self, table: sa.Table) -> Any:
         if self.dialect == "postgresql":
             return pg_dialect.insert(table).on_conflict_do_nothing()
@@ -211,11 +225,16 @@ class Master:
             values: dict[str, Any] = {
                 c: sa.case((keep, jobs.c[c]), else_=ins[c]) for c in _RECORDED
             }
-            values["attempts"] = jobs.c.attempts + ins.attempts
+            for c in ("progress", "progress_message"):
+                values[c] = sa.case((keep, jobs.c[c]), else_=sa.func.coalesce(ins[c], jobs.c[c]))
+            values["attempts"] = sa.case((keep, jobs.c.attempts),
+                                         else_=jobs.c.attempts + ins.attempts)
             return stmt.on_duplicate_key_update(**values)
         stmt = (pg_dialect if self.dialect == "postgresql" else sqlite_dialect).insert(jobs)
         exc = stmt.excluded
         set_: dict[str, Any] = {c: exc[c] for c in _RECORDED}
+        for c in ("progress", "progress_message"):  # a record without progress keeps it
+            set_[c] = sa.func.coalesce(exc[c], jobs.c[c])
         set_["attempts"] = jobs.c.attempts + exc.attempts
         return stmt.on_conflict_do_update(
             index_elements=[jobs.c.id],

@@ -8,6 +8,7 @@ Reports (plain tuples, cheap to pickle across a pipe)::
     ("done", job_id, result_bytes, started, finished)
     ("error", job_id, type, message, traceback, retry_after, retryable, started, finished)
     ("progress", job_id, percent, message)
+    ("undecodable", job_id, type, message, started, finished)   -> dead-lettered
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def execute(
         if not isinstance(kwargs, dict):
             raise ValueError("payload is not a mapping of arguments")
     except Exception as exc:  # noqa: BLE001 - any decode failure fails the job, not the worker
-        return _error(env.id, exc, started, retryable=False,
-                      message=f"arguments could not be decoded: {exc}")
+        return ("undecodable", env.id, type(exc).__qualname__,
+                f"arguments could not be decoded: {exc}", started, time.time())
     if definition.context_param is not None:
         deadline = None if env.timeout is None else time.monotonic() + env.timeout
         kwargs[definition.context_param] = JobContext.for_envelope(

@@ -24,6 +24,7 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe, wait
 from typing import TYPE_CHECKING, Any
@@ -146,7 +147,7 @@ class PreforkPool(Pool):
         signal.signal(signal.SIGUSR1, on_stop)
         signal.signal(signal.SIGUSR2, on_cancel)
         self.app.after_fork()
-        for hook in getattr(self.app, "child_init_hooks", ()):
+        for hook in self.app.child_init_hooks:
             hook()
         send = conn.send_bytes
 
@@ -366,7 +367,8 @@ class SoloPool(Pool):
         self.pending: bytes | None = None
         self.events: list[Event] = []
         self.stopping = False
-        self.timeouts: dict[str, float] = {}
+        self.keepalive: Callable[[], None] | None = None
+        self.keepalive_every = 10.0
 
     def start(self) -> None:
         pass
@@ -397,17 +399,33 @@ class SoloPool(Pool):
         def progress(job_id: str, percent: int, message: str | None) -> None:
             self.events.append(("progress", 0, job_id, percent, message))
 
+        done = threading.Event()
+        keeper = None
+        if self.keepalive is not None:
+            beat = self.keepalive
+
+            def keep() -> None:  # the worker's loop is busy running the job: renew here
+                while not done.wait(self.keepalive_every):
+                    try:
+                        beat()
+                    except Exception:  # noqa: BLE001
+                        log.exception("could not renew leases while a solo job runs")
+
+            keeper = threading.Thread(target=keep, name="jobmaster-solo-lease", daemon=True)
+            keeper.start()
         previous = None
         if use_alarm:
             previous = signal.signal(signal.SIGALRM, on_alarm)
             signal.setitimer(signal.ITIMER_REAL, float(limit or 0))
         try:
+            self.cancelled = False
             report = execute(self.app, body, progress=progress,
-                             stop_flag=lambda: self.stopping)
+                             stop_flag=lambda: self.stopping or self.cancelled)
             events = [*self.events, ("report", 0, report)]
         except HardTimeout:
             events = [*self.events, ("timeout", 0)]
         finally:
+            done.set()
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous)
@@ -419,6 +437,9 @@ class SoloPool(Pool):
 
     def request_stop(self, slots: list[int]) -> None:
         self.stopping = True
+
+    def request_cancel(self, slot: int) -> None:
+        self.cancelled = True
 
     def shutdown(self) -> None:
         self.pending = None

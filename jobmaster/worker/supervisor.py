@@ -114,6 +114,15 @@ class Worker:
         self.install_signals = install_signals
         self.id = f"{cfg.name}@{socket.gethostname()}:{os.getpid()}"
         self.pool: Pool = POOLS[pool](app, 1 if pool == "solo" else self.concurrency)
+        self._timeout_how = {
+            "prefork": "its process was killed",
+            "threads": "was abandoned (a thread cannot be stopped; it may still be running)",
+            "solo": "was interrupted",
+        }[pool]
+        self._progressed: set[str] = set()
+        if isinstance(self.pool, SoloPool):
+            self.pool.keepalive = self._renew_leases
+            self.pool.keepalive_every = app.config.heartbeat
         self.held: dict[str, _Held] = {}
         self.waiting: deque[_Held] = deque()
         self.running: dict[int, _Held] = {}
@@ -134,6 +143,8 @@ class Worker:
         """Ask the worker to stop: warm (finish running jobs) or cold (stop them now)."""
         if self.stopping or cold:
             self.cold = True
+        if not self.stopping:
+            self.pool.request_stop(list(self.running))  # ctx.should_stop() turns true
         self.stopping = True
         if self.grace_deadline is None:
             self.grace_deadline = time.monotonic() + self.app.config.shutdown_grace
@@ -291,6 +302,7 @@ class Worker:
             _, _slot, job_id, percent, message = event
             self.batch.progress[job_id] = {"id": job_id, "progress": percent,
                                            "progress_message": message}
+            self._progressed.add(job_id)
             return
         slot = event[1]
         held = self.running.pop(slot, None)
@@ -299,13 +311,16 @@ class Worker:
         outcome: Outcome
         if kind == "report":
             report = event[2]
+            if report[0] == "undecodable":
+                self._undecodable(held, JobError(report[2], report[3]))
+                return
             if report[0] == "done":
                 outcome = Succeeded(report[2])
             else:
                 _, _, etype, emsg, etb, retry_after, retryable, _, _ = report
                 outcome = Raised(JobError(etype, emsg, etb), retry_after, retryable)
         elif kind == "timeout":
-            outcome = TimedOut(held.env.timeout or 0.0)
+            outcome = TimedOut(held.env.timeout or 0.0, "was interrupted")
         else:
             outcome = Lost(f"{event[2]} while running job {held.env.id}")
         self._finish(held, outcome)
@@ -338,6 +353,17 @@ class Worker:
             else:
                 log.debug("job %s %s %s", env.id, env.definition_id, decision.status,
                           extra=extra)
+        self.processed += 1
+
+    def _undecodable(self, held: _Held, error: JobError) -> None:
+        """Arguments that cannot be decoded will never run: fail the job, move it aside."""
+        env = held.env
+        self.held.pop(env.id, None)
+        now = time.time()
+        self._record(env, JobStatus.FAILED, started=held.started, finished=now, error=error)
+        self.batch.dead.append((held.claim, f"{error.type}: {error.message}"))
+        log.error("dead-lettered job %s %s: %s", env.id, env.definition_id, error.message,
+                  extra={"job_id": env.id, "definition_id": env.definition_id})
         self.processed += 1
 
     def _attempt_failed(self, held: _Held, decision: Decision, now: float) -> None:
@@ -386,8 +412,10 @@ class Worker:
         if progress is not None:
             row["progress"] = progress["progress"]
             row["progress_message"] = progress["progress_message"]
-        if status is JobStatus.SUCCEEDED:
-            row["progress"] = 100 if row.get("progress") is not None else row.get("progress")
+        if status.is_final or status is JobStatus.RETRYING:
+            if status is JobStatus.SUCCEEDED and env.id in self._progressed:
+                row["progress"] = 100  # a job that reported progress and finished is done
+            self._progressed.discard(env.id)
         self.batch.records[env.id] = row
 
     def _check_timeouts(self) -> None:
@@ -399,7 +427,7 @@ class Worker:
                           extra={"job_id": held.env.id, "definition_id": held.env.definition_id})
                 self.pool.kill(slot)
                 self.running.pop(slot, None)
-                self._finish(held, TimedOut(held.env.timeout or 0.0))
+                self._finish(held, TimedOut(held.env.timeout or 0.0, self._timeout_how))
 
     def _release(self, helds: list[_Held]) -> None:
         """Hand jobs back to the agent, runnable at once, not counted as attempts."""
@@ -442,6 +470,12 @@ class Worker:
             log.error("could not acknowledge %d job(s) on agent %s: %s (they will run again "
                       "after their lease)", len(batch.acks) + len(batch.retries),
                       self.agent_name, exc)
+
+    def _renew_leases(self) -> None:
+        """Extend the leases of the jobs held (used by the solo pool while a job runs)."""
+        claims = [h.claim for h in list(self.held.values())]
+        if claims:
+            self.agent.extend(claims, self.app.config.lease_seconds)
 
     def _heartbeat(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -166,14 +166,27 @@ def test_bad_url_options_are_refused() -> None:
 
 
 # -- JetStream specifics ---------------------------------------------------------------
-def test_the_job_id_is_the_nats_msg_id_so_a_second_push_is_dropped(agent: NatsAgent) -> None:
+def test_the_same_message_pushed_twice_is_dropped_by_its_msg_id(agent: NatsAgent) -> None:
     m = msg()
     agent.push([m])
     agent.push([m, m])
     assert agent.length() == 1
     [c] = claim(agent)
-    assert c.receipt.headers["Nats-Msg-Id"] == m.id
+    assert c.receipt.headers["Nats-Msg-Id"].startswith(m.id + ":")
+    assert c.message.id == m.id
     agent.ack([c])
+
+
+def test_the_same_job_pushed_again_after_its_ack_is_not_swallowed(agent: NatsAgent) -> None:
+    m = msg(body=b"first run")
+    agent.push([m])
+    [c] = claim(agent)
+    agent.ack([c])
+    again = AgentMessage(m.id, m.lane, m.priority, time.time(), b"run it again")
+    agent.push([again])  # e.g. app.jobs.retry(...) within the duplicate window
+    [c2] = claim(agent)
+    assert c2.message.body == b"run it again"
+    agent.ack([c2])
 
 
 def test_in_progress_heartbeats_extend_the_ack_wait(agent: NatsAgent) -> None:

@@ -262,12 +262,20 @@ def test_env_agents(monkeypatch: pytest.MonkeyPatch) -> None:
     assert app.config.default_agent == "a"
 
 
-def test_env_agents_with_agent_url(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_agent_url_replaces_the_default_agents_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("JOBMASTER_AGENTS", "a=memory://x,b=memory://y")
     monkeypatch.setenv("JOBMASTER_AGENT_URL", "memory://z")
     app = App("x", master=MASTER)
-    assert app.config.agents == {"a": "memory://x", "b": "memory://y", "main": "memory://z"}
-    assert app.config.default_agent == "main"
+    assert app.config.agents == {"a": "memory://z", "b": "memory://y"}
+    assert app.config.default_agent == "a"
+
+
+def test_env_agent_url_sets_main(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBMASTER_AGENT_URL", "memory://z")
+    app = App("x", master=MASTER, agents={"main": "memory://a", "other": "memory://b"})
+    assert app.config.agents == {"main": "memory://z", "other": "memory://b"}
 
 
 def test_env_routes(monkeypatch: pytest.MonkeyPatch) -> None:
