@@ -1,0 +1,650 @@
+"""Agent in a MySQL 8 or MariaDB 10.6+ database (``mysql://``, ``mysql+pymysql://``,
+``mariadb://``, ``mariadb+pymysql://``), through PyMySQL.
+
+Storage. Two InnoDB tables per namespace, created on first use with ``CREATE TABLE IF NOT
+EXISTS``::
+
+    {namespace}_agent_jobs   waiting and claimed jobs; acked jobs are deleted (a small hot table)
+    {namespace}_agent_dead   dead letters, newest = highest seq
+
+Every agent of a namespace shares these tables; each row carries its agent's ``name`` in
+the ``agent`` column and every statement filters on it. Strings use ``utf8mb4_bin`` so ids
+and lanes compare exactly (case matters), and are limited to 191 characters (the indexed
+columns ``agent``, ``id``, ``lane``); ``consumer`` to 255. The namespace is folded to lower
+case for table names.
+
+Claiming is one short transaction per batch (READ COMMITTED)::
+
+    SELECT seq, ... FROM jobs FORCE INDEX (claim) WHERE agent = ? AND lane = ?
+       AND due <= now AND (lease_until IS NULL OR lease_until <= now)
+     ORDER BY priority DESC, due, seq LIMIT ? FOR UPDATE SKIP LOCKED;
+    UPDATE jobs SET lease_until = now + lease, token = ?, ... WHERE seq IN (...);
+    COMMIT
+
+served by the index ``claim (agent, lane, priority DESC, due, seq)``; with several lanes
+the SELECT is one such parenthesised query per lane joined by ``UNION ALL`` and ordered
+and limited again (a ``lane IN (...)`` scan would sort, and so lock, every due row of the
+lanes). Each claim draws a fresh
+random 63-bit token; the receipt is ``(seq, token)`` and ack/extend/retry/dead_letter match
+both, so a consumer whose lease expired and whose job was claimed again touches nothing (and
+an ``AUTO_INCREMENT`` value reused after a server restart cannot be confused with an old
+receipt). Times are Unix epochs in ``DOUBLE``; "now" is the database server's clock.
+
+MySQL has no LISTEN/NOTIFY: a ``claim(wait=...)`` polls, every 2 ms at first, backing off
+to every 50 ms.
+
+Connections. A tiny per-process pool of autocommit PyMySQL connections (each call checks
+one out, so threads never share one). A connection that broke while idle (server restart,
+``KILL``, ``wait_timeout``) is dropped and the call retried once on a fresh connection;
+every operation is safe to repeat (pushes are idempotent, receipts are fenced by token).
+Deadlocks and lock-wait timeouts are retried a few times, and tables dropped while the
+agent runs are created again. Other failures raise
+``AgentError``. After ``os.fork`` the child keeps the parent's connections referenced but
+never uses them, and opens its own.
+
+URL query parameters passed to PyMySQL: ``charset``, ``connect_timeout`` (default 5 s,
+bounding the TCP connect and the handshake), ``read_timeout`` (default 120 s: how long a
+call waits for a silent server), ``write_timeout``, ``unix_socket``, ``ssl_ca``,
+``ssl_cert``, ``ssl_key``, ``ssl_verify_cert``, ``ssl_verify_identity``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import pymysql
+import pymysql.cursors
+
+from jobmaster.agents.base import (
+    Agent,
+    AgentMessage,
+    Bucket,
+    Capabilities,
+    Claimed,
+    DeadLetter,
+    redact_url,
+)
+from jobmaster.exceptions import AgentError, ConfigurationError
+
+__all__ = ["MySQLAgent", "mysql_connect_args", "table_prefix"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+# Connection pools left behind by a fork: referenced forever so the child's garbage
+# collector never closes sockets that belong to the parent.
+_ORPHANS: list[object] = []
+
+_SCHEMES = {"mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql"}
+_NAMESPACE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}\Z")
+_POLL_MIN = 0.002
+_POLL_MAX = 0.05
+_MAX_IDLE = 8  # idle connections kept per pool
+_ATTEMPTS = 3  # for deadlocks and lock-wait timeouts
+_MAX_KEY = 191  # characters of an indexed string column (agent, id, lane)
+_READ_TIMEOUT = 120  # seconds of silence from the server before a call fails
+_MAX_STATEMENT = 8 * 1024 * 1024  # bytes per multi-row INSERT (below max_allowed_packet)
+_HINT = "check that the server is running and reachable and that the URL is right"
+
+# Server error codes meaning the session is gone: the connection must be dropped.
+_CONNECTION_LOST = {0, 1053, 1152, 1184, 1927, 2003, 2006, 2013, 2014, 2055, 4031}
+# ... and meaning "try the transaction again".
+_RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
+_NO_SUCH_TABLE = 1146
+
+_INT_PARAMS = {"connect_timeout", "read_timeout", "write_timeout"}
+_STR_PARAMS = {"charset", "unix_socket", "ssl_ca", "ssl_cert", "ssl_key"}
+_BOOL_PARAMS = {"ssl_verify_cert", "ssl_verify_identity"}
+
+# The server's clock as a Unix epoch (sessions run with time_zone = '+00:00').
+_NOW = "UNIX_TIMESTAMP(NOW(6))"
+
+
+def table_prefix(namespace: str) -> str:
+    """The table-name prefix of a namespace (validated, lower case)."""
+    if not _NAMESPACE.match(namespace):
+        raise ConfigurationError(
+            f"namespace={namespace!r} must start with a letter or _, hold only letters, "
+            "digits and _, and be at most 40 characters (it prefixes table names)"
+        )
+    return namespace.lower()
+
+
+def mysql_connect_args(url: str) -> dict[str, Any]:
+    """PyMySQL ``connect()`` keyword arguments for an agent URL."""
+    redacted = redact_url(url)
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in _SCHEMES:
+        raise ConfigurationError(
+            f"{redacted!r} is not a MySQL URL; use mysql://user:password@host:3306/database"
+        )
+    parts = urlsplit(url)
+    database = unquote(parts.path.lstrip("/"))
+    if not database:
+        raise ConfigurationError(
+            f"MySQL agent URL {redacted!r} names no database; add it: mysql://host/database"
+        )
+    try:
+        port = parts.port or 3306
+    except ValueError as exc:
+        raise ConfigurationError(f"MySQL agent URL {redacted!r}: {exc}") from exc
+    args: dict[str, Any] = {
+        "host": parts.hostname or "localhost",
+        "port": port,
+        "user": unquote(parts.username) if parts.username else "root",
+        "password": unquote(parts.password) if parts.password else "",
+        "database": database,
+        "charset": "utf8mb4",
+        "connect_timeout": 5,
+    }
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in _INT_PARAMS:
+            try:
+                args[key] = int(float(value))
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"MySQL agent URL {redacted!r}: {key}={value!r} is not a number of seconds"
+                ) from exc
+        elif key in _STR_PARAMS:
+            args[key] = value
+        elif key in _BOOL_PARAMS:
+            args[key] = value.lower() in {"1", "true", "yes", "on"}
+        else:
+            known = ", ".join(sorted(_INT_PARAMS | _STR_PARAMS | _BOOL_PARAMS))
+            raise ConfigurationError(
+                f"MySQL agent URL {redacted!r}: unknown parameter {key!r}; known: {known}"
+            )
+    args.update(autocommit=True, binary_prefix=True, max_allowed_packet=1 << 30)
+    return args
+
+
+class _Pool:
+    """The idle connections of one process."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.idle: list[pymysql.connections.Connection] = []
+
+
+def _marks(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
+def _pairs(n: int) -> str:
+    return ", ".join(["(%s, %s)"] * n)
+
+
+class MySQLAgent(Agent):
+    """Jobs in MySQL/MariaDB tables, claimed with ``FOR UPDATE SKIP LOCKED``, polled."""
+
+    capabilities = Capabilities(notify=False, delayed=True, durable=True, shared=True)
+
+    def __init__(self, url: str, *, name: str = "main", namespace: str = "jobmaster") -> None:
+        super().__init__(url, name=name, namespace=namespace)
+        prefix = table_prefix(namespace)
+        if len(name) > _MAX_KEY:
+            raise ConfigurationError(
+                f"agent name {name[:40]!r}... is longer than {_MAX_KEY} characters"
+            )
+        self._jobs = f"{prefix}_agent_jobs"
+        self._dead = f"{prefix}_agent_dead"
+        self._args = mysql_connect_args(url)
+        self._pool = _Pool()
+        self._ready = False
+        self._ready_lock = threading.Lock()
+        self._closed = False
+        self._statement_bytes = _MAX_STATEMENT
+        self._build_sql()
+
+    # -- SQL -----------------------------------------------------------------------
+    # Table names come from a validated identifier (see ``table_prefix``); values are
+    # always bound parameters; ``{n}`` placeholders are filled with ``%s`` lists.
+    def _build_sql(self) -> None:
+        jobs, dead = self._jobs, self._dead
+        text = "VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"
+        self._sql_create = [
+            f"""CREATE TABLE IF NOT EXISTS {jobs} (
+                    seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                    agent {text},
+                    id {text},
+                    lane {text},
+                    priority INT NOT NULL,
+                    due DOUBLE NOT NULL,
+                    body LONGBLOB NOT NULL,
+                    lease_until DOUBLE NULL,
+                    token BIGINT NULL,
+                    consumer VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+                    deliveries INT NOT NULL DEFAULT 0,
+                    UNIQUE KEY agent_id (agent, id),
+                    KEY claim (agent, lane, priority DESC, due, seq)
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin""",
+            f"""CREATE TABLE IF NOT EXISTS {dead} (
+                    seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                    agent {text},
+                    id {text},
+                    lane {text},
+                    priority INT NOT NULL,
+                    due DOUBLE NOT NULL,
+                    body LONGBLOB NOT NULL,
+                    reason TEXT NOT NULL,
+                    at DOUBLE NOT NULL,
+                    KEY agent_seq (agent, seq)
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin""",
+        ]
+        # a duplicate id is a no-op (unlike INSERT IGNORE, other errors still raise)
+        self._sql_push = (
+            f"INSERT INTO {jobs} (agent, id, lane, priority, due, body)"  # noqa: S608
+            " VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE seq = seq"
+        )
+        # One lane: an ordered scan of the claim index that stops (and stops locking) after
+        # ``limit`` rows. Several lanes: one such scan per lane, merged by UNION ALL; a
+        # single ``lane IN (...)`` scan would sort, and so lock, every due row of the lanes.
+        self._sql_claim_lane = (
+            f"SELECT seq, id, lane, priority, due, body, deliveries, {_NOW} AS now"  # noqa: S608
+            f" FROM {jobs} FORCE INDEX (claim) WHERE agent = %s AND lane = %s"
+            f" AND due <= {_NOW} AND (lease_until IS NULL OR lease_until <= {_NOW})"
+            " ORDER BY priority DESC, due, seq LIMIT %s FOR UPDATE SKIP LOCKED"
+        )
+        self._sql_lease = (
+            f"UPDATE {jobs} SET lease_until = %s, token = %s, consumer = %s,"  # noqa: S608
+            " deliveries = deliveries + 1 WHERE seq IN ({seqs})"
+        )
+        held = "seq IN ({seqs}) AND (seq, token) IN ({pairs})"
+        self._sql_ack = f"DELETE FROM {jobs} WHERE {held}"  # noqa: S608
+        self._sql_extend = f"UPDATE {jobs} SET lease_until = {_NOW} + %s WHERE {held}"  # noqa: S608
+        self._sql_lock_held = f"SELECT seq, deliveries, {_NOW} FROM {jobs} WHERE {held} FOR UPDATE"  # noqa: S608
+        self._sql_delete = f"DELETE FROM {jobs} WHERE seq IN ({{seqs}})"  # noqa: S608
+        self._sql_reinsert = (
+            f"INSERT INTO {jobs} (agent, id, lane, priority, due, body, deliveries)"  # noqa: S608
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        )
+        self._sql_bury = (
+            f"INSERT INTO {dead} (agent, id, lane, priority, due, body, reason, at)"  # noqa: S608
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+        self._sql_dead_letters = (
+            f"SELECT id, lane, priority, due, body, reason, at FROM {dead}"  # noqa: S608
+            " WHERE agent = %s ORDER BY seq DESC LIMIT %s"
+        )
+        self._sql_length = f"SELECT count(*) FROM {jobs} WHERE agent = %s"  # noqa: S608
+        self._sql_length_bucket = (
+            f"SELECT count(*) FROM {jobs}"  # noqa: S608 - validated identifier
+            " WHERE agent = %s AND lane = %s AND priority = %s"
+        )
+        self._sql_purge_jobs = f"DELETE FROM {jobs} WHERE agent = %s"  # noqa: S608
+        self._sql_purge_dead = f"DELETE FROM {dead} WHERE agent = %s"  # noqa: S608
+
+    # -- connections ---------------------------------------------------------------
+    def _current_pool(self) -> _Pool:
+        pool = self._pool
+        if pool.pid != os.getpid():
+            _ORPHANS.append(pool)
+            pool = self._pool = _Pool()
+            self._ready = False
+            self._ready_lock = threading.Lock()  # a parent's thread may have held it
+        return pool
+
+    def _connect(self) -> pymysql.connections.Connection:
+        if self._closed:
+            raise AgentError(f"{self!r} is closed; build a new agent")
+        args = dict(self._args)
+        read_timeout = args.pop("read_timeout", _READ_TIMEOUT)
+        try:
+            # PyMySQL bounds only the TCP connect by connect_timeout, and the handshake by
+            # read_timeout: use the connect timeout for both, then the read timeout.
+            conn = pymysql.connect(**args, read_timeout=args["connect_timeout"])
+            conn._read_timeout = read_timeout  # applied before the next read
+            with conn.cursor() as cur:
+                cur.execute("SET time_zone = '+00:00'")
+                cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                cur.execute("SELECT @@max_allowed_packet")
+                row = cur.fetchone()
+        except pymysql.MySQLError as exc:
+            raise AgentError(
+                f"cannot connect to the MySQL agent at {redact_url(self.url)}: "
+                f"{self._clean(exc)}; {_HINT}"
+            ) from exc
+        if row:
+            self._statement_bytes = max(64 * 1024, min(_MAX_STATEMENT, int(row[0]) // 2))
+        return conn
+
+    def _checkout(self) -> tuple[pymysql.connections.Connection, bool]:
+        pool = self._current_pool()
+        with pool.lock:
+            conn = pool.idle.pop() if pool.idle else None
+        if conn is not None and conn.open:
+            return conn, False
+        return self._connect(), True
+
+    def _checkin(self, conn: pymysql.connections.Connection, *, discard: bool = False) -> None:
+        pool = self._current_pool()
+        if not discard and not self._closed and conn.open:
+            with pool.lock:
+                if len(pool.idle) < _MAX_IDLE and pool.pid == os.getpid():
+                    pool.idle.append(conn)
+                    return
+        self._close_quietly(conn)
+
+    @staticmethod
+    def _close_quietly(conn: pymysql.connections.Connection) -> None:
+        try:
+            if conn.open:
+                conn.close()
+        except Exception:  # noqa: S110 - a connection we are dropping anyway
+            pass
+
+    def _clean(self, exc: BaseException) -> str:
+        """An exception's text, never showing the URL's password."""
+        text = str(exc).strip() or type(exc).__name__
+        password = self._args.get("password")
+        if password:
+            text = text.replace(str(password), "***")
+        return text
+
+    def _ensure_tables(self, conn: pymysql.connections.Connection) -> None:
+        if self._ready:
+            return
+        with self._ready_lock:
+            if self._ready:
+                return
+            with conn.cursor() as cur:
+                for statement in self._sql_create:
+                    cur.execute(statement)
+            self._ready = True
+
+    def _run(
+        self, what: str, operation: Callable[[pymysql.cursors.Cursor], _T], *, tx: bool = False
+    ) -> _T:
+        """Run ``operation`` on a pooled connection (in a transaction if ``tx``), retrying
+        once on a connection that broke while idle, a few times on deadlocks, and after
+        recreating tables dropped meanwhile; raise ``AgentError`` otherwise."""
+        reconnected = False
+        attempt = 0
+        while True:
+            attempt += 1
+            conn, fresh = self._checkout()
+            try:
+                self._ensure_tables(conn)
+                with conn.cursor() as cur:
+                    cur.max_stmt_length = self._statement_bytes
+                    if tx:
+                        conn.begin()
+                    try:
+                        result = operation(cur)
+                        if tx:
+                            conn.commit()
+                    except BaseException:
+                        if tx:
+                            self._rollback_quietly(conn)
+                        raise
+            except pymysql.MySQLError as exc:
+                code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else -1
+                broken = not conn.open or code in _CONNECTION_LOST
+                self._checkin(conn, discard=broken)
+                if broken and not fresh and not reconnected:
+                    log.warning(
+                        "MySQL agent %s: connection lost (%s); reconnecting",
+                        redact_url(self.url),
+                        self._clean(exc),
+                    )
+                    reconnected = True
+                    continue
+                if code in _RETRYABLE and attempt < _ATTEMPTS:
+                    continue
+                if code == _NO_SUCH_TABLE and attempt < _ATTEMPTS:
+                    self._ready = False  # dropped meanwhile (by an operator, a test): recreate
+                    continue
+                if broken:
+                    raise AgentError(
+                        f"MySQL agent {redact_url(self.url)}: connection lost during {what}: "
+                        f"{self._clean(exc)}; {_HINT}"
+                    ) from exc
+                raise AgentError(
+                    f"MySQL agent {redact_url(self.url)}: {what} failed: {self._clean(exc)}"
+                ) from exc
+            except BaseException:
+                self._checkin(conn, discard=True)  # state unknown (e.g. interrupted)
+                raise
+            self._checkin(conn)
+            return result
+
+    @staticmethod
+    def _rollback_quietly(conn: pymysql.connections.Connection) -> None:
+        try:
+            if conn.open:
+                conn.rollback()
+        except pymysql.MySQLError:
+            pass  # the connection is broken; the caller drops it
+
+    # -- producer ------------------------------------------------------------------
+    def push(self, messages: Sequence[AgentMessage]) -> None:
+        """Store messages with multi-row INSERTs (one statement per few MiB) in one
+        transaction; a duplicate id is left as it is."""
+        if not messages:
+            return
+        for m in messages:
+            if len(m.id) > _MAX_KEY or len(m.lane) > _MAX_KEY:
+                raise AgentError(
+                    f"MySQL agent {redact_url(self.url)}: job id {m.id[:40]!r} or lane "
+                    f"{m.lane[:40]!r} is longer than {_MAX_KEY} characters; nothing was pushed"
+                )
+        rows = [
+            (self.name, m.id, m.lane, int(m.priority), float(m.due), bytes(m.body))
+            for m in messages
+        ]
+        self._run("push", lambda cur: cur.executemany(self._sql_push, rows), tx=len(rows) > 1)
+
+    # -- consumer ------------------------------------------------------------------
+    def _claim_once(
+        self, lanes: list[str], limit: int, lease_seconds: float, consumer: str
+    ) -> list[Claimed]:
+        token = secrets.randbits(63)
+        params: list[Any] = []
+        for lane in lanes:
+            params += [self.name, lane, limit]
+        if len(lanes) == 1:
+            select = self._sql_claim_lane
+        else:
+            part = f"({self._sql_claim_lane})"
+            select = " UNION ALL ".join([part] * len(lanes))
+            select += " ORDER BY priority DESC, due, seq LIMIT %s"
+            params.append(limit)
+
+        def run(cur: pymysql.cursors.Cursor) -> list[tuple[Any, ...]]:
+            cur.execute(select, params)
+            rows: list[tuple[Any, ...]] = list(cur.fetchall())
+            if rows:
+                until = float(rows[0][7]) + lease_seconds
+                seqs = [r[0] for r in rows]
+                cur.execute(
+                    self._sql_lease.format(seqs=_marks(len(seqs))),
+                    (until, token, consumer[:255], *seqs),
+                )
+            return rows
+
+        rows = self._run("claim", run, tx=True)
+        rows.sort(key=lambda r: (-r[3], r[4], r[0]))
+        return [
+            Claimed(
+                AgentMessage(r[1], r[2], int(r[3]), float(r[4]), bytes(r[5])),
+                (int(r[0]), token),
+                int(r[6]) + 1,
+            )
+            for r in rows
+        ]
+
+    def claim(
+        self,
+        lanes: Sequence[str],
+        limit: int,
+        *,
+        lease_seconds: float,
+        consumer: str,
+        wait: float = 0.0,
+    ) -> list[Claimed]:
+        """Claim up to ``limit`` due jobs in one transaction; if none is due, poll (2 ms
+        backing off to 50 ms) up to ``wait`` seconds."""
+        if not lanes or limit <= 0:
+            return []
+        lanes = list(dict.fromkeys(lanes))
+        deadline = time.monotonic() + wait
+        pause = _POLL_MIN
+        while True:
+            claimed = self._claim_once(lanes, limit, lease_seconds, consumer)
+            remaining = deadline - time.monotonic()
+            if claimed or remaining <= 0:
+                return claimed
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, _POLL_MAX)
+
+    def _held(self, claims: Sequence[Claimed]) -> tuple[dict[str, str], list[int]]:
+        """Placeholders and parameters matching rows still held under these receipts."""
+        seqs = [int(c.receipt[0]) for c in claims]
+        pairs = [int(v) for c in claims for v in (c.receipt[0], c.receipt[1])]
+        return {"seqs": _marks(len(seqs)), "pairs": _pairs(len(claims))}, seqs + pairs
+
+    def ack(self, claims: Sequence[Claimed]) -> None:
+        """Delete claimed jobs whose lease is still this claim's (one statement)."""
+        if not claims:
+            return
+        marks, params = self._held(claims)
+        query = self._sql_ack.format(**marks)
+        self._run("ack", lambda cur: cur.execute(query, params))
+
+    def extend(self, claims: Sequence[Claimed], lease_seconds: float) -> None:
+        """Push back the lease expiry of claims still held (one statement)."""
+        if not claims:
+            return
+        marks, params = self._held(claims)
+        query = self._sql_extend.format(**marks)
+        self._run("extend", lambda cur: cur.execute(query, (float(lease_seconds), *params)))
+
+    def _lock_held(
+        self, cur: pymysql.cursors.Cursor, claims: Sequence[Claimed]
+    ) -> tuple[dict[int, int], float]:
+        """Lock the rows still held under these receipts: {seq: deliveries}, server now."""
+        marks, params = self._held(claims)
+        cur.execute(self._sql_lock_held.format(**marks), params)
+        rows = cur.fetchall()
+        held = {int(r[0]): int(r[1]) for r in rows}
+        now = float(rows[0][2]) if rows else time.time()
+        if held:
+            cur.execute(self._sql_delete.format(seqs=_marks(len(held))), list(held))
+        return held, now
+
+    def retry(self, items: Sequence[tuple[Claimed, AgentMessage]]) -> None:
+        """Replace claimed jobs with new versions (a new seq, as if pushed again) and
+        release them, in one transaction."""
+        if not items:
+            return
+
+        def run(cur: pymysql.cursors.Cursor) -> None:
+            held, _ = self._lock_held(cur, [c for c, _ in items])
+            rows = [
+                (
+                    self.name,
+                    m.id,
+                    m.lane,
+                    int(m.priority),
+                    float(m.due),
+                    bytes(m.body),
+                    held[int(c.receipt[0])],
+                )
+                for c, m in items
+                if int(c.receipt[0]) in held
+            ]
+            if rows:
+                cur.executemany(self._sql_reinsert, rows)
+
+        self._run("retry", run, tx=True)
+
+    def dead_letter(self, items: Sequence[tuple[Claimed, str]]) -> None:
+        """Move claimed jobs to the dead-letter table with their reasons, in one
+        transaction."""
+        if not items:
+            return
+
+        def run(cur: pymysql.cursors.Cursor) -> None:
+            held, now = self._lock_held(cur, [c for c, _ in items])
+            rows = [
+                (
+                    self.name,
+                    c.message.id,
+                    c.message.lane,
+                    int(c.message.priority),
+                    float(c.message.due),
+                    bytes(c.message.body),
+                    reason,
+                    now,
+                )
+                for c, reason in items
+                if int(c.receipt[0]) in held
+            ]
+            if rows:
+                cur.executemany(self._sql_bury, rows)
+
+        self._run("dead_letter", run, tx=True)
+
+    # -- inspection ----------------------------------------------------------------
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The most recent dead letters of this agent, newest first."""
+
+        def run(cur: pymysql.cursors.Cursor) -> list[tuple[Any, ...]]:
+            cur.execute(self._sql_dead_letters, (self.name, int(limit)))
+            return list(cur.fetchall())
+
+        return [
+            DeadLetter(
+                AgentMessage(r[0], r[1], int(r[2]), float(r[3]), bytes(r[4])),
+                r[5],
+                float(r[6]),
+            )
+            for r in self._run("dead_letters", run)
+        ]
+
+    def length(self, bucket: Bucket | None = None) -> int:
+        """Jobs held (waiting or claimed) by this agent, in one bucket or in all."""
+        params: tuple[Any, ...] = (self.name,)
+        query = self._sql_length
+        if bucket is not None:
+            query = self._sql_length_bucket
+            params = (self.name, bucket.lane, int(bucket.priority))
+
+        def run(cur: pymysql.cursors.Cursor) -> int:
+            cur.execute(query, params)
+            row = cur.fetchone()
+            return 0 if row is None else int(row[0])
+
+        return self._run("length", run)
+
+    def purge(self) -> int:
+        """Delete this agent's jobs and dead letters; return how many jobs were dropped.
+        The tables stay (other agents of the namespace may use them)."""
+
+        def run(cur: pymysql.cursors.Cursor) -> int:
+            count = cur.execute(self._sql_purge_jobs, (self.name,))
+            cur.execute(self._sql_purge_dead, (self.name,))
+            return int(count)
+
+        return self._run("purge", run, tx=True)
+
+    def close(self) -> None:
+        """Close this process's pooled connections; the agent may not be used afterwards."""
+        self._closed = True
+        pool = self._pool
+        if pool.pid != os.getpid():
+            return  # the parent's connections: not ours to close
+        with pool.lock:
+            conns, pool.idle = pool.idle, []
+        for conn in conns:
+            self._close_quietly(conn)

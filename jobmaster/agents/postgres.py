@@ -1,0 +1,648 @@
+"""Agent in a PostgreSQL database (``postgresql://``, ``postgres://``, ``postgresql+psycopg://``).
+
+Storage. Two tables per namespace, created on first use with ``CREATE TABLE IF NOT EXISTS``
+(serialised by an advisory lock so concurrent first uses do not race)::
+
+    {namespace}_agent_jobs   waiting and claimed jobs; acked jobs are deleted (a small hot table)
+    {namespace}_agent_dead   dead letters, newest = highest seq
+
+Every agent of a namespace shares these tables; each row carries its agent's ``name`` in
+the ``agent`` column, and every statement filters on it, so ``App(agents={"a": ..., "b":
+...})`` pointing at one database keeps the agents apart. The namespace is folded to lower
+case for table names (PostgreSQL folds unquoted identifiers anyway).
+
+Claiming is one statement per batch::
+
+    WITH picked AS MATERIALIZED (
+        SELECT s.seq FROM unnest(:lanes) AS l(lane) CROSS JOIN LATERAL (
+               SELECT seq, priority, due FROM jobs
+                WHERE agent = :name AND lane = l.lane AND due <= now
+                  AND (lease_until IS NULL OR lease_until <= now)
+                ORDER BY priority DESC, due, seq LIMIT :n FOR UPDATE SKIP LOCKED) AS s
+         ORDER BY s.priority DESC, s.due, s.seq LIMIT :n)
+    UPDATE jobs SET lease_until = now + lease, token = :token, ... FROM picked ... RETURNING ...
+
+Each lane is an ordered scan of the index ``(agent, lane, priority DESC, due, seq)`` that
+stops after ``n`` rows (a plain ``lane = ANY(...)`` would scan and sort every row of the
+lanes); the rows of several lanes are merged and cut to ``n``. Each claim draws a fresh
+random 63-bit token; the receipt is ``(seq, token)`` and ack/extend/retry/dead_letter match
+both, so a consumer whose lease expired and whose job was claimed again touches nothing.
+Times (``due``, leases) are Unix epochs in ``double precision``; "now" is the database
+server's clock, so the leases of workers on different machines agree.
+
+Wake-ups. ``push`` and ``retry`` ``NOTIFY`` the channel of the namespace and agent (payload:
+the lane) in the same statement, so the notification is sent exactly when the rows commit.
+A ``claim(wait=...)`` that finds nothing due ``LISTEN``-s on a dedicated connection and
+sleeps until a notification for one of its lanes, the earliest future ``due`` or lease
+expiry in its lanes, or one second (a polling fallback), whichever is first.
+
+Connections. A tiny per-process pool of autocommit psycopg 3 connections (each call checks
+one out, so threads never share one), plus a pool of listening connections. A connection
+that broke while idle (server restart, ``pg_terminate_backend``) is dropped and the call is
+retried once on a fresh connection (sessions show as ``jobmaster-agent:{namespace}`` in
+``pg_stat_activity``); every statement is safe to repeat (pushes are
+idempotent, receipts are fenced by token). Tables dropped while the agent runs are
+created again on the next call. Other failures raise ``AgentError``. After
+``os.fork`` the child never touches the parent's connections: it keeps them referenced (so
+garbage collection does not close the parent's sessions) and opens its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import TupleRow
+
+from jobmaster.agents.base import (
+    Agent,
+    AgentMessage,
+    Bucket,
+    Capabilities,
+    Claimed,
+    DeadLetter,
+    redact_url,
+)
+from jobmaster.exceptions import AgentError, ConfigurationError
+
+__all__ = ["PostgresAgent", "postgres_conninfo", "table_prefix"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_Conn = psycopg.Connection[TupleRow]
+
+# Connection pools left behind by a fork: referenced forever so the child's garbage
+# collector never closes (and so terminates) sessions that belong to the parent.
+_ORPHANS: list[object] = []
+
+_NAMESPACE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}\Z")
+_CHANNEL_NAME = re.compile(r"[A-Za-z0-9_]+\Z")
+_RECHECK = 1.0  # a waiting claim looks at the table at least this often
+_MIN_SLEEP = 0.002  # ... and at most this often (a due row locked by a concurrent claim)
+_MAX_IDLE = 8  # idle connections kept per pool (and as many listening ones)
+_ATTEMPTS = 3  # for deadlocks / serialization failures
+_CHUNK_ROWS = 5000  # rows per INSERT statement of a push
+_CHUNK_BYTES = 32 * 1024 * 1024  # body bytes per INSERT statement of a push
+_CONNECT_DEFAULTS = {
+    "connect_timeout": "5",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+}
+_HINT = "check that the server is running and reachable and that the URL is right"
+
+# The server's clock as a Unix epoch; stable within a statement.
+_NOW = "extract(epoch FROM now())::float8"
+
+
+def postgres_conninfo(url: str) -> str:
+    """The libpq URI of an agent URL: ``postgresql+psycopg://`` becomes ``postgresql://``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in {"postgresql", "postgres", "postgresql+psycopg"}:
+        raise ConfigurationError(
+            f"{redact_url(url)!r} is not a PostgreSQL URL; use postgresql://user@host/db"
+        )
+    return f"postgresql://{rest}"
+
+
+def table_prefix(namespace: str) -> str:
+    """The table-name prefix of a namespace (validated, lower case)."""
+    if not _NAMESPACE.match(namespace):
+        raise ConfigurationError(
+            f"namespace={namespace!r} must start with a letter or _, hold only letters, "
+            "digits and _, and be at most 40 characters (it prefixes table names)"
+        )
+    return namespace.lower()
+
+
+def _channel(prefix: str, name: str) -> str:
+    """The LISTEN/NOTIFY channel of one agent: readable when it can be, always < 64 bytes."""
+    channel = f"{prefix}_agent_{name}"
+    if _CHANNEL_NAME.match(name) and len(channel) <= 63:
+        return channel
+    return f"{prefix}_agent_{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+
+class _Pool:
+    """The idle connections of one process."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.idle: list[_Conn] = []
+        self.listeners: list[_Conn] = []
+
+
+class PostgresAgent(Agent):
+    """Jobs in PostgreSQL tables, claimed with ``FOR UPDATE SKIP LOCKED``, woken by NOTIFY."""
+
+    capabilities = Capabilities(notify=True, delayed=True, durable=True, shared=True)
+
+    def __init__(self, url: str, *, name: str = "main", namespace: str = "jobmaster") -> None:
+        super().__init__(url, name=name, namespace=namespace)
+        prefix = table_prefix(namespace)
+        self._jobs = f"{prefix}_agent_jobs"
+        self._dead = f"{prefix}_agent_dead"
+        self._channel = _channel(prefix, name)
+        params = self._params(url, prefix)
+        self._params_dict = params
+        self._pool = _Pool()
+        self._ready = False
+        self._ready_lock = threading.Lock()
+        self._closed = False
+        self._build_sql()
+
+    @staticmethod
+    def _params(url: str, prefix: str) -> dict[str, Any]:
+        try:
+            params: dict[str, Any] = conninfo_to_dict(postgres_conninfo(url))
+        except psycopg.Error as exc:
+            raise ConfigurationError(f"invalid PostgreSQL URL {redact_url(url)!r}: {exc}") from exc
+        for key, value in _CONNECT_DEFAULTS.items():
+            params.setdefault(key, value)
+        params.setdefault("application_name", f"jobmaster-agent:{prefix}")
+        params["autocommit"] = True
+        return params
+
+    # -- SQL -----------------------------------------------------------------------
+    # Table names come from a validated identifier (see ``table_prefix``); values are
+    # always bound parameters.
+    def _build_sql(self) -> None:
+        jobs, dead = self._jobs, self._dead
+        self._sql_create = [
+            f"""CREATE TABLE IF NOT EXISTS {jobs} (
+                    seq bigserial PRIMARY KEY,
+                    agent text NOT NULL,
+                    id text NOT NULL,
+                    lane text NOT NULL,
+                    priority integer NOT NULL,
+                    due double precision NOT NULL,
+                    body bytea NOT NULL,
+                    lease_until double precision,
+                    token bigint,
+                    consumer text,
+                    deliveries integer NOT NULL DEFAULT 0,
+                    UNIQUE (agent, id)
+                ) WITH (autovacuum_vacuum_scale_factor = 0.02,
+                        autovacuum_vacuum_threshold = 1000)""",
+            f"CREATE INDEX IF NOT EXISTS {jobs}_claim"
+            f" ON {jobs} (agent, lane, priority DESC, due, seq)",
+            f"""CREATE TABLE IF NOT EXISTS {dead} (
+                    seq bigserial PRIMARY KEY,
+                    agent text NOT NULL,
+                    id text NOT NULL,
+                    lane text NOT NULL,
+                    priority integer NOT NULL,
+                    due double precision NOT NULL,
+                    body bytea NOT NULL,
+                    reason text NOT NULL,
+                    at double precision NOT NULL
+                )""",
+            f"CREATE INDEX IF NOT EXISTS {dead}_agent ON {dead} (agent, seq)",
+        ]
+        self._sql_push = f"""
+            WITH ins AS (
+                INSERT INTO {jobs} (agent, id, lane, priority, due, body)
+                SELECT %(agent)s, m.id, m.lane, m.priority, m.due, m.body
+                  FROM unnest(%(ids)s::text[], %(lanes)s::text[], %(priorities)s::int[],
+                              %(dues)s::float8[], %(bodies)s::bytea[])
+                       WITH ORDINALITY AS m(id, lane, priority, due, body, ord)
+                 ORDER BY m.ord
+                    ON CONFLICT (agent, id) DO NOTHING
+                RETURNING lane)
+            SELECT pg_notify(%(channel)s, lane) FROM (SELECT DISTINCT lane FROM ins) AS l
+            """  # noqa: S608 - table name from a validated identifier
+        self._sql_claim = f"""
+            WITH picked AS MATERIALIZED (
+                SELECT s.seq
+                  FROM unnest(%(lanes)s::text[]) AS l(lane)
+                 CROSS JOIN LATERAL (
+                       SELECT seq, priority, due FROM {jobs}
+                        WHERE agent = %(agent)s AND lane = l.lane
+                          AND due <= {_NOW}
+                          AND (lease_until IS NULL OR lease_until <= {_NOW})
+                        ORDER BY priority DESC, due, seq
+                        LIMIT %(limit)s
+                          FOR UPDATE SKIP LOCKED) AS s
+                 ORDER BY s.priority DESC, s.due, s.seq
+                 LIMIT %(limit)s)
+            UPDATE {jobs} AS j
+               SET lease_until = {_NOW} + %(lease)s, token = %(token)s,
+                   consumer = %(consumer)s, deliveries = j.deliveries + 1
+              FROM picked
+             WHERE j.seq = picked.seq
+            RETURNING j.seq, j.id, j.lane, j.priority, j.due, j.body, j.deliveries
+            """  # noqa: S608 - table name from a validated identifier
+        self._sql_next = f"""
+            SELECT min(greatest(due, coalesce(lease_until, 0))) - {_NOW}
+              FROM {jobs} WHERE agent = %(agent)s AND lane = ANY(%(lanes)s::text[])
+            """  # noqa: S608 - table name from a validated identifier
+        receipts = "unnest(%(seqs)s::int8[], %(tokens)s::int8[]) AS r(seq, token)"
+        self._sql_ack = (
+            f"DELETE FROM {jobs} AS j USING {receipts}"  # noqa: S608 - validated identifier
+            " WHERE j.seq = r.seq AND j.token = r.token"
+        )
+        self._sql_extend = (
+            f"UPDATE {jobs} AS j SET lease_until = {_NOW} + %(lease)s"  # noqa: S608
+            f" FROM {receipts} WHERE j.seq = r.seq AND j.token = r.token"
+        )
+        # ``seq = DEFAULT`` draws a new seq: the job goes behind others of its priority,
+        # like a fresh push. ``deliveries`` is kept.
+        self._sql_retry = f"""
+            WITH upd AS (
+                UPDATE {jobs} AS j
+                   SET seq = DEFAULT, id = r.id, lane = r.lane, priority = r.priority,
+                       due = r.due, body = r.body,
+                       lease_until = NULL, token = NULL, consumer = NULL
+                  FROM unnest(%(seqs)s::int8[], %(tokens)s::int8[], %(ids)s::text[],
+                              %(lanes)s::text[], %(priorities)s::int[], %(dues)s::float8[],
+                              %(bodies)s::bytea[])
+                       AS r(seq, token, id, lane, priority, due, body)
+                 WHERE j.seq = r.seq AND j.token = r.token
+                RETURNING j.lane)
+            SELECT pg_notify(%(channel)s, lane) FROM (SELECT DISTINCT lane FROM upd) AS l
+            """  # noqa: S608 - table name from a validated identifier
+        self._sql_dead_letter = f"""
+            WITH gone AS (
+                DELETE FROM {jobs} AS j
+                 USING unnest(%(seqs)s::int8[], %(tokens)s::int8[], %(reasons)s::text[])
+                       WITH ORDINALITY AS r(seq, token, reason, ord)
+                 WHERE j.seq = r.seq AND j.token = r.token
+                RETURNING j.agent, j.id, j.lane, j.priority, j.due, j.body, r.reason, r.ord)
+            INSERT INTO {dead} (agent, id, lane, priority, due, body, reason, at)
+            SELECT agent, id, lane, priority, due, body, reason, {_NOW}
+              FROM gone ORDER BY ord
+            """  # noqa: S608 - table names from a validated identifier
+        self._sql_dead_letters = (
+            f"SELECT id, lane, priority, due, body, reason, at FROM {dead}"  # noqa: S608
+            " WHERE agent = %(agent)s ORDER BY seq DESC LIMIT %(limit)s"
+        )
+        self._sql_length = f"SELECT count(*) FROM {jobs} WHERE agent = %(agent)s"  # noqa: S608
+        self._sql_length_bucket = (
+            f"SELECT count(*) FROM {jobs}"  # noqa: S608 - validated identifier
+            " WHERE agent = %(agent)s AND lane = %(lane)s AND priority = %(priority)s"
+        )
+        self._sql_purge = f"""
+            WITH j AS (DELETE FROM {jobs} WHERE agent = %(agent)s RETURNING 1),
+                 d AS (DELETE FROM {dead} WHERE agent = %(agent)s RETURNING 1)
+            SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM d)
+            """  # noqa: S608 - table names from a validated identifier
+
+    # -- connections ---------------------------------------------------------------
+    def _current_pool(self) -> _Pool:
+        pool = self._pool
+        if pool.pid != os.getpid():
+            _ORPHANS.append(pool)
+            pool = self._pool = _Pool()
+            self._ready = False
+            self._ready_lock = threading.Lock()  # a parent's thread may have held it
+        return pool
+
+    def _connect(self) -> _Conn:
+        if self._closed:
+            raise AgentError(f"{self!r} is closed; build a new agent")
+        try:
+            conn: _Conn = psycopg.connect(**self._params_dict)
+        except psycopg.Error as exc:
+            raise AgentError(
+                f"cannot connect to the PostgreSQL agent at {redact_url(self.url)}: "
+                f"{self._clean(exc)}; {_HINT}"
+            ) from exc
+        return conn
+
+    def _checkout(self) -> tuple[_Conn, bool]:
+        pool = self._current_pool()
+        with pool.lock:
+            conn = pool.idle.pop() if pool.idle else None
+        if conn is not None and not conn.closed:
+            return conn, False
+        return self._connect(), True
+
+    def _checkin(self, conn: _Conn, *, discard: bool = False) -> None:
+        pool = self._current_pool()
+        if not discard and not self._closed and not conn.closed and not conn.broken:
+            with pool.lock:
+                if len(pool.idle) < _MAX_IDLE and pool.pid == os.getpid():
+                    pool.idle.append(conn)
+                    return
+        self._close_quietly(conn)
+
+    @staticmethod
+    def _close_quietly(conn: _Conn) -> None:
+        try:
+            conn.close()
+        except Exception:  # noqa: S110 - a connection we are dropping anyway
+            pass
+
+    def _clean(self, exc: BaseException) -> str:
+        """An exception's text, never showing the URL's password."""
+        text = str(exc).strip() or type(exc).__name__
+        password = self._params_dict.get("password")
+        if password:
+            text = text.replace(str(password), "***")
+        return text
+
+    def _ensure_tables(self, conn: _Conn) -> None:
+        if self._ready:
+            return
+        with self._ready_lock:
+            if self._ready:
+                return
+            key = int.from_bytes(hashlib.sha256(self._jobs.encode()).digest()[:8], "big") >> 1
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+                for statement in self._sql_create:
+                    conn.execute(statement)
+            self._ready = True
+
+    def _run(self, what: str, operation: Callable[[_Conn], _T]) -> _T:
+        """Run ``operation`` on a pooled connection, retrying once on a connection that
+        broke while idle, a few times on deadlocks, and after recreating tables dropped
+        meanwhile; raise ``AgentError`` otherwise."""
+        reconnected = False
+        attempt = 0
+        while True:
+            attempt += 1
+            conn, fresh = self._checkout()
+            try:
+                self._ensure_tables(conn)
+                result = operation(conn)
+            except psycopg.Error as exc:
+                broken = conn.closed or conn.broken
+                self._checkin(conn, discard=broken)
+                if broken and not fresh and not reconnected:
+                    log.warning(
+                        "PostgreSQL agent %s: connection lost (%s); reconnecting",
+                        redact_url(self.url),
+                        self._clean(exc),
+                    )
+                    reconnected = True
+                    continue
+                if isinstance(exc, pg_errors.TransactionRollback) and attempt < _ATTEMPTS:
+                    continue
+                if isinstance(exc, pg_errors.UndefinedTable) and attempt < _ATTEMPTS:
+                    self._ready = False  # dropped meanwhile (by an operator, a test): recreate
+                    continue
+                if broken:
+                    raise AgentError(
+                        f"PostgreSQL agent {redact_url(self.url)}: connection lost during "
+                        f"{what}: {self._clean(exc)}; {_HINT}"
+                    ) from exc
+                raise AgentError(
+                    f"PostgreSQL agent {redact_url(self.url)}: {what} failed: {self._clean(exc)}"
+                ) from exc
+            except BaseException:
+                self._checkin(conn, discard=True)  # state unknown (e.g. interrupted)
+                raise
+            self._checkin(conn)
+            return result
+
+    # -- producer ------------------------------------------------------------------
+    def push(self, messages: Sequence[AgentMessage]) -> None:
+        """Store messages (one INSERT ... ON CONFLICT DO NOTHING per few thousand) and
+        NOTIFY waiting claims, all in one transaction."""
+        if not messages:
+            return
+        chunks: list[Sequence[AgentMessage]] = []
+        start, size = 0, 0
+        for i, m in enumerate(messages):
+            size += len(m.body)
+            if i - start + 1 >= _CHUNK_ROWS or size >= _CHUNK_BYTES:
+                chunks.append(messages[start : i + 1])
+                start, size = i + 1, 0
+        if start < len(messages):
+            chunks.append(messages[start:])
+
+        def params(chunk: Sequence[AgentMessage]) -> dict[str, Any]:
+            return {
+                "agent": self.name,
+                "channel": self._channel,
+                "ids": [m.id for m in chunk],
+                "lanes": [m.lane for m in chunk],
+                "priorities": [int(m.priority) for m in chunk],
+                "dues": [float(m.due) for m in chunk],
+                "bodies": [bytes(m.body) for m in chunk],
+            }
+
+        def run(conn: _Conn) -> None:
+            if len(chunks) == 1:
+                conn.execute(self._sql_push, params(chunks[0]))
+                return
+            with conn.transaction():
+                for chunk in chunks:
+                    conn.execute(self._sql_push, params(chunk))
+
+        self._run("push", run)
+
+    # -- consumer ------------------------------------------------------------------
+    def _claim_once(
+        self, lanes: list[str], limit: int, lease_seconds: float, consumer: str
+    ) -> list[Claimed]:
+        token = secrets.randbits(63)
+        args = {
+            "agent": self.name,
+            "lanes": lanes,
+            "limit": limit,
+            "lease": float(lease_seconds),
+            "token": token,
+            "consumer": consumer,
+        }
+        rows = self._run("claim", lambda conn: conn.execute(self._sql_claim, args).fetchall())
+        rows.sort(key=lambda r: (-r[3], r[4], r[0]))
+        return [
+            Claimed(AgentMessage(r[1], r[2], r[3], r[4], bytes(r[5])), (r[0], token), r[6])
+            for r in rows
+        ]
+
+    def _next_in(self, lanes: list[str]) -> float | None:
+        """Seconds until the next job in ``lanes`` becomes claimable (due or lease expiry)."""
+        args = {"agent": self.name, "lanes": lanes}
+        row = self._run("claim", lambda conn: conn.execute(self._sql_next, args).fetchone())
+        return None if row is None or row[0] is None else float(row[0])
+
+    def claim(
+        self,
+        lanes: Sequence[str],
+        limit: int,
+        *,
+        lease_seconds: float,
+        consumer: str,
+        wait: float = 0.0,
+    ) -> list[Claimed]:
+        """Claim up to ``limit`` due jobs in one statement; if none is due, wait for a
+        NOTIFY (or the next due time, or a one-second re-check) up to ``wait`` seconds."""
+        if not lanes or limit <= 0:
+            return []
+        lanes = list(dict.fromkeys(lanes))
+        claimed = self._claim_once(lanes, limit, lease_seconds, consumer)
+        if claimed or wait <= 0:
+            return claimed
+        deadline = time.monotonic() + wait
+        listener: _Conn | None = None
+        try:
+            while True:
+                if listener is None:
+                    listener = self._listener()  # LISTEN before looking again: no lost wake-up
+                claimed = self._claim_once(lanes, limit, lease_seconds, consumer)
+                remaining = deadline - time.monotonic()
+                if claimed or remaining <= 0:
+                    return claimed
+                next_in = self._next_in(lanes)
+                timeout = min(remaining, _RECHECK)
+                if next_in is not None:  # a job due (or a lease ending) sooner
+                    timeout = min(timeout, max(next_in, _MIN_SLEEP))
+                if not self._await(listener, lanes, timeout):
+                    self._close_quietly(listener)  # broke while waiting: listen anew
+                    listener = None
+        finally:
+            if listener is not None:
+                self._checkin_listener(listener)
+
+    def _listener(self) -> _Conn:
+        """A connection LISTENing on this agent's channel, with no stale notifications."""
+        pool = self._current_pool()
+        while True:
+            with pool.lock:
+                conn = pool.listeners.pop() if pool.listeners else None
+            if conn is None:
+                break
+            try:
+                for _ in conn.notifies(timeout=0):  # drain what came while it was idle
+                    pass
+                return conn
+            except psycopg.Error:
+                self._close_quietly(conn)  # broke while idle: try the next one
+        conn = self._connect()
+        try:
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+        except psycopg.Error as exc:
+            self._close_quietly(conn)
+            raise AgentError(
+                f"PostgreSQL agent {redact_url(self.url)}: LISTEN failed: {self._clean(exc)}"
+            ) from exc
+        return conn
+
+    def _checkin_listener(self, conn: _Conn) -> None:
+        pool = self._current_pool()
+        if not self._closed and not conn.closed and not conn.broken:
+            with pool.lock:
+                if len(pool.listeners) < _MAX_IDLE and pool.pid == os.getpid():
+                    pool.listeners.append(conn)
+                    return
+        self._close_quietly(conn)
+
+    def _await(self, conn: _Conn, lanes: list[str], timeout: float) -> bool:
+        """Wait up to ``timeout`` for a notification naming one of ``lanes``. False if the
+        connection broke (the caller re-checks the table and listens again)."""
+        end = time.monotonic() + timeout
+        try:
+            for notify in conn.notifies(timeout=timeout):
+                if notify.payload in lanes or time.monotonic() >= end:
+                    break
+        except psycopg.Error as exc:
+            log.warning(
+                "PostgreSQL agent %s: listening connection lost (%s); listening again",
+                redact_url(self.url),
+                self._clean(exc),
+            )
+            return False
+        return True
+
+    @staticmethod
+    def _receipts(claims: Sequence[Claimed]) -> dict[str, Any]:
+        return {
+            "seqs": [int(c.receipt[0]) for c in claims],
+            "tokens": [int(c.receipt[1]) for c in claims],
+        }
+
+    def ack(self, claims: Sequence[Claimed]) -> None:
+        """Delete claimed jobs whose lease is still this claim's (one statement)."""
+        if not claims:
+            return
+        args = self._receipts(claims)
+        self._run("ack", lambda conn: conn.execute(self._sql_ack, args))
+
+    def retry(self, items: Sequence[tuple[Claimed, AgentMessage]]) -> None:
+        """Replace claimed jobs with new versions and release them (one statement)."""
+        if not items:
+            return
+        args = self._receipts([c for c, _ in items])
+        args.update(
+            channel=self._channel,
+            ids=[m.id for _, m in items],
+            lanes=[m.lane for _, m in items],
+            priorities=[int(m.priority) for _, m in items],
+            dues=[float(m.due) for _, m in items],
+            bodies=[bytes(m.body) for _, m in items],
+        )
+        self._run("retry", lambda conn: conn.execute(self._sql_retry, args))
+
+    def extend(self, claims: Sequence[Claimed], lease_seconds: float) -> None:
+        """Push back the lease expiry of claims still held (one statement)."""
+        if not claims:
+            return
+        args = self._receipts(claims)
+        args["lease"] = float(lease_seconds)
+        self._run("extend", lambda conn: conn.execute(self._sql_extend, args))
+
+    def dead_letter(self, items: Sequence[tuple[Claimed, str]]) -> None:
+        """Move claimed jobs to the dead-letter table with their reasons (one statement)."""
+        if not items:
+            return
+        args = self._receipts([c for c, _ in items])
+        args["reasons"] = [reason for _, reason in items]
+        self._run("dead_letter", lambda conn: conn.execute(self._sql_dead_letter, args))
+
+    # -- inspection ----------------------------------------------------------------
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The most recent dead letters of this agent, newest first."""
+        args = {"agent": self.name, "limit": int(limit)}
+        rows = self._run(
+            "dead_letters", lambda conn: conn.execute(self._sql_dead_letters, args).fetchall()
+        )
+        return [
+            DeadLetter(AgentMessage(r[0], r[1], r[2], r[3], bytes(r[4])), r[5], r[6]) for r in rows
+        ]
+
+    def length(self, bucket: Bucket | None = None) -> int:
+        """Jobs held (waiting or claimed) by this agent, in one bucket or in all."""
+        args: dict[str, Any] = {"agent": self.name}
+        if bucket is None:
+            query = self._sql_length
+        else:
+            query = self._sql_length_bucket
+            args = {"agent": self.name, "lane": bucket.lane, "priority": int(bucket.priority)}
+        row = self._run("length", lambda conn: conn.execute(query, args).fetchone())
+        return 0 if row is None else int(row[0])
+
+    def purge(self) -> int:
+        """Delete this agent's jobs and dead letters; return how many jobs were dropped.
+        The tables stay (other agents of the namespace may use them)."""
+        args = {"agent": self.name}
+        row = self._run("purge", lambda conn: conn.execute(self._sql_purge, args).fetchone())
+        return 0 if row is None else int(row[0])
+
+    def close(self) -> None:
+        """Close this process's pooled connections; the agent may not be used afterwards."""
+        self._closed = True
+        pool = self._pool
+        if pool.pid != os.getpid():
+            return  # the parent's connections: not ours to close
+        with pool.lock:
+            conns = pool.idle + pool.listeners
+            pool.idle, pool.listeners = [], []
+        for conn in conns:
+            self._close_quietly(conn)
