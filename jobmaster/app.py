@@ -155,6 +155,7 @@ class App:
         self.child_init_hooks: list[Callable[[], None]] = []
         self.jobs = JobsAPI(self)
         self._serializer: Serializer | None = None
+        self._serializers: dict[str, Serializer] | None = None
         self._master: Master | None = None
         self._agents: dict[str, Agent] = {}
         self._clusters: dict[str, App] = {}
@@ -283,6 +284,11 @@ class App:
     @property
     def serializers(self) -> dict[str, Serializer]:
         """Serializers by encoding name, for decoding what is stored."""
+        if self._serializers is None:
+            self._serializers = self._make_serializers()
+        return self._serializers
+
+    def _make_serializers(self) -> dict[str, Serializer]:
         result: dict[str, Serializer] = {"json": JSONSerializer()}
         if self.config.serializer == "pickle" or self.config.secret:
             try:

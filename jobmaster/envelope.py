@@ -37,9 +37,13 @@ class EnvelopeError(ValueError):
     """Bytes that are not a jobmaster envelope (the worker dead-letters them)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Envelope:
     """One job as it travels: identity, routing, retry policy and the encoded arguments.
+
+    Treat it as immutable (``next_attempt`` makes a changed copy); it is not frozen only
+    because frozen dataclasses are several times slower to build, and workers build one
+    per job claimed.
 
     ``attempt`` is 1 on the first run and grows by one on each retry. Times are Unix
     timestamps. ``agent`` names the app agent the job was routed to.

@@ -7,6 +7,7 @@ the state of the jobs they ran (``record``), one statement and one transaction p
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -170,6 +171,9 @@ class Master:
         """Insert new jobs; a job whose id is already recorded is left as it is."""
         if not rows:
             return
+        if self.dialect == "postgresql":
+            self._pg_write(rows, "DO NOTHING")
+            return
         stmt = self._insert_ignore(jobs)
         with self._begin() as conn:
             conn.execute(stmt, list(rows))
@@ -212,8 +216,62 @@ class Master:
         in the master keeps its ``cancelled`` status."""
         if not rows:
             return
+        if self.dialect == "postgresql":
+            self._pg_record(rows)
+            return
         with self._begin() as conn:
             conn.execute(self._upsert(), list(rows))
+
+    def _pg_record(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """PostgreSQL fast path of ``record``: update the rows that exist from arrays of the
+        changed columns only, then insert (whole) the few the producer has not written."""
+        columns: list[list[Any]] = [[] for _ in _PG_UPDATE_COLUMNS]
+        for row in rows:
+            for i, (name, kind) in enumerate(_PG_UPDATE_COLUMNS):
+                value = row.get(name)
+                if kind == "timestamp" and value is not None and value.tzinfo is not None:
+                    value = value.astimezone(UTC).replace(tzinfo=None)
+                columns[i].append(value)
+        with self._begin() as conn:
+            cursor = conn.connection.driver_connection.cursor()
+            cursor.execute(_PG_UPDATE, columns)
+            found = {r[0] for r in cursor.fetchall()}
+            missing = [r for r in rows if r["id"] not in found]
+            if missing:
+                self._pg_insert(cursor, missing, _PG_RECORD)
+
+    def _pg_write(self, rows: Sequence[Mapping[str, Any]], on_conflict: str) -> None:
+        """PostgreSQL fast path: the whole batch as one array per column, one statement
+        (``INSERT ... SELECT FROM unnest(...)``), with no per-row parameter handling."""
+        columns: list[list[Any]] = [[] for _ in _PG_COLUMNS]
+        for row in rows:
+            for i, (name, kind) in enumerate(_PG_COLUMNS):
+                value = row.get(name)
+                if value is not None:
+                    if kind == "timestamp":
+                        if value.tzinfo is not None:
+                            value = value.astimezone(UTC).replace(tzinfo=None)
+                    elif kind == "json":
+                        value = json.dumps(value)
+                columns[i].append(value)
+        with self._begin() as conn:
+            cursor = conn.connection.driver_connection.cursor()
+            cursor.execute(_PG_INSERT + on_conflict, columns)
+
+    def _pg_insert(self, cursor: Any, rows: Sequence[Mapping[str, Any]], on_conflict: str
+                   ) -> None:
+        columns: list[list[Any]] = [[] for _ in _PG_COLUMNS]
+        for row in rows:
+            for i, (name, kind) in enumerate(_PG_COLUMNS):
+                value = row.get(name)
+                if value is not None:
+                    if kind == "timestamp":
+                        if value.tzinfo is not None:
+                            value = value.astimezone(UTC).replace(tzinfo=None)
+                    elif kind == "json":
+                        value = json.dumps(value)
+                columns[i].append(value)
+        cursor.execute(_PG_INSERT + on_conflict, columns)
 
     def _upsert(self) -> Any:
         if self.dialect == "mysql":
@@ -281,6 +339,20 @@ class Master:
                     ).scalars()
                 )
         return found
+
+    def cancelled_jobs(self, cluster: str, *, since: datetime | None, limit: int = 100_000
+                       ) -> list[str]:
+        """Ids of cancelled jobs: changed since ``since``, or (``None``) every cancelled job
+        that never started, newest first."""
+        query = sa.select(jobs.c.id).where(jobs.c.status == JobStatus.CANCELLED.value,
+                                           jobs.c.cluster == cluster)
+        if since is None:
+            query = query.where(jobs.c.started_at.is_(None))
+        else:
+            query = query.where(jobs.c.updated_at >= since)
+        with self._begin() as conn:
+            return [str(i) for i in conn.execute(
+                query.order_by(jobs.c.updated_at.desc()).limit(limit)).scalars()]
 
     def worker_seen(self, row: Mapping[str, Any]) -> None:
         """Record a worker's heartbeat (insert it the first time)."""
@@ -694,6 +766,60 @@ class Master:
     # -- tables for other modules' tests ----------------------------------------------
     tables = {"jobs": jobs, "attempts": attempts, "schedules": schedules, "leases": leases,
               "workers": workers}
+
+
+_PG_TYPES = {"varchar": "varchar[]", "smallint": "smallint[]", "integer": "integer[]",
+             "float": "float8[]", "bytea": "bytea[]", "json": "text[]",
+             "timestamp": "timestamp[]"}
+_PG_COLUMNS: list[tuple[str, str]] = [
+    ("id", "varchar"), ("cluster", "varchar"), ("definition_id", "varchar"),
+    ("lane", "varchar"), ("priority", "smallint"), ("status", "varchar"),
+    ("agent", "varchar"), ("encoding", "varchar"), ("payload", "bytea"), ("meta", "json"),
+    ("job_key", "varchar"), ("attempts", "integer"), ("max_retries", "integer"),
+    ("timeout", "float"), ("retry_delay", "float"), ("retry_backoff", "float"),
+    ("created_at", "timestamp"), ("scheduled_at", "timestamp"), ("started_at", "timestamp"),
+    ("finished_at", "timestamp"), ("updated_at", "timestamp"), ("worker", "varchar"),
+    ("error_type", "varchar"), ("error_message", "varchar"), ("error_traceback", "varchar"),
+    ("result", "bytea"), ("progress", "smallint"), ("progress_message", "varchar"),
+    ("schedule_name", "varchar"), ("occurrence", "timestamp"),
+]
+_PG_INSERT = (
+    f"INSERT INTO {jobs.name} ({', '.join(c for c, _ in _PG_COLUMNS)}) SELECT "
+    + ", ".join(f"c{i}::json" if kind == "json" else f"c{i}"
+                for i, (_, kind) in enumerate(_PG_COLUMNS))
+    + " FROM unnest("
+    + ", ".join(f"%s::{_PG_TYPES[kind]}" for _, kind in _PG_COLUMNS)
+    + ") AS t(" + ", ".join(f"c{i}" for i in range(len(_PG_COLUMNS))) + ") ON CONFLICT (id) "
+)
+_PG_RECORD = (
+    "DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _RECORDED
+                if c not in ("progress", "progress_message"))
+    + f", progress = coalesce(EXCLUDED.progress, {jobs.name}.progress)"
+    + f", progress_message = coalesce(EXCLUDED.progress_message, {jobs.name}.progress_message)"
+    + f", attempts = {jobs.name}.attempts + EXCLUDED.attempts"
+    + f" WHERE {jobs.name}.status <> 'cancelled'"
+)
+_PG_UPDATE_COLUMNS: list[tuple[str, str]] = [
+    ("id", "varchar"), ("status", "varchar"), ("attempts", "integer"),
+    ("started_at", "timestamp"), ("finished_at", "timestamp"), ("updated_at", "timestamp"),
+    ("scheduled_at", "timestamp"), ("worker", "varchar"), ("error_type", "varchar"),
+    ("error_message", "varchar"), ("error_traceback", "varchar"), ("result", "bytea"),
+    ("progress", "smallint"), ("progress_message", "varchar"),
+]
+_PG_UPDATE = (
+    f"UPDATE {jobs.name} AS j SET "
+    + ", ".join(
+        f"{c} = coalesce(t.{c}, j.{c})" if c in ("progress", "progress_message")
+        else "attempts = j.attempts + t.attempts" if c == "attempts"
+        else f"{c} = t.{c}"
+        for c, _ in _PG_UPDATE_COLUMNS[1:]
+    )
+    + " FROM unnest("
+    + ", ".join(f"%s::{_PG_TYPES[kind]}" for _, kind in _PG_UPDATE_COLUMNS)
+    + ") AS t(" + ", ".join(c for c, _ in _PG_UPDATE_COLUMNS) + ")"
+    + " WHERE j.id = t.id AND j.status <> 'cancelled' RETURNING j.id"
+)
 
 
 class LeadershipLost(JobmasterError):

@@ -1,15 +1,22 @@
 """Execution pools: where a worker's jobs actually run.
 
 ``PreforkPool`` (default) forks N children that each run one job at a time; a child that
-overruns its timeout is killed and replaced, a child that dies is replaced. ``ThreadPool``
-runs jobs in N threads of the worker (timeouts are recorded, but the thread cannot be
-stopped, only abandoned). ``SoloPool`` runs one job at a time in the worker itself.
+overruns its timeout is killed and replaced, a child that dies is replaced. Short jobs
+travel to a child in small batches (one pipe message for several jobs, one for their
+reports); the job a child is running is published in a few bytes of shared memory, so
+timeouts and crashes are still charged to exactly that job. ``ThreadPool`` runs jobs in
+N threads of the worker (timeouts are recorded, but the thread cannot be stopped, only
+abandoned). ``SoloPool`` runs one job at a time in the worker itself.
 
+A job is submitted as ``(seq, body, timeout)``: ``seq`` is the worker's number for it.
 Every pool speaks the same events to the supervisor (see ``poll``)::
 
-    ("report", slot, report_tuple)      a job ended (see executor.py)
+    ("report", slot, seq, report_tuple)   a job ended (see executor.py)
+    ("skipped", slot, seq)                a job was not started: the worker is stopping
     ("progress", slot, job_id, percent, message)
-    ("exit", slot, reason)              the slot's process died while running a job
+    ("exit", slot, reason, running_seq)   the slot's process died (running_seq: the job it
+                                          was running, or None); its other jobs never ran
+    ("timeout", slot, seq)                a solo job was interrupted by its timeout
 """
 
 from __future__ import annotations
@@ -18,13 +25,15 @@ import abc
 import contextlib
 import ctypes
 import logging
+import mmap
 import os
 import pickle
 import queue
 import signal
+import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe, wait
 from typing import TYPE_CHECKING, Any
@@ -37,9 +46,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobmaster.worker")
 
 Event = tuple[Any, ...]
+Item = tuple[int, bytes, float | None]
 
 _STOP_REQUESTED = False
 _CANCEL_REQUESTED = False
+_CURRENT = struct.Struct("qd")  # seq of the running job, its monotonic start (-1: idle)
+_REPORT_EVERY = 0.02  # a child sends the reports of a batch at least this often
 
 
 def _stop_flag() -> bool:
@@ -47,9 +59,11 @@ def _stop_flag() -> bool:
 
 
 class Pool(abc.ABC):
-    """N execution slots; the supervisor submits one job per idle slot."""
+    """N execution slots; the supervisor submits jobs to idle slots."""
 
     kind = "abstract"
+    batching = False
+    """Whether a slot takes several jobs per ``submit``."""
 
     def __init__(self, app: App, size: int) -> None:
         self.app = app
@@ -61,11 +75,15 @@ class Pool(abc.ABC):
 
     @abc.abstractmethod
     def idle_slots(self) -> list[int]:
-        """Slots ready for a job."""
+        """Slots with no job outstanding."""
 
     @abc.abstractmethod
-    def submit(self, slot: int, body: bytes) -> None:
-        """Run the envelope ``body`` in ``slot``."""
+    def submit(self, slot: int, items: Sequence[Item]) -> None:
+        """Run these jobs, in order, in ``slot``."""
+
+    @abc.abstractmethod
+    def current(self, slot: int) -> tuple[int, float] | None:
+        """``(seq, monotonic start)`` of the job running in ``slot``, if any."""
 
     @abc.abstractmethod
     def poll(self, timeout: float) -> list[Event]:
@@ -73,13 +91,14 @@ class Pool(abc.ABC):
 
     @abc.abstractmethod
     def kill(self, slot: int) -> None:
-        """Stop the job in ``slot`` now (its timeout ran out) and make the slot usable."""
+        """Stop the slot's jobs now (a timeout ran out) and make the slot usable again;
+        jobs it had not reported are gone (the supervisor accounts for them)."""
 
     def request_stop(self, slots: list[int]) -> None:  # noqa: B027 - optional
         """Tell the jobs in these slots that the worker is stopping."""
 
     def request_cancel(self, slot: int) -> None:  # noqa: B027 - optional
-        """Tell the job in this slot that it was cancelled."""
+        """Tell the job running in this slot that it was cancelled."""
 
     @abc.abstractmethod
     def shutdown(self) -> None:
@@ -91,8 +110,9 @@ class Pool(abc.ABC):
 class _Child:
     pid: int
     conn: Connection
+    shared: mmap.mmap
     ready: bool = False
-    busy: bool = False
+    outstanding: int = 0
 
 
 def _set_parent_death_signal() -> None:
@@ -106,6 +126,7 @@ class PreforkPool(Pool):
     """Forked child processes, one job at a time each (the default)."""
 
     kind = "prefork"
+    batching = True
 
     def __init__(self, app: App, size: int) -> None:
         super().__init__(app, size)
@@ -117,6 +138,8 @@ class PreforkPool(Pool):
 
     def _spawn(self, slot: int) -> None:
         parent_end, child_end = Pipe(duplex=True)
+        shared = mmap.mmap(-1, _CURRENT.size)  # anonymous and shared with the child
+        _CURRENT.pack_into(shared, 0, -1, -1.0)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child (covered by integration tests)
             try:
@@ -124,13 +147,13 @@ class PreforkPool(Pool):
                 for other in self.children.values():
                     with contextlib.suppress(OSError):
                         other.conn.close()
-                self._child_main(child_end)
+                self._child_main(child_end, shared)
             finally:
                 os._exit(0)
         child_end.close()
-        self.children[slot] = _Child(pid, parent_end)
+        self.children[slot] = _Child(pid, parent_end, shared)
 
-    def _child_main(self, conn: Connection) -> None:  # pragma: no cover - in the child
+    def _child_main(self, conn: Connection, shared: mmap.mmap) -> None:  # pragma: no cover
         global _STOP_REQUESTED, _CANCEL_REQUESTED
         _set_parent_death_signal()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -150,37 +173,61 @@ class PreforkPool(Pool):
         for hook in self.app.child_init_hooks:
             hook()
         send = conn.send_bytes
+        dumps = pickle.dumps
+        pack = _CURRENT.pack_into
+        clock = time.monotonic
 
         def progress(job_id: str, percent: int, message: str | None) -> None:
-            send(pickle.dumps(("progress", job_id, percent, message)))
+            send(dumps(("progress", job_id, percent, message)))
 
-        send(pickle.dumps(("ready", os.getpid())))
+        send(dumps(("ready", os.getpid())))
         while True:
             try:
-                body = conn.recv_bytes()
+                data = conn.recv_bytes()
             except (EOFError, OSError):
                 break
-            if not body:
+            if not data:
                 break
-            _CANCEL_REQUESTED = False
-            report = execute(self.app, body, progress=progress, stop_flag=_stop_flag)
+            batch: list[Item] = pickle.loads(data)  # noqa: S301 - from our own parent
+            reports: list[tuple[int, Any]] = []
+            last_sent = clock()
             try:
-                send(pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL))
+                for seq, body, _timeout in batch:
+                    if _STOP_REQUESTED and len(batch) > 1:
+                        reports.append((seq, None))  # not started: handed back
+                        continue
+                    _CANCEL_REQUESTED = False
+                    pack(shared, 0, seq, clock())
+                    report = execute(self.app, body, progress=progress, stop_flag=_stop_flag)
+                    pack(shared, 0, seq, -1.0)
+                    reports.append((seq, report))
+                    if clock() - last_sent >= _REPORT_EVERY:
+                        send(dumps(("reports", reports), protocol=pickle.HIGHEST_PROTOCOL))
+                        reports, last_sent = [], clock()
+                if reports:
+                    send(dumps(("reports", reports), protocol=pickle.HIGHEST_PROTOCOL))
             except (BrokenPipeError, OSError):
                 break
         with contextlib.suppress(Exception):
             self.app.flush()
 
     def idle_slots(self) -> list[int]:
-        return [s for s, c in self.children.items() if c.ready and not c.busy]
+        return [s for s, c in self.children.items() if c.ready and not c.outstanding]
 
-    def submit(self, slot: int, body: bytes) -> None:
+    def submit(self, slot: int, items: Sequence[Item]) -> None:
         child = self.children[slot]
-        child.busy = True
+        child.outstanding += len(items)
         try:
-            child.conn.send_bytes(body)
+            child.conn.send_bytes(pickle.dumps(list(items), protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             pass  # the child is gone; poll() reports its exit
+
+    def current(self, slot: int) -> tuple[int, float] | None:
+        child = self.children.get(slot)
+        if child is None:
+            return None
+        seq, started = _CURRENT.unpack_from(child.shared, 0)
+        return None if started < 0 else (int(seq), float(started))
 
     def poll(self, timeout: float) -> list[Event]:
         conns = {c.conn: s for s, c in self.children.items()}
@@ -192,21 +239,27 @@ class PreforkPool(Pool):
                 while True:
                     message = pickle.loads(child.conn.recv_bytes())  # noqa: S301 - our child
                     kind = message[0]
-                    if kind == "ready":
-                        child.ready = True
+                    if kind == "reports":
+                        for seq, report in message[1]:
+                            child.outstanding -= 1
+                            if report is None:
+                                events.append(("skipped", slot, seq))
+                            else:
+                                events.append(("report", slot, seq, report))
                     elif kind == "progress":
                         events.append(("progress", slot, *message[1:]))
-                    else:
-                        child.busy = False
-                        events.append(("report", slot, message))
+                    elif kind == "ready":
+                        child.ready = True
                     if not child.conn.poll():
                         break
             except (EOFError, OSError):
+                running = self.current(slot)
                 reason = self._reap(slot)
-                was_busy = child.busy
+                was_busy = child.outstanding > 0
                 self._spawn(slot)
                 if was_busy:
-                    events.append(("exit", slot, reason))
+                    events.append(("exit", slot, reason, None if running is None
+                                   else running[0]))
                 else:
                     log.warning("worker process %s exited while idle (%s); replaced",
                                 child.pid, reason)
@@ -220,6 +273,9 @@ class PreforkPool(Pool):
             _, status = os.waitpid(child.pid, 0)
         except ChildProcessError:
             return f"worker process {child.pid} vanished"
+        finally:
+            with contextlib.suppress(Exception):
+                child.shared.close()
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
             try:
@@ -282,27 +338,31 @@ class ThreadPool(Pool):
     def __init__(self, app: App, size: int) -> None:
         super().__init__(app, size)
         self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-        self.inboxes: dict[int, queue.SimpleQueue[bytes | None]] = {}
-        self.busy: dict[int, bool] = {}
+        self.inboxes: dict[int, queue.SimpleQueue[list[Item] | None]] = {}
+        self.outstanding: dict[int, int] = {}
+        self.running: dict[int, tuple[int, float]] = {}
         self.generation: dict[int, int] = {}
         self.stop = threading.Event()
         self.cancelled: dict[int, bool] = {}
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         for slot in range(self.size):
             self._spawn(slot)
 
     def _spawn(self, slot: int) -> None:
-        inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        inbox: queue.SimpleQueue[list[Item] | None] = queue.SimpleQueue()
         self.inboxes[slot] = inbox
-        self.busy[slot] = False
+        self.outstanding[slot] = 0
+        self.running.pop(slot, None)
         generation = self.generation.get(slot, 0) + 1
         self.generation[slot] = generation
         thread = threading.Thread(target=self._run, args=(slot, generation, inbox),
                                   name=f"jobmaster-slot-{slot}", daemon=True)
         thread.start()
 
-    def _run(self, slot: int, generation: int, inbox: queue.SimpleQueue[bytes | None]) -> None:
+    def _run(self, slot: int, generation: int,
+             inbox: queue.SimpleQueue[list[Item] | None]) -> None:
         def progress(job_id: str, percent: int, message: str | None) -> None:
             self.events.put(("progress", slot, job_id, percent, message))
 
@@ -310,22 +370,33 @@ class ThreadPool(Pool):
             return self.stop.is_set() or self.cancelled.get(slot, False)
 
         while True:
-            body = inbox.get()
-            if body is None:
+            items = inbox.get()
+            if items is None:
                 return
-            self.cancelled[slot] = False
-            report = execute(self.app, body, progress=progress, stop_flag=stop_flag)
-            if self.generation.get(slot) != generation:
-                return  # abandoned after a timeout: its report no longer counts
-            self.busy[slot] = False
-            self.events.put(("report", slot, report))
+            for seq, body, _timeout in items:
+                if self.generation.get(slot) != generation:
+                    return  # abandoned after a timeout: its reports no longer count
+                self.cancelled[slot] = False
+                with self._lock:
+                    self.running[slot] = (seq, time.monotonic())
+                report = execute(self.app, body, progress=progress, stop_flag=stop_flag)
+                with self._lock:
+                    if self.generation.get(slot) != generation:
+                        return
+                    self.running.pop(slot, None)
+                    self.outstanding[slot] -= 1
+                self.events.put(("report", slot, seq, report))
 
     def idle_slots(self) -> list[int]:
-        return [s for s, b in self.busy.items() if not b]
+        return [s for s, n in self.outstanding.items() if not n]
 
-    def submit(self, slot: int, body: bytes) -> None:
-        self.busy[slot] = True
-        self.inboxes[slot].put(body)
+    def submit(self, slot: int, items: Sequence[Item]) -> None:
+        self.outstanding[slot] += len(items)
+        self.inboxes[slot].put(list(items))
+
+    def current(self, slot: int) -> tuple[int, float] | None:
+        with self._lock:
+            return self.running.get(slot)
 
     def poll(self, timeout: float) -> list[Event]:
         events: list[Event] = []
@@ -341,8 +412,9 @@ class ThreadPool(Pool):
                 return events
 
     def kill(self, slot: int) -> None:
-        self.inboxes[slot].put(None)
-        self._spawn(slot)
+        with self._lock:
+            self.inboxes[slot].put(None)
+            self._spawn(slot)
 
     def request_stop(self, slots: list[int]) -> None:
         self.stop.set()
@@ -358,15 +430,18 @@ class ThreadPool(Pool):
 # -- solo ---------------------------------------------------------------------------------
 class SoloPool(Pool):
     """Runs one job at a time in the worker process itself. Timeouts interrupt the job with
-    an exception (SIGALRM) when the worker runs in the main thread."""
+    an exception (SIGALRM) when the worker runs in the main thread; a helper thread renews
+    leases while a job runs, since the worker's loop is busy running it."""
 
     kind = "solo"
 
     def __init__(self, app: App, size: int = 1) -> None:
         super().__init__(app, 1)
-        self.pending: bytes | None = None
+        self.pending: list[Item] = []
         self.events: list[Event] = []
         self.stopping = False
+        self.cancelled = False
+        self.running: tuple[int, float] | None = None
         self.keepalive: Callable[[], None] | None = None
         self.keepalive_every = 10.0
 
@@ -374,23 +449,21 @@ class SoloPool(Pool):
         pass
 
     def idle_slots(self) -> list[int]:
-        return [] if self.pending is not None else [0]
+        return [] if self.pending else [0]
 
-    def submit(self, slot: int, body: bytes) -> None:
-        self.pending = body
+    def submit(self, slot: int, items: Sequence[Item]) -> None:
+        self.pending.extend(items)
 
-    def set_timeout(self, seconds: float | None) -> None:
-        """Arm the alarm for the next job (``None``: no limit)."""
-        self._timeout = seconds
+    def current(self, slot: int) -> tuple[int, float] | None:
+        return self.running
 
     def poll(self, timeout: float) -> list[Event]:
-        if self.pending is None:
+        if not self.pending:
             if timeout > 0:
                 time.sleep(min(timeout, 0.05))
             events, self.events = self.events, []
             return events
-        body, self.pending = self.pending, None
-        limit = getattr(self, "_timeout", None)
+        seq, body, limit = self.pending.pop(0)
         use_alarm = limit is not None and threading.current_thread() is threading.main_thread()
 
         def on_alarm(signum: int, frame: Any) -> None:
@@ -400,7 +473,6 @@ class SoloPool(Pool):
             self.events.append(("progress", 0, job_id, percent, message))
 
         done = threading.Event()
-        keeper = None
         if self.keepalive is not None:
             beat = self.keepalive
 
@@ -411,20 +483,21 @@ class SoloPool(Pool):
                     except Exception:  # noqa: BLE001
                         log.exception("could not renew leases while a solo job runs")
 
-            keeper = threading.Thread(target=keep, name="jobmaster-solo-lease", daemon=True)
-            keeper.start()
+            threading.Thread(target=keep, name="jobmaster-solo-lease", daemon=True).start()
         previous = None
         if use_alarm:
             previous = signal.signal(signal.SIGALRM, on_alarm)
             signal.setitimer(signal.ITIMER_REAL, float(limit or 0))
+        self.running = (seq, time.monotonic())
         try:
             self.cancelled = False
             report = execute(self.app, body, progress=progress,
                              stop_flag=lambda: self.stopping or self.cancelled)
-            events = [*self.events, ("report", 0, report)]
+            events = [*self.events, ("report", 0, seq, report)]
         except HardTimeout:
-            events = [*self.events, ("timeout", 0)]
+            events = [*self.events, ("timeout", 0, seq)]
         finally:
+            self.running = None
             done.set()
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -433,7 +506,7 @@ class SoloPool(Pool):
         return events
 
     def kill(self, slot: int) -> None:
-        self.pending = None
+        self.pending = []
 
     def request_stop(self, slots: list[int]) -> None:
         self.stopping = True
@@ -442,7 +515,7 @@ class SoloPool(Pool):
         self.cancelled = True
 
     def shutdown(self) -> None:
-        self.pending = None
+        self.pending = []
 
 
 POOLS: dict[str, type[Pool]] = {"prefork": PreforkPool, "threads": ThreadPool, "solo": SoloPool}

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from jobmaster.agents.base import AgentMessage, Claimed
@@ -60,9 +60,10 @@ class _Held:
 
     claim: Claimed
     env: Envelope
+    seq: int = 0
     slot: int | None = None
-    started: float | None = None
-    deadline: float | None = None  # monotonic
+    started: float | None = None  # wall time the job started, once known
+    start_recorded: bool = False  # the master has (or will get) its "running" record
 
 
 @dataclass(slots=True)
@@ -125,7 +126,9 @@ class Worker:
             self.pool.keepalive_every = app.config.heartbeat
         self.held: dict[str, _Held] = {}
         self.waiting: deque[_Held] = deque()
-        self.running: dict[int, _Held] = {}
+        self.slots: dict[int, deque[_Held]] = {}  # dispatched, not yet reported, in order
+        self.by_seq: dict[int, _Held] = {}
+        self._seq = 0
         self.batch = _Batch()
         self.processed = 0
         self.stopping = False
@@ -134,6 +137,10 @@ class Worker:
         self._last_flush = 0.0
         self._next_claim = 0.0
         self._claim_backoff = 0.01
+        self._avg_duration = 0.05
+        self._cancelled: dict[str, None] = {}
+        self._cancel_checked_at: datetime | None = None
+        self._next_cancel_check = 0.0
         self._next_heartbeat = 0.0
         self._started_at = datetime.now(UTC)
         self._beat_service: Any = None
@@ -144,7 +151,7 @@ class Worker:
         if self.stopping or cold:
             self.cold = True
         if not self.stopping:
-            self.pool.request_stop(list(self.running))  # ctx.should_stop() turns true
+            self.pool.request_stop(list(self.slots))  # ctx.should_stop() turns true
         self.stopping = True
         if self.grace_deadline is None:
             self.grace_deadline = time.monotonic() + self.app.config.shutdown_grace
@@ -165,6 +172,7 @@ class Worker:
             signal.signal(signal.SIGINT, self._on_signal)
         self.pool.start()
         self._heartbeat(force=True)
+        self._refresh_cancellations(force=True)
         if self.beat:
             from jobmaster.beat import Beat
 
@@ -181,7 +189,7 @@ class Worker:
         while True:
             now = time.monotonic()
             if self.stopping:
-                if not self.running or self.cold or (
+                if not self.slots or self.cold or (
                     self.grace_deadline is not None and now >= self.grace_deadline
                 ):
                     return
@@ -195,6 +203,7 @@ class Worker:
             for event in self.pool.poll(timeout):
                 self._on_event(event)
             self._check_timeouts()
+            self._refresh_cancellations()
             self._heartbeat()
             self._maybe_flush()
 
@@ -203,29 +212,47 @@ class Worker:
             return 0.0
         if len(self.batch) and time.monotonic() - self._last_flush >= _FLUSH_SECONDS:
             return 0.0
-        if not self.stopping and (not self.running or self.pool.idle_slots()):
+        if not self.stopping and (not self.slots or self.pool.idle_slots()):
             return 0.0  # claim() did the waiting
         limit = 0.05
-        deadlines = [h.deadline for h in self.running.values() if h.deadline is not None]
-        if deadlines:
-            limit = min(limit, max(min(deadlines) - time.monotonic(), 0.0))
+        for slot in self.slots:
+            deadline = self._deadline(slot)
+            if deadline is not None:
+                limit = min(limit, max(deadline - time.monotonic(), 0.0))
         return limit
 
-    # -- claiming and dispatching --------------------------------------------------------
+    def _deadline(self, slot: int) -> float | None:
+        """Monotonic time the job running in ``slot`` runs out of time, if it has a limit."""
+        current = self.pool.current(slot)
+        if current is None:
+            return None
+        held = self.by_seq.get(current[0])
+        if held is None or held.env.timeout is None:
+            return None
+        return current[1] + held.env.timeout
+
+    def _target(self) -> int:
+        """How many jobs to hold: ``prefetch`` per slot, more when jobs are short (about a
+        quarter second of work per slot), so short jobs are claimed in large batches."""
+        base = self.pool.size * self.prefetch
+        per_slot = int(0.25 / max(self._avg_duration, 1e-4))
+        return max(base, min(self.pool.size * 256, self.pool.size * per_slot))
+
     def _fill(self) -> None:
-        capacity = self.pool.size * self.prefetch - len(self.held)
+        target = self._target()
+        capacity = target - len(self.held)
         if capacity <= 0:
             return
         now = time.monotonic()
-        if not self.running and not self.waiting:
+        if not self.slots and not self.waiting:
             self._flush()  # nothing else to do: record everything before blocking
             wait = max(min(1.0, self._next_heartbeat - now), 0.0)
         elif self.pool.idle_slots() and not self.waiting:
             wait = 0.02  # a slot is free: block briefly, running jobs report right after
         else:
-            # every slot busy: top up the reserve without blocking, backing off while the
-            # agent has nothing, so long jobs do not turn into busy polling
-            if now < self._next_claim:
+            # every slot busy: top up the reserve once it is half used, without blocking,
+            # backing off while the agent has nothing so long jobs never busy-poll it
+            if now < self._next_claim or len(self.waiting) > target // 2:
                 return
             wait = 0.0
         try:
@@ -245,7 +272,6 @@ class Worker:
             self._next_claim = time.monotonic() + self._claim_backoff
 
     def _accept(self, claims: list[Claimed]) -> None:
-        fresh: list[_Held] = []
         for claim in claims:
             try:
                 env = Envelope.from_bytes(claim.message.body)
@@ -263,39 +289,91 @@ class Worker:
                           extra={"job_id": env.id, "definition_id": env.definition_id})
                 continue
             held = _Held(claim, env)
-            fresh.append(held)
-        if not fresh:
-            return
-        try:
-            cancelled = self.app.master.cancelled_among(h.env.id for h in fresh)
-        except JobmasterError as exc:
-            log.warning("could not check cancellations: %s", exc)
-            cancelled = set()
-        for held in fresh:
-            if held.env.id in cancelled:
-                self.batch.acks.append(held.claim)
-                continue
-            self.held[held.env.id] = held
+            self.held[env.id] = held
             self.waiting.append(held)
+
+    def _refresh_cancellations(self, force: bool = False) -> None:
+        """Learn which jobs were cancelled: all never-started ones at start, then those
+        changed since the last look (every second), so no claim waits on the master."""
+        now = time.monotonic()
+        if not force and now < self._next_cancel_check:
+            return
+        self._next_cancel_check = now + 1.0
+        wall = datetime.now(UTC)
+        since = None if self._cancel_checked_at is None else \
+            self._cancel_checked_at - timedelta(seconds=5)
+        try:
+            ids = self.app.master.cancelled_jobs(self.app.name, since=since)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not check cancellations: %s", exc)
+            return
+        self._cancel_checked_at = wall
+        for job_id in ids:
+            self._cancelled[job_id] = None
+        while len(self._cancelled) > 200_000:
+            del self._cancelled[next(iter(self._cancelled))]
+        for slot in self.slots:
+            current = self.pool.current(slot)
+            held = None if current is None else self.by_seq.get(current[0])
+            if held is not None and held.env.id in self._cancelled:
+                self.pool.request_cancel(slot)
+
+    def _next_waiting(self) -> _Held | None:
+        while self.waiting:
+            held = self.waiting.popleft()
+            if held.env.id not in self._cancelled:
+                return held
+            self.held.pop(held.env.id, None)  # cancelled while queued: never runs
+            self.batch.acks.append(held.claim)
+        return None
 
     def _dispatch(self) -> None:
         if self.stopping:
             return
-        for slot in self.pool.idle_slots():
-            if not self.waiting:
+        idle = self.pool.idle_slots()
+        if not idle or not self.waiting:
+            return
+        # short jobs travel in small batches: about 5 ms of work per message to a child
+        size = 1
+        if self.pool.batching and self._avg_duration < 0.0025:
+            size = min(32, int(0.005 / max(self._avg_duration, 1e-4)),
+                       max(len(self.waiting) // len(idle), 1))
+        for slot in idle:
+            items: list[tuple[int, bytes, float | None]] = []
+            queue_: deque[_Held] = deque()
+            while len(items) < size:
+                held = self._next_waiting()
+                if held is None:
+                    break
+                self._seq += 1
+                held.seq, held.slot = self._seq, slot
+                self.by_seq[held.seq] = held
+                queue_.append(held)
+                items.append((held.seq, held.claim.message.body, held.env.timeout))
+            if not items:
                 return
-            held = self.waiting.popleft()
-            held.slot = slot
-            held.started = time.time()
-            timeout = held.env.timeout
-            held.deadline = None if timeout is None else time.monotonic() + timeout
-            self.running[slot] = held
-            self._record(held.env, JobStatus.RUNNING, started=held.started, starts=1)
-            if isinstance(self.pool, SoloPool):
-                self.pool.set_timeout(timeout)
-            self.pool.submit(slot, held.claim.message.body)
+            if len(items) == 1:  # a lone job is recorded running now; batched ones at the end
+                held = queue_[0]
+                held.started = time.time()
+                held.start_recorded = True
+                self._record(held.env, JobStatus.RUNNING, started=held.started, starts=1)
+            self.slots[slot] = queue_
+            self.pool.submit(slot, items)
 
     # -- outcomes -------------------------------------------------------------------------
+    def _take(self, slot: int, seq: int) -> _Held | None:
+        """The job ``seq`` of ``slot``, no longer outstanding."""
+        held = self.by_seq.pop(seq, None)
+        queue_ = self.slots.get(slot)
+        if queue_ is not None:
+            if held is not None and queue_ and queue_[0] is held:
+                queue_.popleft()
+            elif held is not None and held in queue_:
+                queue_.remove(held)
+            if not queue_:
+                del self.slots[slot]
+        return held
+
     def _on_event(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
         if kind == "progress":
@@ -305,12 +383,22 @@ class Worker:
             self._progressed.add(job_id)
             return
         slot = event[1]
-        held = self.running.pop(slot, None)
+        if kind == "exit":
+            self._slot_lost(slot, event[2], event[3])
+            return
+        held = self._take(slot, event[2])
         if held is None:
             return
+        if kind == "skipped":
+            self._release([held])
+            return
         outcome: Outcome
-        if kind == "report":
-            report = event[2]
+        if kind == "timeout":
+            outcome = TimedOut(held.env.timeout or 0.0, self._timeout_how)
+        else:
+            report = event[3]
+            if held.started is None or not held.start_recorded:
+                held.started = report[-2]
             if report[0] == "undecodable":
                 self._undecodable(held, JobError(report[2], report[3]))
                 return
@@ -319,23 +407,40 @@ class Worker:
             else:
                 _, _, etype, emsg, etb, retry_after, retryable, _, _ = report
                 outcome = Raised(JobError(etype, emsg, etb), retry_after, retryable)
-        elif kind == "timeout":
-            outcome = TimedOut(held.env.timeout or 0.0, "was interrupted")
-        else:
-            outcome = Lost(f"{event[2]} while running job {held.env.id}")
         self._finish(held, outcome)
+
+    def _slot_lost(self, slot: int, reason: str, running_seq: int | None,
+                   outcome: Outcome | None = None) -> None:
+        """A slot's process died or was killed: its running job ends with ``outcome``
+        (``Lost`` by default); the jobs it had not reported go back to the agent."""
+        queue_ = self.slots.pop(slot, deque())
+        for held in queue_:
+            self.by_seq.pop(held.seq, None)
+        victim = next((h for h in queue_ if h.seq == running_seq), None)
+        if victim is None and queue_ and outcome is not None:
+            victim = queue_[0]
+        others = [h for h in queue_ if h is not victim]
+        if others:
+            self._release(others)
+        if victim is not None:
+            if victim.started is None:
+                victim.started = time.time()
+            self._finish(victim, outcome or Lost(f"{reason} while running job {victim.env.id}"))
 
     def _finish(self, held: _Held, outcome: Outcome) -> None:
         env = held.env
         self.held.pop(env.id, None)
         now = time.time()
+        if held.started is not None:
+            self._avg_duration += 0.05 * (now - held.started - self._avg_duration)
         policy = RetryPolicy(env.max_retries, env.retry_delay, env.retry_backoff,
                              self.app.config.retry_jitter)
         decision = decide(outcome, attempt=env.attempt, policy=policy, now=now)
         extra = {"job_id": env.id, "definition_id": env.definition_id}
         result = outcome.result if isinstance(outcome, Succeeded) else None
         self._record(env, decision.status, started=held.started, finished=now,
-                     error=decision.error, result=result, retry_at=decision.retry_at)
+                     error=decision.error, result=result, retry_at=decision.retry_at,
+                     starts=0 if held.start_recorded else 1)
         if decision.error is not None:
             self._attempt_failed(held, decision, now)
         if decision.status is JobStatus.RETRYING:
@@ -360,7 +465,8 @@ class Worker:
         env = held.env
         self.held.pop(env.id, None)
         now = time.time()
-        self._record(env, JobStatus.FAILED, started=held.started, finished=now, error=error)
+        self._record(env, JobStatus.FAILED, started=held.started, finished=now, error=error,
+                     starts=0 if held.start_recorded else 1)
         self.batch.dead.append((held.claim, f"{error.type}: {error.message}"))
         log.error("dead-lettered job %s %s: %s", env.id, env.definition_id, error.message,
                   extra={"job_id": env.id, "definition_id": env.definition_id})
@@ -420,14 +526,20 @@ class Worker:
 
     def _check_timeouts(self) -> None:
         now = time.monotonic()
-        for slot, held in list(self.running.items()):
-            if held.deadline is not None and now >= held.deadline:
-                log.error("job %s %s exceeded its timeout of %g s; stopping its process",
-                          held.env.id, held.env.definition_id, held.env.timeout or 0,
-                          extra={"job_id": held.env.id, "definition_id": held.env.definition_id})
-                self.pool.kill(slot)
-                self.running.pop(slot, None)
-                self._finish(held, TimedOut(held.env.timeout or 0.0, self._timeout_how))
+        for slot in list(self.slots):
+            deadline = self._deadline(slot)
+            if deadline is None or now < deadline:
+                continue
+            current = self.pool.current(slot)
+            held = None if current is None else self.by_seq.get(current[0])
+            if held is None:
+                continue
+            log.error("job %s %s exceeded its timeout of %g s; stopping it", held.env.id,
+                      held.env.definition_id, held.env.timeout or 0,
+                      extra={"job_id": held.env.id, "definition_id": held.env.definition_id})
+            self.pool.kill(slot)
+            self._slot_lost(slot, "timeout", held.seq,
+                            TimedOut(held.env.timeout or 0.0, self._timeout_how))
 
     def _release(self, helds: list[_Held]) -> None:
         """Hand jobs back to the agent, runnable at once, not counted as attempts."""
@@ -436,7 +548,7 @@ class Worker:
             message = AgentMessage(held.env.id, held.env.lane, held.env.priority, time.time(),
                                    held.claim.message.body)
             self.batch.retries.append((held.claim, message))
-            if held.env.id in self.batch.records or held.started is not None:
+            if held.start_recorded:
                 self._record(held.env, JobStatus.QUEUED)
 
     # -- writing ----------------------------------------------------------------------------
@@ -493,10 +605,6 @@ class Worker:
             except Exception as exc:  # noqa: BLE001
                 log.error("could not renew leases on agent %s: %s", self.agent_name, exc)
         try:
-            running = {h.env.id: slot for slot, h in self.running.items()}
-            if running:
-                for job_id in self.app.master.cancelled_among(running):
-                    self.pool.request_cancel(running[job_id])
             self.app.master.worker_seen(self._worker_row("stopping" if self.stopping
                                                          else "running"))
         except Exception as exc:  # noqa: BLE001
@@ -513,13 +621,14 @@ class Worker:
     def _shutdown(self) -> None:
         if self._beat_service is not None:
             self._beat_service.stop()
-        if self.running:
+        if self.slots:
             log.warning("stopping %d running job(s); they go back to the agent",
-                        len(self.running))
-            for slot in list(self.running):
+                        len(self.slots))
+            for slot, queue_ in list(self.slots.items()):
                 self.pool.kill(slot)
-            self._release(list(self.running.values()))
-            self.running.clear()
+                self._release(list(queue_))
+            self.slots.clear()
+            self.by_seq.clear()
         if self.waiting:
             self._release(list(self.waiting))
             self.waiting.clear()

@@ -103,9 +103,11 @@ def test_next_attempt() -> None:
     assert nxt.next_attempt(2.0).attempt == 3
 
 
-def test_envelope_is_frozen() -> None:
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        make().attempt = 5  # type: ignore[misc]
+def test_next_attempt_leaves_the_original_alone() -> None:
+    env = make()
+    retry = env.next_attempt(due=env.due + 10)
+    assert (env.attempt, retry.attempt) == (2, 3)
+    assert retry.due == env.due + 10 and retry.id == env.id
 
 
 def test_to_message() -> None:

@@ -185,7 +185,7 @@ def test_outcomes_are_frozen_values() -> None:
 
 
 def test_retry_request_takes_seconds_or_timedelta() -> None:
-    assert Retry().after == 0.0
+    assert Retry().after is None
     assert Retry("later", after=5).after == 5.0
     assert Retry("later", after=timedelta(minutes=2)).after == 120.0
     assert str(Retry("rate limited")) == "rate limited"
