@@ -501,9 +501,30 @@ class App:
     def _submit_many(self, definition: JobDefinition[Any, Any],
                      values: Sequence[Mapping[str, Any]], times: Sequence[datetime | None],
                      **options: Any) -> list[str]:
+        if not values:
+            return []
         now = time.time()
-        envs = [self._build(definition, v, now=now, at=at, **options)
-                for v, at in zip(values, times, strict=True)]
+        first = self._build(definition, values[0], now=now, at=times[0], **options)
+        envs = [first]
+        if len(values) > 1:
+            # the options were checked once, on the first job; the rest share them
+            serializer, limit = self.serializer, self.config.max_payload_bytes
+            def_id, after = first.definition_id, options.get("after")
+            delay = seconds(after, "after", allow_zero=True) or 0.0 if after is not None \
+                else 0.0
+            for v, at in zip(values[1:], times[1:], strict=True):
+                if at is None:
+                    due = now + delay
+                elif isinstance(at, datetime):
+                    due = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+                else:
+                    raise InvalidOptionError(f"at={at!r} must be a datetime")
+                envs.append(Envelope(
+                    new_job_id(), first.cluster, def_id, first.lane, first.priority,
+                    first.encoding, encode_arguments(serializer, def_id, v, limit), now, due,
+                    1, first.max_retries, first.timeout, first.retry_delay,
+                    first.retry_backoff, first.metadata, None, first.agent, None, None,
+                ))
         for start in range(0, len(envs), 5000):
             self._dispatch(envs[start : start + 5000])
         return [e.id for e in envs]

@@ -152,6 +152,10 @@ class JobDefinition(Generic[P, R]):
                     "arguments so they can be stored and inspected"
                 )
         self.signature = signature.replace(parameters=params)
+        keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        self._simple = all(p.kind in keyword for p in params)
+        self._names = frozenset(p.name for p in params)
+        self._required = frozenset(p.name for p in params if p.default is p.empty)
         self.__name__ = getattr(func, "__name__", definition_id)
         self.__qualname__ = getattr(func, "__qualname__", definition_id)
         self.__doc__ = func.__doc__
@@ -179,6 +183,11 @@ class JobDefinition(Generic[P, R]):
              ) -> dict[str, Any]:
         """Map call arguments to parameter names, refusing what the signature does not
         accept (``ArgumentsError`` naming the missing or unexpected argument)."""
+        if not args and kwargs is not None and self._simple:
+            # the common case, keyword arguments only: a set check instead of Signature.bind
+            keys = kwargs.keys()
+            if self._required <= keys and keys <= self._names:
+                return dict(kwargs)
         try:
             bound = self.signature.bind(*args, **(kwargs or {}))
         except TypeError as exc:

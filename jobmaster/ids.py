@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import uuid
 
+_state: tuple[int, int, itertools.count[int]] | None = None
+
 
 def new_job_id() -> str:
-    """A new UUIDv7 (RFC 9562) as a string: 48 bits of Unix milliseconds, then random."""
+    """A new UUIDv7 (RFC 9562) as a string: 48 bits of Unix milliseconds, then 74 bits
+    made of a random per-process prefix and a counter (unique without a syscall per id;
+    a forked child draws a new prefix)."""
+    global _state
+    pid = os.getpid()
+    if _state is None or _state[0] != pid:
+        _state = (pid, int.from_bytes(os.urandom(6), "big") >> 6, itertools.count(
+            int.from_bytes(os.urandom(4), "big")))
+    _, prefix, counter = _state
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | rand
-    value &= ~(0xF << 76)
-    value |= 0x7 << 76  # version 7
-    value &= ~(0x3 << 62)
-    value |= 0x2 << 62  # RFC 4122 variant
+    tail = (prefix << 32 | (next(counter) & 0xFFFF_FFFF)) & ((1 << 74) - 1)
+    rand_a, rand_b = tail >> 62, tail & ((1 << 62) - 1)
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | rand_a << 64 | 0x2 << 62 | rand_b
     return str(uuid.UUID(int=value))

@@ -35,6 +35,7 @@ touches its parent's. Installing ``hiredis`` speeds up reply parsing.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -65,6 +66,7 @@ PRIORITIES = (4, 3, 2, 1, 0)
 DEAD_LETTER_CAP = 100_000
 """Dead letters kept per agent (the oldest are trimmed, approximately)."""
 
+_LENGTH = struct.Struct(">I")
 _PUSH_CHUNK = 2_000  # jobs per script call; a bigger push pipelines several calls
 _MAX_BLOCK = 5.0  # one BLPOP never blocks longer (below socket_timeout)
 _SOCKET_TIMEOUT = 15.0
@@ -161,6 +163,36 @@ for i = 0, n - 1 do
     if not seq then seq = redis.call('INCRBY', P .. 'seq', n - i) - (n - i) end
     seq = seq + 1
     redis.call('ZADD', P .. 'w:' .. lane .. ':' .. ARGV[b + 2], due, waiting(seq, 0, id))
+    woken[lane] = (woken[lane] or 0) + 1
+  end
+end
+for lane, count in pairs(woken) do wake(lane, count) end
+return 0
+"""
+)
+
+# ARGV: prefix, count, blob. The blob holds, per job, five length-prefixed strings (a 4-byte
+# big-endian length, then the bytes): id, lane, priority, due, body. One argument instead of
+# five per job: big pushes spend their time in Redis, not in packing a huge command.
+_PUSH_BLOB = (
+    _LUA_PRELUDE
+    + """
+local n = tonumber(ARGV[2])
+local blob = ARGV[3]
+local pos = 1
+local seq = nil
+local woken = {}
+for i = 0, n - 1 do
+  local id, lane, prio, due, body
+  id, pos = struct.unpack('>Ic0', blob, pos)
+  lane, pos = struct.unpack('>Ic0', blob, pos)
+  prio, pos = struct.unpack('>Ic0', blob, pos)
+  due, pos = struct.unpack('>Ic0', blob, pos)
+  body, pos = struct.unpack('>Ic0', blob, pos)
+  if redis.call('HSETNX', jobs, id, due .. '|' .. body) == 1 then
+    if not seq then seq = redis.call('INCRBY', P .. 'seq', n - i) - (n - i) end
+    seq = seq + 1
+    redis.call('ZADD', P .. 'w:' .. lane .. ':' .. prio, due, waiting(seq, 0, id))
     woken[lane] = (woken[lane] or 0) + 1
   end
 end
@@ -431,6 +463,7 @@ class RedisAgent(Agent):
             raise ConfigurationError(f"bad Redis agent URL {redact_url(url)!r}: {exc}") from exc
         register = self._client.register_script
         self._push: Script = register(_PUSH)
+        self._push_blob: Script = register(_PUSH_BLOB)
         self._claim: Script = register(_CLAIM)
         self._ack: Script = register(_ACK)
         self._retry: Script = register(_RETRY)
@@ -478,24 +511,37 @@ class RedisAgent(Agent):
         """Store messages in one round trip; ids already held are ignored."""
         if not messages:
             return
-        chunks: list[list[Any]] = []
-        for start in range(0, len(messages), _PUSH_CHUNK):
-            part = messages[start : start + _PUSH_CHUNK]
-            args: list[Any] = [self._prefix, len(part)]
-            for m in part:
+        keys = [self._jobs]
+        if len(messages) <= 4:  # a few jobs: plain arguments, nothing to pack
+            args: list[Any] = [self._prefix, len(messages)]
+            for m in messages:
                 if m.priority not in PRIORITIES:
                     self._check(m)
                 args += (m.id, m.lane, int(m.priority), repr(float(m.due)), m.body)
-            chunks.append(args)
-        keys = [self._jobs]
+            self._call("push", lambda: self._push(keys, args))
+            return
+        chunks: list[list[Any]] = []
+        size = _LENGTH.pack
+        for start in range(0, len(messages), _PUSH_CHUNK):
+            part = messages[start : start + _PUSH_CHUNK]
+            pieces: list[bytes] = []
+            add = pieces.append
+            for m in part:
+                if m.priority not in PRIORITIES:
+                    self._check(m)
+                for field in (m.id.encode(), m.lane.encode(), b"%d" % m.priority,
+                              repr(float(m.due)).encode(), m.body):
+                    add(size(len(field)))
+                    add(field)
+            chunks.append([self._prefix, len(part), b"".join(pieces)])
         if len(chunks) == 1:
-            self._call("push", lambda: self._push(keys, chunks[0]))
+            self._call("push", lambda: self._push_blob(keys, chunks[0]))
             return
 
         def pipelined() -> None:
             pipe = self._client.pipeline(transaction=False)
             for args in chunks:
-                self._push(keys, args, client=pipe)
+                self._push_blob(keys, args, client=pipe)
             pipe.execute()
 
         self._call("push", pipelined)
