@@ -132,7 +132,8 @@ def main() -> int:
     late.sort()
     print("| measure | value |\n|---|---|")
     print(f"| jobs scheduled across the next hour | {args.jobs:,} |")
-    print(f"| enqueue rate (delay_many with at=, master-held) | {args.jobs / elapsed:,.0f} jobs/s |")
+    rate = args.jobs / elapsed
+    print(f"| enqueue rate (delay_many with at=, master-held) | {rate:,.0f} jobs/s |")
     print(f"| held in the master as scheduled | {scheduled:,} |")
     print(f"| master table size growth | {size_after - size_before:,.1f} MB |")
     print(f"| worker RSS (supervisor + 2 children) before / after | "
