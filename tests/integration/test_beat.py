@@ -244,3 +244,18 @@ def test_three_beats_leader_killed_every_second_fires_once(
     gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
     assert max(gaps) <= 3.0, f"a gap longer than the lease: {max(gaps)} s"
     assert set(gaps) == {1.0}, "no second was skipped"
+
+
+def test_worker_with_embedded_beat_runs_master_held_jobs(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    stack = stack_factory("sqlite", agent_horizon="1", beat_interval="0.2")
+    app = stack.app()
+    handle = app.definition("add").apply_after(timedelta(seconds=2), x=2, y=3)
+    assert handle.status() is JobStatus.SCHEDULED
+    assert app.agent().length() == 0
+    stack.worker("-c", "1", "--beat")
+    job = handle.wait(timeout=30)
+    assert job.result == 5
+    assert job.started_at is not None and job.scheduled_at is not None
+    assert job.started_at >= job.scheduled_at
