@@ -34,3 +34,11 @@ def typecheck(session: nox.Session) -> None:
     """mypy (strict) over the package."""
     session.install("-e", ".[all,test]")
     session.run("mypy", "jobmaster")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark against Celery and Dramatiq (see docs/benchmarks.md); posargs go to
+    bench/run.py, e.g. ``nox -s bench -- --quick``."""
+    session.install("-e", ".[all]", "celery[redis]", "dramatiq[redis]", "redis", "py-spy")
+    session.run("python", "bench/run.py", *session.posargs)

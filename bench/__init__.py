@@ -1,0 +1,1 @@
+"""jobmaster's benchmark suite against Celery and Dramatiq: see docs/benchmarks.md."""

@@ -1,0 +1,289 @@
+"""Run jobmaster's benchmark against Celery and Dramatiq and print the table.
+
+    python bench/run.py [--quick] [--scenarios enqueue,bulk,drain,latency,future,scaleout]
+                        [--n N] [--peers celery,dramatiq|none] [--agents redis,postgres,...]
+                        [--out bench/results/latest.md] [--profile DIR]
+
+Needs Redis, PostgreSQL and (for the NATS agent) NATS JetStream already running; starts
+nothing but the worker and beat processes it measures, and stops every one of them. See
+docs/benchmarks.md for what each scenario measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+# run as a script: import the bench as the package ``bench`` from the repository root, and
+# keep bench/ itself off the path (its module names must not shadow the standard library's)
+sys.path[:1] = [str(Path(__file__).resolve().parent.parent)]
+
+from bench.harness import BenchDatabase, BenchError, Context, Services, delete_keys  # noqa: E402
+from bench.report import render, targets  # noqa: E402
+from bench.scenarios import Outcome, bulk, drain, enqueue, future, latency, scaleout  # noqa: E402
+
+SCENARIOS = ("enqueue", "bulk", "drain", "latency", "scaleout", "future")
+
+# Sizes: the full run, and --quick (the smoke test's: seconds per scenario).
+FULL = {"enqueue": 50_000, "bulk": 100_000, "drain": 20_000, "scaleout": 20_000,
+        "samples": 300, "future": 1_000_000, "peer_future": 100_000, "watch": 15.0}
+QUICK = {"enqueue": 1_000, "bulk": 2_000, "drain": 1_000, "scaleout": 1_000,
+         "samples": 30, "future": 20_000, "peer_future": 5_000, "watch": 2.0}
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes: a few seconds per scenario (what the smoke test runs)")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS),
+                   help=f"comma-separated, from {','.join(SCENARIOS)} (default: all)")
+    p.add_argument("--n", type=int, default=None,
+                   help="jobs for enqueue, bulk, drain and scale-out (default: per scenario)")
+    p.add_argument("--future-n", type=int, default=None,
+                   help="future jobs for jobmaster (default 1,000,000; --quick 20,000)")
+    p.add_argument("--peer-future-n", type=int, default=None,
+                   help="delayed tasks for the peers (default 100,000; --quick 5,000)")
+    p.add_argument("--samples", type=int, default=None, help="latency samples (default 300)")
+    p.add_argument("--peers", default="celery,dramatiq",
+                   help="celery,dramatiq, one of them, or none (the smoke test: none)")
+    p.add_argument("--agents", default="redis,postgres,nats,sqlite",
+                   help="jobmaster agents to measure (redis always leads the ratios)")
+    p.add_argument("--out", default="bench/results/latest.md", help="markdown table file")
+    p.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL",
+                                                         "redis://127.0.0.1:6379/11"))
+    p.add_argument("--postgres-url", default=os.environ.get(
+        "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="a database to connect to for creating (and dropping) the run's own database")
+    p.add_argument("--nats-url", default=os.environ.get("BENCH_NATS_URL",
+                                                        "nats://127.0.0.1:4222"))
+    p.add_argument("--profile", metavar="DIR", default=None,
+                   help="also drain jobmaster·redis once under py-spy and summarise the profile")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    args.scenarios = _csv(args.scenarios)
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        p.error(f"unknown scenario(s) {sorted(unknown)}; use {','.join(SCENARIOS)}")
+    args.peers = [] if args.peers.strip().lower() in {"", "none"} else _csv(args.peers)
+    args.agents = _csv(args.agents)
+    return args
+
+
+def machine() -> list[str]:
+    """What the numbers were measured on."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = []
+    for dist in ("jobmaster", "celery", "kombu", "billiard", "dramatiq", "redis", "hiredis",
+                 "psycopg", "SQLAlchemy", "nats-py", "orjson"):
+        try:
+            versions.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return [
+        f"CPU: {os.cpu_count()} × {model or platform.processor() or 'unknown'}; "
+        f"{platform.system()} {platform.release()}",
+        f"Python {platform.python_version()} ({sys.executable})",
+        "Libraries: " + ", ".join(versions),
+    ]
+
+
+def server_versions(ctx: Context) -> str:
+    parts = []
+    try:
+        parts.append("Redis " + str(ctx.redis().info("server").get("redis_version")))
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        import psycopg
+
+        with psycopg.connect(ctx.services.postgres_url, connect_timeout=3) as conn:
+            row = conn.execute("show server_version").fetchone()
+            parts.append(f"PostgreSQL {row[0] if row else '?'}")
+    except Exception:  # noqa: BLE001
+        pass
+    return "Servers: " + ", ".join(parts)
+
+
+def source_state() -> str:
+    """The jobmaster source measured: commit, and whether jobmaster/ had local changes."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "jobmaster"],
+                               capture_output=True, text=True, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    if not head:
+        return ""
+    extra = f" plus uncommitted changes to {len(dirty)} file(s) under jobmaster/" if dirty else ""
+    return f"jobmaster source: commit {head}{extra}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = dict(QUICK if args.quick else FULL)
+    if args.n is not None:
+        for k in ("enqueue", "bulk", "drain", "scaleout"):
+            sizes[k] = args.n
+    if args.future_n is not None:
+        sizes["future"] = args.future_n
+    if args.peer_future_n is not None:
+        sizes["peer_future"] = args.peer_future_n
+    if args.samples is not None:
+        sizes["samples"] = args.samples
+
+    services = Services(args.redis_url, args.postgres_url, args.nats_url)
+    problems = services.check()
+    for name in ("redis", "postgres"):
+        if problems.get(name):
+            print(f"bench: {problems[name]}; start it and run again.", file=sys.stderr)
+            return 2
+    agents = list(args.agents)
+    skipped: list[str] = []
+    if "nats" in agents and problems.get("nats"):
+        agents.remove("nats")
+        skipped.append(f"jobmaster·nats skipped: {problems['nats']}")
+        print(f"bench: {skipped[-1]}", file=sys.stderr)
+
+    os.environ.pop("JOBMASTER_APP", None)
+    for var in [v for v in os.environ if v.startswith("JOBMASTER_")]:
+        del os.environ[var]  # the bench's own apps take their settings from arguments only
+    run_id = f"{datetime.now(UTC):%m%d%H%M%S}{os.getpid() % 1000:03d}"
+    ctx = Context(run_id, services, args.quick, verbose=args.verbose)
+    os.environ["BENCH_REDIS_URL"] = services.redis_url
+    os.environ["BENCH_PREFIX"] = ctx.prefix  # read by the peers' app modules at import
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+
+    from bench.systems import make_systems
+
+    try:
+        systems = make_systems(ctx, agents, args.peers)
+    except ImportError as exc:
+        print(f"bench: a peer is not installed ({exc}); run `nox -s bench`, or pass "
+              "--peers none", file=sys.stderr)
+        return 2
+    outcomes: dict[str, Outcome] = {}
+    started = time.perf_counter()
+    print("\n".join(machine()), file=sys.stderr)
+    print(f"run {run_id}: scenarios {','.join(args.scenarios)}; logs in {ctx.workdir}",
+          file=sys.stderr)
+    try:
+        ctx.db = BenchDatabase(services.postgres_url, run_id)
+        ctx.db.create()
+        from bench.jm_app import make_app
+
+        migrator = make_app("migrate", master=ctx.db.sqlalchemy_url)
+        migrator.migrate()
+        migrator.close()
+        jm = [s for s in systems.values() if s.is_jobmaster]
+        jm_redis = [s for s in jm if s.key == "jm-redis"]
+        peers = [s for s in systems.values() if not s.is_jobmaster]
+        everyone = [*jm, *peers]
+        for scenario in args.scenarios:
+            t = time.perf_counter()
+            print(f"== {scenario}", file=sys.stderr)
+            if scenario == "enqueue":
+                outcomes[scenario] = enqueue(ctx, everyone, sizes["enqueue"])
+            elif scenario == "bulk":
+                outcomes[scenario] = bulk(ctx, everyone, sizes["bulk"])
+            elif scenario == "drain":
+                outcomes[scenario] = drain(ctx, everyone, sizes["drain"])
+            elif scenario == "latency":
+                outcomes[scenario] = latency(ctx, everyone, sizes["samples"])
+            elif scenario == "scaleout":
+                outcomes[scenario] = scaleout(ctx, jm_redis or jm[:1], sizes["scaleout"])
+            elif scenario == "future":
+                outcomes[scenario] = future(ctx, [*(jm_redis or jm[:1]), *peers],
+                                            sizes["future"], sizes["peer_future"],
+                                            sizes["watch"])
+            for error in outcomes[scenario].errors:
+                print(f"   ERROR {error}", file=sys.stderr)
+            print(f"   {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        if args.profile:
+            from bench.profiling import profile_calls, profile_drain
+
+            print("== profile (py-spy of a jobmaster·redis drain; cProfile of enqueues)",
+                  file=sys.stderr)
+            system = systems.get("jm-redis") or jm[0]
+            profile_text = "\n".join([
+                profile_drain(ctx, system, sizes["drain"], Path(args.profile)),
+                profile_calls(ctx, system, min(sizes["enqueue"], 20_000), bulk=False),
+                profile_calls(ctx, system, sizes["bulk"], bulk=True),
+            ])
+            Path(args.profile, "profile.md").write_text(profile_text)
+            print(profile_text)
+    except KeyboardInterrupt:
+        print("bench: interrupted; stopping what it started", file=sys.stderr)
+        return 130
+    finally:
+        ctx.stop_all(grace=5.0)
+        try:
+            delete_keys(ctx.redis(), ctx.prefix + "*")
+        except Exception as exc:  # noqa: BLE001
+            print(f"bench: could not delete the run's Redis keys: {exc}", file=sys.stderr)
+        if ctx.db is not None:
+            try:
+                ctx.db.drop()
+            except Exception as exc:  # noqa: BLE001
+                print(f"bench: could not drop database {ctx.db.name}: {exc}", file=sys.stderr)
+
+    header = [
+        f"Run {run_id}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{time.perf_counter() - started:.0f} s; command: "
+        f"`{' '.join(['python bench/run.py', *(sys.argv[1:] if argv is None else argv)])}`",
+        *machine(),
+        server_versions(ctx),
+        source_state(),
+        "Sizes: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items() if k != "watch"),
+        *skipped,
+    ]
+    text = render(header, outcomes, [s for s in systems.values()], targets(outcomes))
+    print(text)
+    out = Path(args.out)
+    if not out.is_absolute():
+        out = Path(__file__).resolve().parent.parent / out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"\nwritten to {out}", file=sys.stderr)
+    failed = [e for o in outcomes.values() for e in o.errors]
+    if failed:
+        print(f"bench: {len(failed)} measurement(s) failed; worker logs kept in {ctx.workdir}",
+              file=sys.stderr)
+        return 1
+    shutil.rmtree(ctx.workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
