@@ -375,6 +375,14 @@ class App:
         return JobHandle(self, job_id, definition_id)
 
     def _target(self, cluster: str | None) -> App:
+        try:
+            return self._cluster_app(cluster)
+        except InvalidOptionError:
+            raise
+        except ConfigurationError as exc:
+            raise InvalidOptionError(str(exc)) from None
+
+    def _cluster_app(self, cluster: str | None) -> App:
         if cluster is None or cluster == self.name:
             return self
         target = self._clusters.get(cluster)

@@ -178,28 +178,38 @@ class Beat:
         now = now or datetime.now(UTC)
         created = 0
         for row in master.due_schedules(app.name, now):
-            schedule = self._schedule(row)
-            options = dict(row["options"] or {})
-            fires, next_fire = due_occurrences(
-                schedule, last_fire=row["last_fire_at"], next_fire=row["next_fire_at"],
-                now=now, misfire=MisfirePolicy(options.get("misfire", "run_once")),
-                cap=int(options.get("misfire_cap", 100)),
-            )
-            overlap = OverlapPolicy(options.get("overlap", "allow"))
-            if fires and overlap is OverlapPolicy.SKIP and row["last_job_id"]:
-                previous = master.job_statuses([row["last_job_id"]]).get(row["last_job_id"])
-                fires, skipped = apply_overlap(fires, overlap,
-                                               previous_running=previous in _RUNNING_LIKE)
-                if skipped:
-                    log.info("schedule %s: skipped %d occurrence(s), the previous one is "
-                             "still %s", row["name"], len(skipped), previous)
-            rows = [job_row(env, JobStatus.SCHEDULED, now)
-                    for env in self._occurrence_envelopes(row, options, fires)]
-            created += master.materialise(
-                row["id"], rows, next_fire_at=next_fire,
-                last_fire_at=fires[-1] if fires else None, fence=self.fence,
-            )
+            try:
+                created += self._materialise_one(row, now)
+            except LeadershipLost:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad schedule must not stop the rest
+                log.error("schedule %s could not fire: %s", row["name"], exc)
         return created
+
+    def _materialise_one(self, row: Any, now: datetime) -> int:
+        """Materialise one schedule's due occurrences; return how many jobs were new."""
+        master = self.app.master
+        schedule = self._schedule(row)
+        options = dict(row["options"] or {})
+        fires, next_fire = due_occurrences(
+            schedule, last_fire=row["last_fire_at"], next_fire=row["next_fire_at"],
+            now=now, misfire=MisfirePolicy(options.get("misfire", "run_once")),
+            cap=int(options.get("misfire_cap", 100)),
+        )
+        overlap = OverlapPolicy(options.get("overlap", "allow"))
+        if fires and overlap is OverlapPolicy.SKIP and row["last_job_id"]:
+            previous = master.job_statuses([row["last_job_id"]]).get(row["last_job_id"])
+            fires, skipped = apply_overlap(fires, overlap,
+                                           previous_running=previous in _RUNNING_LIKE)
+            if skipped:
+                log.info("schedule %s: skipped %d occurrence(s), the previous one is "
+                         "still %s", row["name"], len(skipped), previous)
+        rows = [job_row(env, JobStatus.SCHEDULED, now)
+                for env in self._occurrence_envelopes(row, options, fires)]
+        return master.materialise(
+            row["id"], rows, next_fire_at=next_fire,
+            last_fire_at=fires[-1] if fires else None, fence=self.fence,
+        )
 
     def _occurrence_envelopes(self, row: Any, options: dict[str, Any], fires: list[datetime]
                               ) -> list[Envelope]:

@@ -194,13 +194,15 @@ class Config:
     def agent_namespace(self) -> str:
         """The namespace of this cluster's agent keys, tables and streams:
         ``<namespace>_<cluster>``, made identifier-safe and at most 40 characters."""
+        import hashlib
+
         slug = "".join(c if c.isalnum() else "_" for c in self.name.lower()).strip("_") or "c"
         text = f"{self.namespace}_{slug}"
-        if len(text) > 40:
-            import hashlib
-
-            digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:8]
-            text = f"{text[:31]}_{digest}"
+        if slug != self.name or len(text) > 40:
+            # the slug lost something (case, punctuation) or is too long: a digest of the
+            # exact id keeps "Shop" and "shop", "my-app" and "my_app" apart
+            digest = hashlib.sha1(self.name.encode(), usedforsecurity=False).hexdigest()[:6]
+            text = f"{text[:33]}_{digest}"
         return text
 
     @property

@@ -87,7 +87,7 @@ class SchedulesAPI:
         static: bool,
         options: Mapping[str, Any],
     ) -> dict[str, Any]:
-        from jobmaster.app import _check_lane, _check_metadata, _check_retries
+        from jobmaster.app import _check_backoff, _check_lane, _check_metadata, _check_retries
         from jobmaster.definitions import JobDefinition
 
         app = self._app
@@ -127,7 +127,7 @@ class SchedulesAPI:
             stored["retry_delay"] = seconds(options["retry_delay"], "retry_delay",
                                             allow_zero=True)
         if options.get("retry_backoff") is not None:
-            stored["retry_backoff"] = float(options["retry_backoff"])
+            stored["retry_backoff"] = _check_backoff(options["retry_backoff"])
         if options.get("metadata") is not None:
             stored["metadata"] = _check_metadata(options["metadata"])
         if options.get("agent") is not None:

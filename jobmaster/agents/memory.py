@@ -2,7 +2,8 @@
 
 Nothing leaves the process and nothing survives it; a ``--pool solo`` or ``threads``
 worker and the producer must share the process. Agents with the same URL and namespace in
-one process share their store, so an app and its in-process worker see the same jobs.
+one process share their store (per agent name), so an app and its in-process worker see
+the same jobs.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class _Store:
         self.counter = itertools.count()
 
 
-_STORES: dict[tuple[str, str], _Store] = {}
+_STORES: dict[tuple[str, str, str], _Store] = {}
 _STORES_LOCK = threading.Lock()
 
 
@@ -54,7 +55,7 @@ class MemoryAgent(Agent):
     def __init__(self, url: str = "memory://", *, name: str = "main", namespace: str = "jobmaster"):
         super().__init__(url, name=name, namespace=namespace)
         with _STORES_LOCK:
-            self._store = _STORES.setdefault((url, namespace), _Store())
+            self._store = _STORES.setdefault((url, namespace, name), _Store())
 
     def _enqueue(self, entry: _Entry) -> None:
         m = entry.message

@@ -58,8 +58,11 @@ class SQLiteAgent(Agent):
         if not namespace.replace("_", "").isalnum():
             raise ConfigurationError(f"namespace={namespace!r} must be letters, digits and _")
         self.path = sqlite_path(url)
-        self._jobs = f"{namespace}_agent_jobs"
-        self._dead = f"{namespace}_agent_dead"
+        # tables per agent name too: two named agents on one file never share a queue
+        safe = "".join(c if c.isalnum() else "_" for c in name)
+        prefix = namespace if name == "main" else f"{namespace}_{safe}"
+        self._jobs = f"{prefix}_agent_jobs"
+        self._dead = f"{prefix}_agent_dead"
         self._local = threading.local()
         self._pid = os.getpid()
         self._created = False

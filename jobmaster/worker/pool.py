@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe, wait
 from typing import TYPE_CHECKING, Any
 
+from jobmaster.exceptions import JobmasterError
 from jobmaster.worker.executor import HardTimeout, execute
 
 if TYPE_CHECKING:
@@ -52,6 +53,11 @@ _STOP_REQUESTED = False
 _CANCEL_REQUESTED = False
 _CURRENT = struct.Struct("qd")  # seq of the running job, its monotonic start (-1: idle)
 _REPORT_EVERY = 0.02  # a child sends the reports of a batch at least this often
+_MAX_FAILED_STARTS = 5
+
+
+class WorkerStartError(JobmasterError):
+    """Worker processes keep dying before they are ready: the worker cannot run."""
 
 
 def _stop_flag() -> bool:
@@ -90,9 +96,10 @@ class Pool(abc.ABC):
         """Events that happened, waiting up to ``timeout`` seconds for the first."""
 
     @abc.abstractmethod
-    def kill(self, slot: int) -> None:
-        """Stop the slot's jobs now (a timeout ran out) and make the slot usable again;
-        jobs it had not reported are gone (the supervisor accounts for them)."""
+    def kill(self, slot: int, respawn: bool = True) -> None:
+        """Stop the slot's jobs now (a timeout ran out) and, unless ``respawn`` is false,
+        make the slot usable again; jobs it had not reported are gone (the supervisor
+        accounts for them)."""
 
     def request_stop(self, slots: list[int]) -> None:  # noqa: B027 - optional
         """Tell the jobs in these slots that the worker is stopping."""
@@ -131,12 +138,19 @@ class PreforkPool(Pool):
     def __init__(self, app: App, size: int) -> None:
         super().__init__(app, size)
         self.children: dict[int, _Child] = {}
+        self.failed_starts = 0
 
     def start(self) -> None:
         for slot in range(self.size):
             self._spawn(slot)
 
     def _spawn(self, slot: int) -> None:
+        if self.failed_starts >= _MAX_FAILED_STARTS:
+            raise WorkerStartError(
+                f"{self.failed_starts} worker processes in a row died before they were ready "
+                "(see the errors above: an on_worker_process_start hook or an import failing "
+                "in the child); the worker stops"
+            )
         parent_end, child_end = Pipe(duplex=True)
         shared = mmap.mmap(-1, _CURRENT.size)  # anonymous and shared with the child
         _CURRENT.pack_into(shared, 0, -1, -1.0)
@@ -171,7 +185,12 @@ class PreforkPool(Pool):
         signal.signal(signal.SIGUSR2, on_cancel)
         self.app.after_fork()
         for hook in self.app.child_init_hooks:
-            hook()
+            try:
+                hook()
+            except BaseException:  # noqa: BLE001 - reported, then the child stops
+                log.exception("on_worker_process_start hook %s failed; this worker process "
+                              "stops", getattr(hook, "__qualname__", hook))
+                os._exit(3)
         send = conn.send_bytes
         dumps = pickle.dumps
         pack = _CURRENT.pack_into
@@ -250,10 +269,13 @@ class PreforkPool(Pool):
                         events.append(("progress", slot, *message[1:]))
                     elif kind == "ready":
                         child.ready = True
+                        self.failed_starts = 0
                     if not child.conn.poll():
                         break
             except (EOFError, OSError):
                 running = self.current(slot)
+                if not child.ready:
+                    self.failed_starts += 1
                 reason = self._reap(slot)
                 was_busy = child.outstanding > 0
                 self._spawn(slot)
@@ -285,14 +307,15 @@ class PreforkPool(Pool):
             return f"worker process {child.pid} was killed by signal {name}"
         return f"worker process {child.pid} exited with code {os.WEXITSTATUS(status)}"
 
-    def kill(self, slot: int) -> None:
+    def kill(self, slot: int, respawn: bool = True) -> None:
         child = self.children.get(slot)
         if child is None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(child.pid, signal.SIGKILL)
         self._reap(slot)
-        self._spawn(slot)
+        if respawn:
+            self._spawn(slot)
 
     def request_stop(self, slots: list[int]) -> None:
         for slot in slots:
@@ -411,7 +434,7 @@ class ThreadPool(Pool):
             except queue.Empty:
                 return events
 
-    def kill(self, slot: int) -> None:
+    def kill(self, slot: int, respawn: bool = True) -> None:
         with self._lock:
             self.inboxes[slot].put(None)
             self._spawn(slot)
@@ -505,7 +528,7 @@ class SoloPool(Pool):
         self.events = []
         return events
 
-    def kill(self, slot: int) -> None:
+    def kill(self, slot: int, respawn: bool = True) -> None:
         self.pending = []
 
     def request_stop(self, slots: list[int]) -> None:

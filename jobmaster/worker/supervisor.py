@@ -122,7 +122,7 @@ class Worker:
         }[pool]
         self._progressed: set[str] = set()
         if isinstance(self.pool, SoloPool):
-            self.pool.keepalive = self._renew_leases
+            self.pool.keepalive = self._solo_heartbeat
             self.pool.keepalive_every = app.config.heartbeat
         self.held: dict[str, _Held] = {}
         self.waiting: deque[_Held] = deque()
@@ -359,6 +359,8 @@ class Worker:
                 self._record(held.env, JobStatus.RUNNING, started=held.started, starts=1)
             self.slots[slot] = queue_
             self.pool.submit(slot, items)
+            if isinstance(self.pool, SoloPool):
+                self._flush()  # the job runs inside the next poll: record "running" first
 
     # -- outcomes -------------------------------------------------------------------------
     def _take(self, slot: int, seq: int) -> _Held | None:
@@ -583,11 +585,18 @@ class Worker:
                       "after their lease)", len(batch.acks) + len(batch.retries),
                       self.agent_name, exc)
 
-    def _renew_leases(self) -> None:
-        """Extend the leases of the jobs held (used by the solo pool while a job runs)."""
+    def _solo_heartbeat(self) -> None:
+        """The heartbeat while a solo job runs (from the pool's helper thread): renew the
+        leases, tell the master this worker lives, and pass on a cancellation."""
         claims = [h.claim for h in list(self.held.values())]
         if claims:
             self.agent.extend(claims, self.app.config.lease_seconds)
+        master = self.app.master
+        master.worker_seen(self._worker_row("running"))
+        current = self.pool.current(0)
+        held = None if current is None else self.by_seq.get(current[0])
+        if held is not None and master.job_status(held.env.id) == JobStatus.CANCELLED.value:
+            self.pool.request_cancel(0)
 
     def _heartbeat(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -625,7 +634,7 @@ class Worker:
             log.warning("stopping %d running job(s); they go back to the agent",
                         len(self.slots))
             for slot, queue_ in list(self.slots.items()):
-                self.pool.kill(slot)
+                self.pool.kill(slot, respawn=False)
                 self._release(list(queue_))
             self.slots.clear()
             self.by_seq.clear()

@@ -259,3 +259,21 @@ def test_worker_with_embedded_beat_runs_master_held_jobs(
     assert job.result == 5
     assert job.started_at is not None and job.scheduled_at is not None
     assert job.started_at >= job.scheduled_at
+
+
+def test_one_broken_schedule_does_not_stop_the_others(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    tick = app.definition("tick")
+    tick.recurring("1s", name="good")
+    tick.recurring("1s", name="broken")
+    from jobmaster.master.schema import schedules
+
+    with app.master.engine.begin() as conn:  # a row made by an older, laxer version
+        conn.execute(schedules.update().where(schedules.c.name == "broken")
+                     .values(options={"retry_backoff": 0.5}))
+    beat = Beat(app)
+    start = datetime.now(UTC)
+    for i in range(3):
+        beat.tick(now=start + timedelta(seconds=i + 1))
+    names = {j.schedule_name for j in app.jobs.list()}
+    assert names == {"good"}

@@ -49,3 +49,30 @@ def test_pool_warm_shutdown_hands_back_waiting_jobs(
         assert h.wait(timeout=60).status is JobStatus.SUCCEEDED
     tags = sorted(line.split()[1] for line in stack.lines() if line.startswith("done"))
     assert tags == sorted(f"t{i}" for i in range(8))
+
+
+def test_a_failing_process_start_hook_stops_the_worker_with_a_clear_error(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    stack = stack_factory("sqlite")
+    worker = stack.worker("-c", "1", app="tests.fixtures.badhook")
+    assert worker.wait(60) != 0
+    log = stack.worker_log(0)
+    assert "on_worker_process_start hook" in log
+    assert "cannot connect to the warehouse" in log
+    assert "died before they were ready" in log
+
+
+def test_solo_job_is_seen_running_and_can_be_cancelled(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    stack = stack_factory("sqlite", lease_seconds="1.5")
+    app = stack.app()
+    handle = app.definition("patient").delay(seconds=30)
+    stack.worker("-c", "1", "--pool", "solo")
+    wait_until(lambda: handle.status() is JobStatus.RUNNING, what="the solo job to run")
+    handle.cancel()
+    job = handle.wait(timeout=30)
+    assert job.status is JobStatus.CANCELLED
+    wait_until(lambda: any(line.startswith("patient stopped") for line in stack.lines()),
+               what="the job to see should_stop()")
