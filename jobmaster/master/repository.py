@@ -225,53 +225,20 @@ class Master:
     def _pg_record(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """PostgreSQL fast path of ``record``: update the rows that exist from arrays of the
         changed columns only, then insert (whole) the few the producer has not written."""
-        columns: list[list[Any]] = [[] for _ in _PG_UPDATE_COLUMNS]
-        for row in rows:
-            for i, (name, kind) in enumerate(_PG_UPDATE_COLUMNS):
-                value = row.get(name)
-                if kind == "timestamp" and value is not None and value.tzinfo is not None:
-                    value = value.astimezone(UTC).replace(tzinfo=None)
-                columns[i].append(value)
         with self._begin() as conn:
             cursor = conn.connection.driver_connection.cursor()
-            cursor.execute(_PG_UPDATE, columns)
+            cursor.execute(_PG_UPDATE, _pg_arrays(rows, _PG_UPDATE_COLUMNS))
             found = {r[0] for r in cursor.fetchall()}
             missing = [r for r in rows if r["id"] not in found]
             if missing:
-                self._pg_insert(cursor, missing, _PG_RECORD)
+                cursor.execute(_PG_INSERT + _PG_RECORD, _pg_arrays(missing, _PG_COLUMNS))
 
     def _pg_write(self, rows: Sequence[Mapping[str, Any]], on_conflict: str) -> None:
         """PostgreSQL fast path: the whole batch as one array per column, one statement
         (``INSERT ... SELECT FROM unnest(...)``), with no per-row parameter handling."""
-        columns: list[list[Any]] = [[] for _ in _PG_COLUMNS]
-        for row in rows:
-            for i, (name, kind) in enumerate(_PG_COLUMNS):
-                value = row.get(name)
-                if value is not None:
-                    if kind == "timestamp":
-                        if value.tzinfo is not None:
-                            value = value.astimezone(UTC).replace(tzinfo=None)
-                    elif kind == "json":
-                        value = json.dumps(value)
-                columns[i].append(value)
         with self._begin() as conn:
             cursor = conn.connection.driver_connection.cursor()
-            cursor.execute(_PG_INSERT + on_conflict, columns)
-
-    def _pg_insert(self, cursor: Any, rows: Sequence[Mapping[str, Any]], on_conflict: str
-                   ) -> None:
-        columns: list[list[Any]] = [[] for _ in _PG_COLUMNS]
-        for row in rows:
-            for i, (name, kind) in enumerate(_PG_COLUMNS):
-                value = row.get(name)
-                if value is not None:
-                    if kind == "timestamp":
-                        if value.tzinfo is not None:
-                            value = value.astimezone(UTC).replace(tzinfo=None)
-                    elif kind == "json":
-                        value = json.dumps(value)
-                columns[i].append(value)
-        cursor.execute(_PG_INSERT + on_conflict, columns)
+            cursor.execute(_PG_INSERT + on_conflict, _pg_arrays(rows, _PG_COLUMNS))
 
     def _upsert(self) -> Any:
         if self.dialect == "mysql":
@@ -800,6 +767,24 @@ _PG_RECORD = (
     + f", attempts = {jobs.name}.attempts + EXCLUDED.attempts"
     + f" WHERE {jobs.name}.status <> 'cancelled'"
 )
+def _pg_arrays(rows: Sequence[Mapping[str, Any]], spec: Sequence[tuple[str, str]]
+               ) -> list[list[Any]]:
+    """One list per column of ``spec`` (name, kind), ready to bind as PostgreSQL arrays:
+    times as naive UTC, JSON as text."""
+    columns: list[list[Any]] = [[] for _ in spec]
+    for row in rows:
+        for i, (name, kind) in enumerate(spec):
+            value = row.get(name)
+            if value is not None:
+                if kind == "timestamp":
+                    if value.tzinfo is not None:
+                        value = value.astimezone(UTC).replace(tzinfo=None)
+                elif kind == "json":
+                    value = json.dumps(value)
+            columns[i].append(value)
+    return columns
+
+
 _PG_UPDATE_COLUMNS: list[tuple[str, str]] = [
     ("id", "varchar"), ("status", "varchar"), ("attempts", "integer"),
     ("started_at", "timestamp"), ("finished_at", "timestamp"), ("updated_at", "timestamp"),
