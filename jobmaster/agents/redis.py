@@ -35,7 +35,9 @@ touches its parent's. Installing ``hiredis`` speeds up reply parsing.
 
 from __future__ import annotations
 
+import os
 import struct
+import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -461,6 +463,8 @@ class RedisAgent(Agent):
             )
         except ValueError as exc:
             raise ConfigurationError(f"bad Redis agent URL {redact_url(url)!r}: {exc}") from exc
+        self._single = threading.local()  # a connection per thread for single pushes
+        self._single_conns: list[Any] = []
         register = self._client.register_script
         self._push: Script = register(_PUSH)
         self._push_blob: Script = register(_PUSH_BLOB)
@@ -518,7 +522,7 @@ class RedisAgent(Agent):
                 if m.priority not in PRIORITIES:
                     self._check(m)
                 args += (m.id, m.lane, int(m.priority), repr(float(m.due)), m.body)
-            self._call("push", lambda: self._push(keys, args))
+            self._call("push", lambda: self._push_direct(args))
             return
         chunks: list[list[Any]] = []
         size = _LENGTH.pack
@@ -545,6 +549,27 @@ class RedisAgent(Agent):
             pipe.execute()
 
         self._call("push", pipelined)
+
+    def _push_direct(self, args: list[Any]) -> Any:
+        """One EVALSHA on this thread's own connection: a single ``.delay()`` costs one
+        round trip and no connection-pool bookkeeping."""
+        local = self._single
+        conn = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():
+            conn = local.conn = self._client.connection_pool.make_connection()
+            local.pid = os.getpid()
+            self._single_conns.append(conn)
+        for attempt in range(2):
+            try:
+                conn.send_command("EVALSHA", self._push.sha, 1, self._jobs, *args)
+                return conn.read_response()
+            except redis.exceptions.NoScriptError:
+                self._push.sha = self._client.script_load(_PUSH)
+            except (redis.ConnectionError, redis.TimeoutError):
+                conn.disconnect()
+                if attempt:
+                    raise
+        return None
 
     # -- consumer ------------------------------------------------------------------
     def claim(
@@ -694,4 +719,8 @@ class RedisAgent(Agent):
 
     def close(self) -> None:
         """Close the connection pool (in a forked child, only the child's connections)."""
+        for conn in self._single_conns:
+            if getattr(conn, "pid", os.getpid()) == os.getpid():
+                conn.disconnect()
+        self._single_conns.clear()
         self._client.close()

@@ -223,22 +223,43 @@ class Master:
             conn.execute(self._upsert(), list(rows))
 
     def _pg_record(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """PostgreSQL fast path of ``record``: update the rows that exist from arrays of the
-        changed columns only, then insert (whole) the few the producer has not written."""
+        """PostgreSQL fast path of ``record``: the batch is copied into a session-local
+        staging table, then one UPDATE changes the rows that exist and one INSERT adds
+        the few the producer has not written yet."""
         with self._begin() as conn:
-            cursor = conn.connection.driver_connection.cursor()
-            cursor.execute(_PG_UPDATE, _pg_arrays(rows, _PG_UPDATE_COLUMNS))
-            found = {r[0] for r in cursor.fetchall()}
-            missing = [r for r in rows if r["id"] not in found]
-            if missing:
-                cursor.execute(_PG_INSERT + _PG_RECORD, _pg_arrays(missing, _PG_COLUMNS))
+            cursor = self._pg_stage(conn, rows)
+            cursor.execute(_PG_UPDATE_FROM_STAGE)
+            cursor.execute(_PG_INSERT_FROM_STAGE + "DO NOTHING")
 
     def _pg_write(self, rows: Sequence[Mapping[str, Any]], on_conflict: str) -> None:
-        """PostgreSQL fast path: the whole batch as one array per column, one statement
-        (``INSERT ... SELECT FROM unnest(...)``), with no per-row parameter handling."""
+        """PostgreSQL fast path of ``insert_jobs``: COPY into the staging table, then one
+        ``INSERT ... SELECT ... ON CONFLICT``."""
         with self._begin() as conn:
-            cursor = conn.connection.driver_connection.cursor()
-            cursor.execute(_PG_INSERT + on_conflict, _pg_arrays(rows, _PG_COLUMNS))
+            cursor = self._pg_stage(conn, rows)
+            cursor.execute(_PG_INSERT_FROM_STAGE + on_conflict)
+
+    def _pg_stage(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> Any:
+        """COPY rows into ``pg_temp.jobmaster_stage`` (emptied at commit); COPY's row
+        formatting runs in psycopg's C code, unlike per-parameter binding."""
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        cursor.execute(_PG_STAGE_DDL)
+        names = [name for name, _ in _PG_COLUMNS]
+        json_at = [i for i, (_, kind) in enumerate(_PG_COLUMNS) if kind == "json"]
+        time_at = [i for i, (_, kind) in enumerate(_PG_COLUMNS) if kind == "timestamp"]
+        with cursor.copy(_PG_COPY) as copy:
+            for row in rows:
+                values = [row.get(name) for name in names]
+                for i in json_at:
+                    if values[i] is not None:
+                        values[i] = json.dumps(values[i])
+                for i in time_at:
+                    value = values[i]
+                    if value is not None and value.tzinfo is not None:
+                        values[i] = value.astimezone(UTC).replace(tzinfo=None)
+                copy.write_row(values)
+        return cursor
 
     def _upsert(self) -> Any:
         if self.dialect == "mysql":
@@ -735,9 +756,6 @@ class Master:
               "workers": workers}
 
 
-_PG_TYPES = {"varchar": "varchar[]", "smallint": "smallint[]", "integer": "integer[]",
-             "float": "float8[]", "bytea": "bytea[]", "json": "text[]",
-             "timestamp": "timestamp[]"}
 _PG_COLUMNS: list[tuple[str, str]] = [
     ("id", "varchar"), ("cluster", "varchar"), ("definition_id", "varchar"),
     ("lane", "varchar"), ("priority", "smallint"), ("status", "varchar"),
@@ -750,60 +768,24 @@ _PG_COLUMNS: list[tuple[str, str]] = [
     ("result", "bytea"), ("progress", "smallint"), ("progress_message", "varchar"),
     ("schedule_name", "varchar"), ("occurrence", "timestamp"),
 ]
-_PG_INSERT = (
-    f"INSERT INTO {jobs.name} ({', '.join(c for c, _ in _PG_COLUMNS)}) SELECT "
-    + ", ".join(f"c{i}::json" if kind == "json" else f"c{i}"
-                for i, (_, kind) in enumerate(_PG_COLUMNS))
-    + " FROM unnest("
-    + ", ".join(f"%s::{_PG_TYPES[kind]}" for _, kind in _PG_COLUMNS)
-    + ") AS t(" + ", ".join(f"c{i}" for i in range(len(_PG_COLUMNS))) + ") ON CONFLICT (id) "
+_PG_NAMES = ", ".join(name for name, _ in _PG_COLUMNS)
+_PG_STAGE_DDL = (
+    f"CREATE TEMP TABLE IF NOT EXISTS jobmaster_stage (LIKE {jobs.name}) ON COMMIT DELETE ROWS"
 )
-_PG_RECORD = (
-    "DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _RECORDED
-                if c not in ("progress", "progress_message"))
-    + f", progress = coalesce(EXCLUDED.progress, {jobs.name}.progress)"
-    + f", progress_message = coalesce(EXCLUDED.progress_message, {jobs.name}.progress_message)"
-    + f", attempts = {jobs.name}.attempts + EXCLUDED.attempts"
-    + f" WHERE {jobs.name}.status <> 'cancelled'"
+_PG_COPY = f"COPY jobmaster_stage ({_PG_NAMES}) FROM STDIN"
+_PG_INSERT_FROM_STAGE = (
+    f"INSERT INTO {jobs.name} ({_PG_NAMES}) SELECT {_PG_NAMES} FROM jobmaster_stage "
+    "ON CONFLICT (id) "
 )
-def _pg_arrays(rows: Sequence[Mapping[str, Any]], spec: Sequence[tuple[str, str]]
-               ) -> list[list[Any]]:
-    """One list per column of ``spec`` (name, kind), ready to bind as PostgreSQL arrays:
-    times as naive UTC, JSON as text."""
-    columns: list[list[Any]] = [[] for _ in spec]
-    for row in rows:
-        for i, (name, kind) in enumerate(spec):
-            value = row.get(name)
-            if value is not None:
-                if kind == "timestamp":
-                    if value.tzinfo is not None:
-                        value = value.astimezone(UTC).replace(tzinfo=None)
-                elif kind == "json":
-                    value = json.dumps(value)
-            columns[i].append(value)
-    return columns
-
-
-_PG_UPDATE_COLUMNS: list[tuple[str, str]] = [
-    ("id", "varchar"), ("status", "varchar"), ("attempts", "integer"),
-    ("started_at", "timestamp"), ("finished_at", "timestamp"), ("updated_at", "timestamp"),
-    ("scheduled_at", "timestamp"), ("worker", "varchar"), ("error_type", "varchar"),
-    ("error_message", "varchar"), ("error_traceback", "varchar"), ("result", "bytea"),
-    ("progress", "smallint"), ("progress_message", "varchar"),
-]
-_PG_UPDATE = (
+_PG_UPDATE_FROM_STAGE = (
     f"UPDATE {jobs.name} AS j SET "
     + ", ".join(
         f"{c} = coalesce(t.{c}, j.{c})" if c in ("progress", "progress_message")
-        else "attempts = j.attempts + t.attempts" if c == "attempts"
         else f"{c} = t.{c}"
-        for c, _ in _PG_UPDATE_COLUMNS[1:]
+        for c in _RECORDED
     )
-    + " FROM unnest("
-    + ", ".join(f"%s::{_PG_TYPES[kind]}" for _, kind in _PG_UPDATE_COLUMNS)
-    + ") AS t(" + ", ".join(c for c, _ in _PG_UPDATE_COLUMNS) + ")"
-    + " WHERE j.id = t.id AND j.status <> 'cancelled' RETURNING j.id"
+    + ", attempts = j.attempts + t.attempts"
+    + " FROM jobmaster_stage AS t WHERE j.id = t.id AND j.status <> 'cancelled'"
 )
 
 
