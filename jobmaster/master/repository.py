@@ -209,27 +209,41 @@ class Master:
         return mysql_dialect.insert(table).prefix_with("IGNORE")
 
     # -- worker side ---------------------------------------------------------------
-    def record(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Upsert the state of jobs a worker ran: insert the whole row if the producer's
-        insert has not arrived yet, else update status, timings, outcome and add
-        ``attempts`` (the number of starts in this batch) to the count. A job cancelled
-        in the master keeps its ``cancelled`` status."""
-        if not rows:
-            return
-        if self.dialect == "postgresql":
-            self._pg_record(rows)
-            return
-        with self._begin() as conn:
-            conn.execute(self._upsert(), list(rows))
+    def record(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        attempt_rows: Sequence[Mapping[str, Any]] = (),
+        progress_rows: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Write what a worker learned, in one transaction (a reader never sees a final
+        status without its error history):
 
-    def _pg_record(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """PostgreSQL fast path of ``record``: the batch is copied into a session-local
-        staging table, then one UPDATE changes the rows that exist and one INSERT adds
-        the few the producer has not written yet."""
+        - ``rows``: upsert the state of jobs it ran: insert the whole row if the producer's
+          insert has not arrived yet, else update status, timings, outcome and add
+          ``attempts`` (the number of starts in this batch) to the count. A job cancelled
+          in the master keeps its ``cancelled`` status.
+        - ``attempt_rows``: failed, timed-out or lost attempts for the error history.
+        - ``progress_rows``: ``id``, ``progress``, ``progress_message`` of running jobs.
+        """
+        if not rows and not attempt_rows and not progress_rows:
+            return
         with self._begin() as conn:
-            cursor = self._pg_stage(conn, rows)
-            cursor.execute(_PG_UPDATE_FROM_STAGE)
-            cursor.execute(_PG_INSERT_FROM_STAGE + "DO NOTHING")
+            if rows:
+                if self.dialect == "postgresql":
+                    # fast path: COPY into a session-local staging table, then one UPDATE
+                    # for the rows that exist and one INSERT for those not written yet
+                    cursor = self._pg_stage(conn, rows)
+                    cursor.execute(_PG_UPDATE_FROM_STAGE)
+                    cursor.execute(_PG_INSERT_FROM_STAGE + "DO NOTHING")
+                else:
+                    conn.execute(self._upsert(), list(rows))
+            if attempt_rows:
+                conn.execute(attempts.insert(), list(attempt_rows))
+            if progress_rows:
+                conn.execute(_PROGRESS, [
+                    {"b_id": r["id"], "b_progress": r["progress"],
+                     "b_message": r["progress_message"]} for r in progress_rows
+                ])
 
     def _pg_write(self, rows: Sequence[Mapping[str, Any]], on_conflict: str) -> None:
         """PostgreSQL fast path of ``insert_jobs``: COPY into the staging table, then one
@@ -287,28 +301,6 @@ class Master:
             set_=set_,
             where=jobs.c.status != JobStatus.CANCELLED.value,
         )
-
-    def record_attempts(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Append failed, timed-out or lost attempts to the error history."""
-        if rows:
-            with self._begin() as conn:
-                conn.execute(attempts.insert(), list(rows))
-
-    def record_progress(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Store progress reports: rows of ``id``, ``progress``, ``progress_message``."""
-        if not rows:
-            return
-        stmt = (
-            jobs.update()
-            .where(jobs.c.id == sa.bindparam("b_id"))
-            .values(progress=sa.bindparam("b_progress"),
-                    progress_message=sa.bindparam("b_message"))
-        )
-        with self._begin() as conn:
-            conn.execute(stmt, [
-                {"b_id": r["id"], "b_progress": r["progress"],
-                 "b_message": r["progress_message"]} for r in rows
-            ])
 
     def cancelled_among(self, ids: Iterable[str]) -> set[str]:
         """Which of these jobs are cancelled in the master."""
@@ -768,6 +760,11 @@ _PG_COLUMNS: list[tuple[str, str]] = [
     ("result", "bytea"), ("progress", "smallint"), ("progress_message", "varchar"),
     ("schedule_name", "varchar"), ("occurrence", "timestamp"),
 ]
+_PROGRESS = (
+    jobs.update()
+    .where(jobs.c.id == sa.bindparam("b_id"))
+    .values(progress=sa.bindparam("b_progress"), progress_message=sa.bindparam("b_message"))
+)
 _PG_NAMES = ", ".join(name for name, _ in _PG_COLUMNS)
 _PG_STAGE_DDL = (
     f"CREATE TEMP TABLE IF NOT EXISTS jobmaster_stage (LIKE {jobs.name}) ON COMMIT DELETE ROWS"

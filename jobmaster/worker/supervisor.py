@@ -567,10 +567,8 @@ class Worker:
             return
         master = self.app.master
         try:
-            master.record(list(batch.records.values()))
-            master.record_attempts(batch.attempts)
-            if batch.progress:
-                master.record_progress(list(batch.progress.values()))
+            master.record(list(batch.records.values()), batch.attempts,
+                          list(batch.progress.values()))
         except Exception as exc:  # noqa: BLE001 - keep the batch and try again
             log.error("could not write %d job record(s) to the master: %s; will retry",
                       len(batch.records), exc)

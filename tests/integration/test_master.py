@@ -195,12 +195,12 @@ def test_attempt_history_and_progress(master: Master) -> None:
     env = envelope()
     now = datetime.now(UTC)
     master.insert_jobs([job_row(env, JobStatus.QUEUED, now)])
-    master.record_attempts([
+    master.record([], [
         {"job_id": env.id, "attempt": 1, "worker": "w", "started_at": now,
          "finished_at": now + timedelta(seconds=1), "outcome": "retrying",
          "error_type": "ValueError", "error_message": "bad", "error_traceback": "tb"},
     ])
-    master.record_progress([{"id": env.id, "progress": 40, "progress_message": "forty"}])
+    master.record([], [], [{"id": env.id, "progress": 40, "progress_message": "forty"}])
     [error] = master.job_errors(env.id)
     assert (error["attempt"], error["error_type"]) == (1, "ValueError")
     row = master.get_job(env.id)
