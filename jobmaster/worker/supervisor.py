@@ -40,6 +40,7 @@ from jobmaster.outcomes import (
     decide,
 )
 from jobmaster.worker.pool import POOLS, Pool, SoloPool
+from jobmaster.worker.writer import MAX_BACKLOG, Writer
 
 if TYPE_CHECKING:
     from jobmaster.app import App
@@ -167,6 +168,7 @@ class Worker:
         app = self.app
         app.master.ensure_ready()
         self.agent = app.agent(self.agent_name)
+        self.writer = Writer(app.master, self.agent, self.agent_name)
         if self.install_signals:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
@@ -241,8 +243,8 @@ class Worker:
     def _fill(self) -> None:
         target = self._target()
         capacity = target - len(self.held)
-        if capacity <= 0:
-            return
+        if capacity <= 0 or self.writer.backlog >= MAX_BACKLOG:
+            return  # enough in hand, or the master is behind: claim no more for now
         now = time.monotonic()
         if not self.slots and not self.waiting:
             self._flush()  # nothing else to do: record everything before blocking
@@ -561,27 +563,13 @@ class Worker:
             self._flush()
 
     def _flush(self) -> None:
+        """Hand the batch to the writer thread (master first, then the agent)."""
         batch = self.batch
         self._last_flush = time.monotonic()
         if not len(batch) and not batch.progress and not batch.attempts:
             return
-        master = self.app.master
-        try:
-            master.record(list(batch.records.values()), batch.attempts,
-                          list(batch.progress.values()))
-        except Exception as exc:  # noqa: BLE001 - keep the batch and try again
-            log.error("could not write %d job record(s) to the master: %s; will retry",
-                      len(batch.records), exc)
-            return
         self.batch = _Batch()
-        try:
-            self.agent.ack(batch.acks)
-            self.agent.retry(batch.retries)
-            self.agent.dead_letter(batch.dead)
-        except Exception as exc:  # noqa: BLE001 - leases expire; jobs come back
-            log.error("could not acknowledge %d job(s) on agent %s: %s (they will run again "
-                      "after their lease)", len(batch.acks) + len(batch.retries),
-                      self.agent_name, exc)
+        self.writer.submit(batch)
 
     def _solo_heartbeat(self) -> None:
         """The heartbeat while a solo job runs (from the pool's helper thread): renew the
@@ -606,6 +594,7 @@ class Worker:
         claims = [h.claim for h in self.held.values()]
         claims += self.batch.acks + [c for c, _ in self.batch.retries]
         claims += [c for c, _ in self.batch.dead]
+        claims += self.writer.claims()
         if claims:
             try:
                 self.agent.extend(claims, self.app.config.lease_seconds)
@@ -641,6 +630,9 @@ class Worker:
             self.waiting.clear()
         self.pool.shutdown()
         self._flush()
+        if not self.writer.close(timeout=max(self.app.config.shutdown_grace, 5.0)):
+            log.error("some outcomes could not be written; their jobs run again after their "
+                      "lease")
         try:
             self.app.master.worker_seen(self._worker_row("stopped"))
         except Exception as exc:  # noqa: BLE001
