@@ -149,6 +149,7 @@ class Context:
     db: BenchDatabase | None = None
     verbose: bool = False
     step_counter: int = 0
+    spawn_counter: int = 0
 
     @property
     def prefix(self) -> str:
@@ -167,7 +168,8 @@ class Context:
               wrap: Sequence[str] | None = None) -> Spawned:
         """Start ``argv`` (a Python module run by this interpreter) in its own process
         group, output to a log file of the run."""
-        log_path = self.workdir / f"{len(self.spawned):02d}-{name}.log"
+        self.spawn_counter += 1
+        log_path = self.workdir / f"{self.spawn_counter:03d}-{name}.log"
         full_env = dict(os.environ)
         full_env.update(env or {})
         full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 # run as a script: import the bench as the package ``bench`` from the repository root, and
 # keep bench/ itself off the path (its module names must not shadow the standard library's)
@@ -30,6 +31,7 @@ sys.path[:1] = [str(Path(__file__).resolve().parent.parent)]
 from bench.harness import BenchDatabase, BenchError, Context, Services, delete_keys  # noqa: E402
 from bench.report import render, targets  # noqa: E402
 from bench.scenarios import Outcome, bulk, drain, enqueue, future, latency, scaleout  # noqa: E402
+from bench.systems import System  # noqa: E402
 
 SCENARIOS = ("enqueue", "bulk", "drain", "latency", "scaleout", "future")
 
@@ -142,6 +144,31 @@ def source_state() -> str:
     return f"jobmaster source: commit {head}{extra}"
 
 
+def run_profile(ctx: Context, systems: Sequence[System], sizes: dict[str, Any],
+                folder: Path) -> str:
+    """py-spy of a jobmaster drain, cProfile of ``delay`` and ``delay_many``; written to
+    ``folder/profile.md``. A failure here is reported, never fatal to the run."""
+    from bench.profiling import profile_calls, profile_drain
+
+    system = systems[0]
+    parts = []
+    for what, make in (
+        ("drain", lambda: profile_drain(ctx, system, sizes["drain"], folder)),
+        ("delay", lambda: profile_calls(ctx, system, min(sizes["enqueue"], 20_000), False)),
+        ("delay_many", lambda: profile_calls(ctx, system, sizes["bulk"], True)),
+    ):
+        try:
+            parts.append(make())
+        except Exception as exc:  # noqa: BLE001 - a profile is extra information
+            parts.append(f"## Profile of {what} failed: {type(exc).__name__}: {exc}\n")
+        finally:
+            ctx.stop_all(grace=5.0)
+    text = "\n".join(parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "profile.md").write_text(text)
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = dict(QUICK if args.quick else FULL)
@@ -206,7 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         jm_redis = [s for s in jm if s.key == "jm-redis"]
         peers = [s for s in systems.values() if not s.is_jobmaster]
         everyone = [*jm, *peers]
-        for scenario in args.scenarios:
+        order = [s for s in args.scenarios if s != "future"]
+        if args.profile:
+            order.append("profile")  # before the future scenario fills the master
+        order += [s for s in args.scenarios if s == "future"]
+        for scenario in order:
             t = time.perf_counter()
             print(f"== {scenario}", file=sys.stderr)
             if scenario == "enqueue":
@@ -223,22 +254,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 outcomes[scenario] = future(ctx, [*(jm_redis or jm[:1]), *peers],
                                             sizes["future"], sizes["peer_future"],
                                             sizes["watch"])
+            elif scenario == "profile":
+                profile_text = run_profile(ctx, jm_redis or jm[:1], sizes, Path(args.profile))
+                print(profile_text)
+                continue
             for error in outcomes[scenario].errors:
                 print(f"   ERROR {error}", file=sys.stderr)
             print(f"   {time.perf_counter() - t:.1f} s", file=sys.stderr)
-        if args.profile:
-            from bench.profiling import profile_calls, profile_drain
-
-            print("== profile (py-spy of a jobmaster·redis drain; cProfile of enqueues)",
-                  file=sys.stderr)
-            system = systems.get("jm-redis") or jm[0]
-            profile_text = "\n".join([
-                profile_drain(ctx, system, sizes["drain"], Path(args.profile)),
-                profile_calls(ctx, system, min(sizes["enqueue"], 20_000), bulk=False),
-                profile_calls(ctx, system, sizes["bulk"], bulk=True),
-            ])
-            Path(args.profile, "profile.md").write_text(profile_text)
-            print(profile_text)
     except KeyboardInterrupt:
         print("bench: interrupted; stopping what it started", file=sys.stderr)
         return 130

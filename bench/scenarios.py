@@ -181,7 +181,9 @@ def drain_once(ctx: Context, system: System, n: int, processes: int, concurrency
                               lambda: system.succeeded() >= n, timeout, 0.02, workers)
         cpu1 = cpu_snapshot([w.pid for w in workers])
         wall = max(done - first, 1e-9)
-        cores = {k: (cpu1[k] - cpu0[k]) / wall for k in cpu1 if k not in ("busy", "total")}
+        # a server process that exits during the drain takes its CPU time along: clamp at 0
+        cores = {k: max(cpu1[k] - cpu0[k], 0.0) / wall for k in cpu1
+                 if k not in ("busy", "total")}
         cores["other"] = max((cpu1["busy"] - cpu0["busy"]) / wall - sum(cores.values()), 0.0)
         return Drain(n, spawned, first, executed, done, cores=cores,
                      machine_busy=(cpu1["busy"] - cpu0["busy"])
