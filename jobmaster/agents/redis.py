@@ -184,6 +184,7 @@ local blob = ARGV[3]
 local pos = 1
 local seq = nil
 local woken = {}
+local buckets = {}
 for i = 0, n - 1 do
   local id, lane, prio, due, body
   id, pos = struct.unpack('>Ic0', blob, pos)
@@ -194,10 +195,15 @@ for i = 0, n - 1 do
   if redis.call('HSETNX', jobs, id, due .. '|' .. body) == 1 then
     if not seq then seq = redis.call('INCRBY', P .. 'seq', n - i) - (n - i) end
     seq = seq + 1
-    redis.call('ZADD', P .. 'w:' .. lane .. ':' .. prio, due, waiting(seq, 0, id))
+    local key = P .. 'w:' .. lane .. ':' .. prio
+    local members = buckets[key]
+    if not members then members = {}; buckets[key] = members end
+    members[#members + 1] = due
+    members[#members + 1] = waiting(seq, 0, id)
     woken[lane] = (woken[lane] or 0) + 1
   end
 end
+for key, members in pairs(buckets) do chunks('ZADD', key, members) end
 for lane, count in pairs(woken) do wake(lane, count) end
 return 0
 """
