@@ -160,7 +160,7 @@ class App:
         self._agents: dict[str, Agent] = {}
         self._clusters: dict[str, App] = {}
         self._lock = threading.RLock()
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[tuple[Envelope, datetime]] = []  # pushed, not yet in the master
         self._pending_ids: set[str] = set()
         self._flusher: threading.Thread | None = None
         self._flusher_pid = 0
@@ -563,10 +563,9 @@ class App:
             self.master.insert_jobs([job_row(e, JobStatus.SCHEDULED, now) for e in later])
         if soon:
             self._push(soon)
-            now = utcnow()
-            rows = [job_row(e, JobStatus.QUEUED, now) for e in soon]
+            now = utcnow()  # rows are built by the flusher, off the caller's path
             with self._lock:
-                self._pending.extend(rows)
+                self._pending.extend((e, now) for e in soon)
                 self._pending_ids.update(e.id for e in soon)
             self._ensure_flusher()
 
@@ -609,19 +608,20 @@ class App:
         """Write the jobs this process pushed to agents into the master now; return how
         many. Runs on its own every ``master_sync_seconds`` and at exit."""
         with self._lock:
-            rows, self._pending = self._pending, []
-        if not rows:
+            pending, self._pending = self._pending, []
+        if not pending:
             return 0
         try:
-            for start in range(0, len(rows), 2000):
-                self.master.insert_jobs(rows[start : start + 2000])
+            for start in range(0, len(pending), 2000):
+                self.master.insert_jobs([job_row(e, JobStatus.QUEUED, at)
+                                         for e, at in pending[start : start + 2000]])
         except BaseException:
             with self._lock:
-                self._pending[:0] = rows
+                self._pending[:0] = pending
             raise
         with self._lock:
-            self._pending_ids.difference_update(r["id"] for r in rows)
-        return len(rows)
+            self._pending_ids.difference_update(e.id for e, _ in pending)
+        return len(pending)
 
     # -- recurring -----------------------------------------------------------------------
     @property

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import time
-import uuid
 
 _state: tuple[int, int, itertools.count[int]] | None = None
 
@@ -24,4 +23,5 @@ def new_job_id() -> str:
     tail = (prefix << 32 | (next(counter) & 0xFFFF_FFFF)) & ((1 << 74) - 1)
     rand_a, rand_b = tail >> 62, tail & ((1 << 62) - 1)
     value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | rand_a << 64 | 0x2 << 62 | rand_b
-    return str(uuid.UUID(int=value))
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
