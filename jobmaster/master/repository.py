@@ -230,11 +230,17 @@ class Master:
         with self._begin() as conn:
             if rows:
                 if self.dialect == "postgresql":
-                    # fast path: COPY into a session-local staging table, then one UPDATE
-                    # for the rows that exist and one INSERT for those not written yet
-                    cursor = self._pg_stage(conn, rows)
+                    # fast path: COPY the changed columns into a session-local staging
+                    # table and UPDATE the rows that exist from it; the few rows the
+                    # producer has not written yet are then copied whole and inserted
+                    cursor = self._pg_stage(conn, rows, _PG_UPDATE_COLUMNS)
                     cursor.execute(_PG_UPDATE_FROM_STAGE)
-                    cursor.execute(_PG_INSERT_FROM_STAGE + "DO NOTHING")
+                    found = {r[0] for r in cursor.fetchall()}
+                    missing = [r for r in rows if r["id"] not in found]
+                    if missing:
+                        cursor.execute("TRUNCATE jobmaster_batch")
+                        self._pg_stage(conn, missing, _PG_COLUMNS)
+                        cursor.execute(_PG_INSERT_FROM_STAGE + "DO NOTHING")
                 else:
                     conn.execute(self._upsert(), list(rows))
             if attempt_rows:
@@ -249,20 +255,21 @@ class Master:
         """PostgreSQL fast path of ``insert_jobs``: COPY into the staging table, then one
         ``INSERT ... SELECT ... ON CONFLICT``."""
         with self._begin() as conn:
-            cursor = self._pg_stage(conn, rows)
+            cursor = self._pg_stage(conn, rows, _PG_COLUMNS)
             cursor.execute(_PG_INSERT_FROM_STAGE + on_conflict)
 
-    def _pg_stage(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> Any:
-        """COPY rows into ``pg_temp.jobmaster_stage`` (emptied at commit); COPY's row
-        formatting runs in psycopg's C code, unlike per-parameter binding."""
+    def _pg_stage(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]],
+                  columns: Sequence[tuple[str, str]]) -> Any:
+        """COPY ``columns`` of rows into ``pg_temp.jobmaster_batch`` (emptied at commit);
+        COPY's row formatting runs in psycopg's C code, unlike per-parameter binding."""
         raw = conn.connection.driver_connection
         assert raw is not None
         cursor = raw.cursor()
         cursor.execute(_PG_STAGE_DDL)
-        names = [name for name, _ in _PG_COLUMNS]
-        json_at = [i for i, (_, kind) in enumerate(_PG_COLUMNS) if kind == "json"]
-        time_at = [i for i, (_, kind) in enumerate(_PG_COLUMNS) if kind == "timestamp"]
-        with cursor.copy(_PG_COPY) as copy:
+        names = [name for name, _ in columns]
+        json_at = [i for i, (_, kind) in enumerate(columns) if kind == "json"]
+        time_at = [i for i, (_, kind) in enumerate(columns) if kind == "timestamp"]
+        with cursor.copy(f"COPY jobmaster_batch ({', '.join(names)}) FROM STDIN") as copy:
             for row in rows:
                 values = [row.get(name) for name in names]
                 for i in json_at:
@@ -766,12 +773,20 @@ _PROGRESS = (
     .values(progress=sa.bindparam("b_progress"), progress_message=sa.bindparam("b_message"))
 )
 _PG_NAMES = ", ".join(name for name, _ in _PG_COLUMNS)
+_PG_SQL_TYPES = {"varchar": "text", "smallint": "smallint", "integer": "integer",
+                 "float": "float8", "bytea": "bytea", "json": "json", "timestamp": "timestamp"}
+# a staging table without constraints: a batch may fill only the columns it changes
 _PG_STAGE_DDL = (
-    f"CREATE TEMP TABLE IF NOT EXISTS jobmaster_stage (LIKE {jobs.name}) ON COMMIT DELETE ROWS"
+    "CREATE TEMP TABLE IF NOT EXISTS jobmaster_batch ("
+    + ", ".join(f"{name} {_PG_SQL_TYPES[kind]}" for name, kind in _PG_COLUMNS)
+    + ") ON COMMIT DELETE ROWS"
 )
-_PG_COPY = f"COPY jobmaster_stage ({_PG_NAMES}) FROM STDIN"
+_PG_UPDATE_COLUMNS: list[tuple[str, str]] = [
+    (name, kind) for name, kind in _PG_COLUMNS if name == "id" or name == "attempts"
+    or name in _RECORDED
+]
 _PG_INSERT_FROM_STAGE = (
-    f"INSERT INTO {jobs.name} ({_PG_NAMES}) SELECT {_PG_NAMES} FROM jobmaster_stage "
+    f"INSERT INTO {jobs.name} ({_PG_NAMES}) SELECT {_PG_NAMES} FROM jobmaster_batch "
     "ON CONFLICT (id) "
 )
 _PG_UPDATE_FROM_STAGE = (
@@ -782,7 +797,8 @@ _PG_UPDATE_FROM_STAGE = (
         for c in _RECORDED
     )
     + ", attempts = j.attempts + t.attempts"
-    + " FROM jobmaster_stage AS t WHERE j.id = t.id AND j.status <> 'cancelled'"
+    + " FROM jobmaster_batch AS t WHERE j.id = t.id AND j.status <> 'cancelled'"
+    + " RETURNING j.id"
 )
 
 
