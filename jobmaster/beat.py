@@ -197,8 +197,10 @@ class Beat:
             cap=int(options.get("misfire_cap", 100)),
         )
         overlap = OverlapPolicy(options.get("overlap", "allow"))
-        if fires and overlap is OverlapPolicy.SKIP and row["last_job_id"]:
-            previous = master.job_statuses([row["last_job_id"]]).get(row["last_job_id"])
+        if fires and overlap is OverlapPolicy.SKIP:
+            previous = None
+            if row["last_job_id"]:
+                previous = master.job_statuses([row["last_job_id"]]).get(row["last_job_id"])
             fires, skipped = apply_overlap(fires, overlap,
                                            previous_running=previous in _RUNNING_LIKE)
             if skipped:

@@ -240,7 +240,9 @@ class Master:
                     if missing:
                         cursor.execute("TRUNCATE jobmaster_batch")
                         self._pg_stage(conn, missing, _PG_COLUMNS)
-                        cursor.execute(_PG_INSERT_FROM_STAGE + "DO NOTHING")
+                        # an upsert, not DO NOTHING: the producer's row may have arrived
+                        # since the UPDATE, and this record must still win over it
+                        cursor.execute(_PG_INSERT_FROM_STAGE + _PG_UPSERT)
                 else:
                     conn.execute(self._upsert(), list(rows))
             if attempt_rows:
@@ -788,6 +790,16 @@ _PG_UPDATE_COLUMNS: list[tuple[str, str]] = [
 _PG_INSERT_FROM_STAGE = (
     f"INSERT INTO {jobs.name} ({_PG_NAMES}) SELECT {_PG_NAMES} FROM jobmaster_batch "
     "ON CONFLICT (id) "
+)
+_PG_UPSERT = (
+    "DO UPDATE SET "
+    + ", ".join(
+        f"{c} = coalesce(EXCLUDED.{c}, {jobs.name}.{c})" if c in ("progress", "progress_message")
+        else f"{c} = EXCLUDED.{c}"
+        for c in _RECORDED
+    )
+    + f", attempts = {jobs.name}.attempts + EXCLUDED.attempts"
+    + f" WHERE {jobs.name}.status <> 'cancelled'"
 )
 _PG_UPDATE_FROM_STAGE = (
     f"UPDATE {jobs.name} AS j SET "
