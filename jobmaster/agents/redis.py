@@ -39,7 +39,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -471,6 +471,7 @@ class RedisAgent(Agent):
             raise ConfigurationError(f"bad Redis agent URL {redact_url(url)!r}: {exc}") from exc
         self._single = threading.local()  # a connection per thread for single pushes
         self._single_conns: list[Any] = []
+        self._blob_loaded = False
         register = self._client.register_script
         self._push: Script = register(_PUSH)
         self._push_blob: Script = register(_PUSH_BLOB)
@@ -521,7 +522,6 @@ class RedisAgent(Agent):
         """Store messages in one round trip; ids already held are ignored."""
         if not messages:
             return
-        keys = [self._jobs]
         if len(messages) <= 4:  # a few jobs: plain arguments, nothing to pack
             args: list[Any] = [self._prefix, len(messages)]
             for m in messages:
@@ -530,41 +530,67 @@ class RedisAgent(Agent):
                 args += (m.id, m.lane, int(m.priority), repr(float(m.due)), m.body)
             self._call("push", lambda: self._push_direct(args))
             return
-        chunks: list[list[Any]] = []
+        for m in messages:
+            if m.priority not in PRIORITIES:
+                self._check(m)
+        self._call("push", lambda: self._push_stream(messages))
+
+    def _chunks(self, messages: Sequence[AgentMessage]) -> Iterator[list[Any]]:
+        """The arguments of one push-script call per chunk, packed as it is needed."""
         size = _LENGTH.pack
         for start in range(0, len(messages), _PUSH_CHUNK):
             part = messages[start : start + _PUSH_CHUNK]
             pieces: list[bytes] = []
             add = pieces.append
             for m in part:
-                if m.priority not in PRIORITIES:
-                    self._check(m)
                 for field in (m.id.encode(), m.lane.encode(), b"%d" % m.priority,
                               repr(float(m.due)).encode(), m.body):
                     add(size(len(field)))
                     add(field)
-            chunks.append([self._prefix, len(part), b"".join(pieces)])
-        if len(chunks) == 1:
-            self._call("push", lambda: self._push_blob(keys, chunks[0]))
-            return
+            yield [self._prefix, len(part), b"".join(pieces)]
 
-        def pipelined() -> None:
-            pipe = self._client.pipeline(transaction=False)
-            for args in chunks:
-                self._push_blob(keys, args, client=pipe)
-            pipe.execute()
+    def _push_stream(self, messages: Sequence[AgentMessage]) -> None:
+        """Send one script call per chunk without waiting, packing the next chunk while
+        Redis runs the previous one, then read every reply. Pushes are idempotent, so on
+        an error (a lost connection, the script cache flushed) the whole push is sent
+        again once."""
+        for attempt in range(2):
+            conn = self._direct_conn()
+            sent = 0
+            try:
+                if not self._blob_loaded:
+                    self._push_blob.sha = self._client.script_load(_PUSH_BLOB)
+                    self._blob_loaded = True
+                for args in self._chunks(messages):
+                    conn.send_command("EVALSHA", self._push_blob.sha, 1, self._jobs, *args)
+                    sent += 1
+                for _ in range(sent):
+                    conn.read_response()
+                return
+            except redis.exceptions.NoScriptError:
+                conn.disconnect()  # drop the replies not read yet
+                self._blob_loaded = False
+                if attempt:
+                    raise
+            except (redis.ConnectionError, redis.TimeoutError):
+                conn.disconnect()
+                if attempt:
+                    raise
 
-        self._call("push", pipelined)
-
-    def _push_direct(self, args: list[Any]) -> Any:
-        """One EVALSHA on this thread's own connection: a single ``.delay()`` costs one
-        round trip and no connection-pool bookkeeping."""
+    def _direct_conn(self) -> Any:
+        """This thread's own connection (opened again after a fork)."""
         local = self._single
         conn = getattr(local, "conn", None)
         if conn is None or local.pid != os.getpid():
             conn = local.conn = self._client.connection_pool.make_connection()
             local.pid = os.getpid()
             self._single_conns.append(conn)
+        return conn
+
+    def _push_direct(self, args: list[Any]) -> Any:
+        """One EVALSHA on this thread's own connection: a single ``.delay()`` costs one
+        round trip and no connection-pool bookkeeping."""
+        conn = self._direct_conn()
         for attempt in range(2):
             try:
                 conn.send_command("EVALSHA", self._push.sha, 1, self._jobs, *args)

@@ -362,3 +362,12 @@ def test_out_of_range_priority_is_refused(agent: RedisAgent) -> None:
     with pytest.raises(ConfigurationError, match="priorities 0..4"):
         agent.push([msg(priority=7)])
     assert agent.length() == 0
+
+
+def test_pushes_survive_a_flushed_script_cache(agent: RedisAgent) -> None:
+    agent.push([msg() for _ in range(10)])  # packed, streamed chunks
+    agent.push([msg()])  # a single push on the thread's own connection
+    redis.Redis.from_url(REDIS_URL).script_flush()
+    agent.push([msg() for _ in range(5000)])  # several chunks, script reloaded
+    agent.push([msg()])
+    assert agent.length() == 5012
