@@ -3,7 +3,7 @@
 This runs in a pool slot (a forked child, a thread, or the worker itself). It never
 touches the master or the agent: it returns a report tuple and the supervisor records it.
 
-Reports (plain tuples, cheap to pickle across a pipe)::
+Reports (plain tuples of str, bytes and numbers, sent across a pipe with ``marshal``)::
 
     ("done", job_id, result_bytes, started, finished)
     ("error", job_id, type, message, traceback, retry_after, retryable, started, finished)

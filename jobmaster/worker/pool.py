@@ -9,6 +9,9 @@ N threads of the worker (timeouts are recorded, but the thread cannot be stopped
 abandoned). ``SoloPool`` runs one job at a time in the worker itself.
 
 A job is submitted as ``(seq, body, timeout)``: ``seq`` is the worker's number for it.
+Parent and children exchange plain values (tuples of str, bytes, numbers) with ``marshal``:
+nothing on the pipe is ever unpickled, so no message can run code.
+
 Every pool speaks the same events to the supervisor (see ``poll``)::
 
     ("report", slot, seq, report_tuple)   a job ended (see executor.py)
@@ -25,9 +28,9 @@ import abc
 import contextlib
 import ctypes
 import logging
+import marshal
 import mmap
 import os
-import pickle
 import queue
 import signal
 import struct
@@ -192,7 +195,7 @@ class PreforkPool(Pool):
                               "stops", getattr(hook, "__qualname__", hook))
                 os._exit(3)
         send = conn.send_bytes
-        dumps = pickle.dumps
+        dumps = marshal.dumps
         pack = _CURRENT.pack_into
         clock = time.monotonic
 
@@ -207,7 +210,7 @@ class PreforkPool(Pool):
                 break
             if not data:
                 break
-            batch: list[Item] = pickle.loads(data)  # noqa: S301 - from our own parent
+            batch: list[Item] = marshal.loads(data)  # noqa: S302 - plain values, never run
             reports: list[tuple[int, Any]] = []
             last_sent = clock()
             try:
@@ -221,10 +224,10 @@ class PreforkPool(Pool):
                     pack(shared, 0, seq, -1.0)
                     reports.append((seq, report))
                     if clock() - last_sent >= _REPORT_EVERY:
-                        send(dumps(("reports", reports), protocol=pickle.HIGHEST_PROTOCOL))
+                        send(dumps(("reports", reports)))
                         reports, last_sent = [], clock()
                 if reports:
-                    send(dumps(("reports", reports), protocol=pickle.HIGHEST_PROTOCOL))
+                    send(dumps(("reports", reports)))
             except (BrokenPipeError, OSError):
                 break
         with contextlib.suppress(Exception):
@@ -237,7 +240,7 @@ class PreforkPool(Pool):
         child = self.children[slot]
         child.outstanding += len(items)
         try:
-            child.conn.send_bytes(pickle.dumps(list(items), protocol=pickle.HIGHEST_PROTOCOL))
+            child.conn.send_bytes(marshal.dumps(list(items)))
         except OSError:
             pass  # the child is gone; poll() reports its exit
 
@@ -256,7 +259,7 @@ class PreforkPool(Pool):
             child = self.children[slot]
             try:
                 while True:
-                    message = pickle.loads(child.conn.recv_bytes())  # noqa: S301 - our child
+                    message = marshal.loads(child.conn.recv_bytes())  # noqa: S302 - plain values
                     kind = message[0]
                     if kind == "reports":
                         for seq, report in message[1]:
