@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -206,6 +207,19 @@ def agent_class(url: str) -> type[Agent]:
 def resolve_agent(url: str, *, name: str = "main", namespace: str = "jobmaster") -> Agent:
     """Build the agent a URL names (``redis://...``, ``sqlite:///file.db``, ``memory://``...)."""
     return agent_class(url)(url, name=name, namespace=namespace)
+
+
+_NAMESPACE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}\Z")
+
+
+def table_prefix(namespace: str) -> str:
+    """The table-name prefix of a namespace for SQL agents (validated, lower case)."""
+    if not _NAMESPACE.match(namespace):
+        raise ConfigurationError(
+            f"namespace={namespace!r} must start with a letter or _, hold only letters, "
+            "digits and _, and be at most 40 characters (it prefixes table names)"
+        )
+    return namespace.lower()
 
 
 def redact_url(url: str) -> str:

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import secrets
 import threading
 import time
@@ -71,6 +70,7 @@ from jobmaster.agents.base import (
     Claimed,
     DeadLetter,
     redact_url,
+    table_prefix,
 )
 from jobmaster.exceptions import AgentError, ConfigurationError
 
@@ -85,7 +85,6 @@ _T = TypeVar("_T")
 _ORPHANS: list[object] = []
 
 _SCHEMES = {"mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql"}
-_NAMESPACE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}\Z")
 _POLL_MIN = 0.002
 _POLL_MAX = 0.05
 _MAX_IDLE = 8  # idle connections kept per pool
@@ -107,16 +106,6 @@ _BOOL_PARAMS = {"ssl_verify_cert", "ssl_verify_identity"}
 
 # The server's clock as a Unix epoch (sessions run with time_zone = '+00:00').
 _NOW = "UNIX_TIMESTAMP(NOW(6))"
-
-
-def table_prefix(namespace: str) -> str:
-    """The table-name prefix of a namespace (validated, lower case)."""
-    if not _NAMESPACE.match(namespace):
-        raise ConfigurationError(
-            f"namespace={namespace!r} must start with a letter or _, hold only letters, "
-            "digits and _, and be at most 40 characters (it prefixes table names)"
-        )
-    return namespace.lower()
 
 
 def mysql_connect_args(url: str) -> dict[str, Any]:

@@ -73,6 +73,7 @@ from jobmaster.agents.base import (
     Claimed,
     DeadLetter,
     redact_url,
+    table_prefix,
 )
 from jobmaster.exceptions import AgentError, ConfigurationError
 
@@ -87,7 +88,6 @@ _Conn = psycopg.Connection[TupleRow]
 # collector never closes (and so terminates) sessions that belong to the parent.
 _ORPHANS: list[object] = []
 
-_NAMESPACE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}\Z")
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9_]+\Z")
 _RECHECK = 1.0  # a waiting claim looks at the table at least this often
 _MIN_SLEEP = 0.002  # ... and at most this often (a due row locked by a concurrent claim)
@@ -116,16 +116,6 @@ def postgres_conninfo(url: str) -> str:
             f"{redact_url(url)!r} is not a PostgreSQL URL; use postgresql://user@host/db"
         )
     return f"postgresql://{rest}"
-
-
-def table_prefix(namespace: str) -> str:
-    """The table-name prefix of a namespace (validated, lower case)."""
-    if not _NAMESPACE.match(namespace):
-        raise ConfigurationError(
-            f"namespace={namespace!r} must start with a letter or _, hold only letters, "
-            "digits and _, and be at most 40 characters (it prefixes table names)"
-        )
-    return namespace.lower()
 
 
 def _channel(prefix: str, name: str) -> str:
