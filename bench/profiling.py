@@ -46,8 +46,8 @@ def _name(frame: str) -> str:
 _KEY_CALLS = (
     ("Worker._fill", "claim loop (_fill: agent claim + cancellation check)"),
     ("RedisAgent.claim", "  agent.claim (Redis script + BLPOP wait)"),
-    ("Worker._accept", "  _accept (decode + master.cancelled_among)"),
-    ("Master.cancelled_among", "    master.cancelled_among (one SELECT per claim batch)"),
+    ("Worker._accept", "  _accept (decode the envelope headers)"),
+    ("Master.cancelled_jobs", "    master.cancelled_jobs (once a second)"),
     ("Worker._dispatch", "dispatch to pool children (_dispatch)"),
     ("PreforkPool.poll", "wait for children's reports (pool.poll)"),
     ("Worker._on_event", "handle reports (_on_event/_finish/_record)"),

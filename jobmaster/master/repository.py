@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -311,24 +310,6 @@ class Master:
             where=jobs.c.status != JobStatus.CANCELLED.value,
         )
 
-    def cancelled_among(self, ids: Iterable[str]) -> set[str]:
-        """Which of these jobs are cancelled in the master."""
-        ids = list(ids)
-        if not ids:
-            return set()
-        found: set[str] = set()
-        with self._begin() as conn:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                found.update(
-                    conn.execute(
-                        sa.select(jobs.c.id).where(
-                            jobs.c.id.in_(chunk), jobs.c.status == JobStatus.CANCELLED.value
-                        )
-                    ).scalars()
-                )
-        return found
-
     def cancelled_jobs(self, cluster: str, *, since: datetime | None, limit: int = 100_000
                        ) -> list[str]:
         """Ids of cancelled jobs: changed since ``since``, or (``None``) every cancelled job
@@ -622,16 +603,6 @@ class Master:
                 ).order_by(schedules.c.next_fire_at).limit(limit)
             ).mappings())
 
-    def next_schedule_fire(self, cluster: str) -> datetime | None:
-        """The earliest next fire time of the cluster's active schedules."""
-        with self._begin() as conn:
-            value: datetime | None = conn.execute(
-                sa.select(sa.func.min(schedules.c.next_fire_at)).where(
-                    schedules.c.cluster == cluster, schedules.c.active.is_(True),
-                    schedules.c.paused.is_(False))
-            ).scalar()
-        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
-
     def materialise(self, schedule_id: str, rows: Sequence[Mapping[str, Any]], *,
                     next_fire_at: datetime | None, last_fire_at: datetime | None,
                     fence: Fence | None) -> int:
@@ -752,10 +723,6 @@ class Master:
                     jobs.c.cluster == cluster, jobs.c.status == JobStatus.SCHEDULED.value)
             ).scalar() or 0)
 
-    # -- tables for other modules' tests ----------------------------------------------
-    tables = {"jobs": jobs, "attempts": attempts, "schedules": schedules, "leases": leases,
-              "workers": workers}
-
 
 _PG_COLUMNS: list[tuple[str, str]] = [
     ("id", "varchar"), ("cluster", "varchar"), ("definition_id", "varchar"),
@@ -825,11 +792,6 @@ class Fence:
     name: str
     holder: str
     epoch: int
-
-
-def worker_identity(cluster: str) -> str:
-    """A worker id unique on this machine: ``cluster@host:pid``."""
-    return f"{cluster}@{socket.gethostname()}:{os.getpid()}"
 
 
 def _redact(url: str) -> str:

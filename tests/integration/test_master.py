@@ -145,7 +145,7 @@ def test_cancelled_job_keeps_its_status_against_a_late_record(master: Master) ->
     assert master.cancel_job(env.id) == "cancelled"
     master.record([{**job_row(env, JobStatus.RUNNING, now), "attempts": 1}])
     assert master.job_status(env.id) == "cancelled"
-    assert master.cancelled_among([env.id, "other"]) == {env.id}
+    assert master.cancelled_jobs("c1", since=None) == [env.id]
 
 
 def test_cancel_leaves_finished_jobs_alone(master: Master) -> None:
