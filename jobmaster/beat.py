@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from jobmaster.envelope import Envelope, EnvelopeError
 from jobmaster.exceptions import JobmasterError
 from jobmaster.master.repository import Fence, LeadershipLost
 from jobmaster.master.rows import envelope_from_row, job_row
 from jobmaster.models import JobStatus
+from jobmaster.options import NO_OPTIONS
 from jobmaster.schedules import (
     MisfirePolicy,
     OverlapPolicy,
@@ -40,11 +42,10 @@ from jobmaster.schedules import (
     apply_overlap,
     due_occurrences,
 )
-from jobmaster.scheduling import parse_stored
+from jobmaster.scheduling import parse_stored, stored_job_options
 
 if TYPE_CHECKING:
     from jobmaster.app import App
-    from jobmaster.envelope import Envelope
 
 log = logging.getLogger("jobmaster.beat")
 
@@ -218,18 +219,39 @@ class Beat:
         if not fires:
             return []
         app = self.app
-        serializer = app.serializers[row["encoding"]]
-        values = serializer.loads(bytes(row["payload"]))
-        job_options = {k: options[k] for k in ("priority", "lane", "timeout", "max_retries",
-                                                "retry_delay", "retry_backoff", "metadata",
-                                                "agent") if k in options}
-        definition = app.definitions.get(row["definition_id"], row["definition_id"])
-        stamp = time.time()
-        return [
-            app._build(definition, values, now=stamp, at=fire, schedule_name=row["name"],
-                       occurrence=fire.timestamp(), **job_options)
-            for fire in fires
-        ]
+        payload = bytes(row["payload"])
+        definition = app.definitions.get(row["definition_id"])
+        base = definition.options if definition is not None else NO_OPTIONS
+        call = stored_job_options(options)
+        envs = []
+        for fire in fires:
+            due = fire.timestamp()  # relative options (expires) count from the occurrence
+            resolved = app.producer.options(base, call, due)
+            envs.append(app.producer.build(
+                row["definition_id"], {}, resolved, now=time.time(), due=due,
+                schedule_name=row["name"], occurrence=due, payload=payload))
+            envs[-1].encoding = row["encoding"]
+        return envs
+
+    def _runnable(self, rows: list[Any]) -> tuple[dict[str, list[Envelope]], list[str]]:
+        """Envelopes of job rows by agent; rows that make no valid envelope are failed in
+        the master with the reason (one bad row never blocks the others)."""
+        app = self.app
+        by_agent: dict[str, list[Envelope]] = defaultdict(list)
+        bad: list[tuple[str, str]] = []
+        for row in rows:
+            try:
+                env = envelope_from_row(row)
+            except EnvelopeError as exc:
+                bad.append((str(row["id"]), str(exc)))
+                log.error("job %s cannot be run: %s; recorded as failed", row["id"], exc,
+                          extra={"job_id": row["id"]})
+                continue
+            agent = env.agent if env.agent in app.config.agents else app.config.default_agent
+            by_agent[agent].append(env)
+        if bad:
+            app.master.fail_unrunnable(bad, fence=self.fence)
+        return by_agent, [i for i, _ in bad]
 
     def promote(self, now: datetime | None = None) -> int:
         """Push ``scheduled`` jobs due within the next moments to their agents."""
@@ -241,14 +263,11 @@ class Beat:
             rows = master.due_scheduled_jobs(app.name, before, _PROMOTE_BATCH)
             if not rows:
                 break
-            by_agent: dict[str, list[Envelope]] = defaultdict(list)
-            for row in rows:
-                env = envelope_from_row(row)
-                agent = env.agent if env.agent in app.config.agents else app.config.default_agent
-                by_agent[agent].append(env)
+            by_agent, _ = self._runnable(rows)
             for agent, envs in by_agent.items():
                 app.agent(agent).push([e.to_message() for e in envs])
-            promoted += master.mark_promoted([r["id"] for r in rows], fence=self.fence)
+            ids = [e.id for envs in by_agent.values() for e in envs]
+            promoted += master.mark_promoted(ids, fence=self.fence)
             if len(rows) < _PROMOTE_BATCH:
                 break
         return promoted
@@ -259,19 +278,15 @@ class Beat:
         now = now or datetime.now(UTC)
         seen_before = now - timedelta(seconds=2 * app.config.lease_seconds)
         rows = master.stale_running_jobs(app.name, seen_before)
+        count = 0
         if rows:
-            by_agent: dict[str, list[Envelope]] = defaultdict(list)
-            for row in rows:
-                env = envelope_from_row(row)
-                by_agent[env.agent if env.agent in app.config.agents
-                         else app.config.default_agent].append(env)
+            by_agent, _ = self._runnable(rows)
             for agent, envs in by_agent.items():
                 app.agent(agent).push([e.to_message() for e in envs])
-            count = master.requeue_lost([r["id"] for r in rows], fence=self.fence)
+            ids = [e.id for envs in by_agent.values() for e in envs]
+            count = master.requeue_lost(ids, fence=self.fence)
             log.warning("re-queued %d job(s) of workers not seen since %s", count,
                         seen_before.isoformat())
-        else:
-            count = 0
         master.mark_workers_lost(app.name, seen_before)
         return count
 

@@ -7,13 +7,15 @@ Each field is documented once, here; ``docs/configuration.md`` is written from t
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from jobmaster.exceptions import ConfigurationError
+from jobmaster.exceptions import ConfigurationError, InvalidOptionError
+from jobmaster.options import OPTIONS
 
 DEFAULT_MASTER_URL = "sqlite:///jobmaster.db"
 ENV_PREFIX = "JOBMASTER_"
@@ -35,8 +37,8 @@ def seconds(value: float | int | timedelta | None, argument: str, *, allow_none:
             f"{argument}={value!r} must be seconds (int or float) or a timedelta, "
             f"not {type(value).__name__}"
         )
-    if result < 0 or (result == 0 and not allow_zero) or result != result:
-        raise ConfigurationError(f"{argument}={value!r} must be a positive duration")
+    if result < 0 or (result == 0 and not allow_zero) or not math.isfinite(result):
+        raise ConfigurationError(f"{argument}={value!r} must be a finite, positive duration")
     return result
 
 
@@ -106,6 +108,29 @@ class Config:
     schedules wait before another beat takes over."""
     retention: float = 30 * 86400.0
     """Seconds finished jobs are kept in the master before beat deletes them (0 keeps all)."""
+    max_jobs_per_child: int | None = None
+    """A worker process is replaced by a fresh one after running this many jobs
+    (``None``: never), like Celery's ``worker_max_tasks_per_child``."""
+    max_memory_per_child: int | None = None
+    """A worker process whose resident memory grew past this many KiB is replaced after
+    the job it is running (``None``: never), like Celery's ``worker_max_memory_per_child``."""
+
+    def __repr__(self) -> str:
+        from jobmaster.agents.base import redact_url
+
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "secret":
+                value = None if value is None else "***"
+            elif f.name == "master_url":
+                value = redact_url(value)
+            elif f.name == "agents":
+                value = {k: redact_url(v) for k, v in value.items()}
+            elif f.name == "clusters":
+                value = sorted(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Config({', '.join(shown)})"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -123,14 +148,24 @@ class Config:
                       "beat_interval", "agent_horizon", "beat_lease_seconds"):
             setattr(self, fname, seconds(getattr(self, fname), fname, allow_none=False))
         self.heartbeat_seconds = seconds(self.heartbeat_seconds, "heartbeat_seconds")
-        self.default_timeout = seconds(self.default_timeout, "default_timeout")
-        self.default_retry_delay = float(
-            seconds(self.default_retry_delay, "default_retry_delay", allow_none=False,
-                    allow_zero=True) or 0.0
-        )
+        for spec in OPTIONS.values():  # app-wide defaults of job options: checked as such
+            if spec.config is not None:
+                value = getattr(self, spec.config)
+                if value is not None:
+                    try:
+                        setattr(self, spec.config, spec.check(value, spec.config))
+                    except InvalidOptionError as exc:
+                        raise ConfigurationError(str(exc)) from None
+                elif not spec.nullable:
+                    raise ConfigurationError(f"{spec.config} is required")
         self.retention = float(seconds(self.retention, "retention", allow_none=False,
                                        allow_zero=True) or 0.0)
-        for fname in ("max_payload_bytes", "default_max_retries", "prefetch"):
+        for fname in ("max_jobs_per_child", "max_memory_per_child"):
+            value = getattr(self, fname)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or value < 1):
+                raise ConfigurationError(f"{fname}={value!r} must be an int >= 1 (or None)")
+        for fname in ("max_payload_bytes", "prefetch"):
             value = getattr(self, fname)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigurationError(f"{fname}={value!r} must be a non-negative int")
@@ -142,20 +177,16 @@ class Config:
             or self.concurrency < 1
         ):
             raise ConfigurationError(f"concurrency={self.concurrency!r} must be an int >= 1")
-        for fname in ("default_retry_backoff", "retry_jitter"):
-            value = getattr(self, fname)
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise ConfigurationError(f"{fname}={value!r} must be a number")
+        value = self.retry_jitter
+        if (not isinstance(value, int | float) or isinstance(value, bool)
+                or not 0 <= value <= 10):
+            raise ConfigurationError(f"retry_jitter={value!r} must be a number from 0 to 10")
         if not isinstance(self.namespace, str):
             raise ConfigurationError(f"namespace={self.namespace!r} must be a str")
         if self.serializer == "pickle" and not self.secret:
             raise ConfigurationError(
                 "serializer='pickle' needs secret=...: pickled payloads are signed with it "
                 "and refused unsigned (set App(secret=...) or JOBMASTER_SECRET)"
-            )
-        if self.default_retry_backoff < 1.0:
-            raise ConfigurationError(
-                f"default_retry_backoff={self.default_retry_backoff!r} must be >= 1.0"
             )
         if self.serializer not in {"json", "pickle"}:
             raise ConfigurationError(
@@ -187,8 +218,6 @@ class Config:
                     f"routes[{lane!r}]={agent_name!r} names no agent; agents are "
                     f"{sorted(self.agents)}"
                 )
-        if self.retry_jitter < 0:
-            raise ConfigurationError(f"retry_jitter={self.retry_jitter!r} must be >= 0")
 
     @property
     def agent_namespace(self) -> str:

@@ -67,10 +67,10 @@ class JobContext:
             job_id=env.id,
             definition_id=env.definition_id,
             attempt=env.attempt,
-            max_retries=env.max_retries,
+            max_retries=env.options.max_retries or 0,
             lane=env.lane,
             priority=env.priority,
-            metadata=dict(env.metadata),
+            metadata=dict(env.options.metadata or {}),
             enqueued_at=datetime.fromtimestamp(env.created_at, UTC),
             **extra,
         )

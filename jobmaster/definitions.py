@@ -1,97 +1,68 @@
-"""Job definitions (the decorated functions) and handles to enqueued jobs."""
+"""Job definitions (the decorated functions)."""
 
 from __future__ import annotations
 
 import inspect
-import time
+import math
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
+from jobmaster.config import Config
 from jobmaster.context import JobContext
-from jobmaster.exceptions import ArgumentsError, DefinitionError, JobTimeoutError
-from jobmaster.models import Job, JobStatus, Priority
-
-if TYPE_CHECKING:
-    from jobmaster.app import App
+from jobmaster.exceptions import ArgumentsError, DefinitionError
+from jobmaster.jobs import JobHandle, JobsAPI
+from jobmaster.options import NO_OPTIONS, OPTIONS, JobOptions
+from jobmaster.producer import Producer
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+__all__ = ["JobDefinition", "JobHandle", "Retry", "context_parameter"]
 
 
 class Retry(Exception):  # noqa: N818 - a request, not an error
     """Raise from a handler to retry the job, counting against its ``max_retries``; the
     reason is recorded as its error. ``after`` (seconds or a ``timedelta``) sets the wait;
-    without it the job's own ``retry_delay`` and backoff apply."""
+    without it (or when it is not a finite number of seconds) the job's own
+    ``retry_delay`` and backoff apply."""
 
     def __init__(self, reason: str = "retry requested", *,
                  after: float | timedelta | None = None) -> None:
         super().__init__(reason)
-        self.after: float | None = (
-            after.total_seconds() if isinstance(after, timedelta)
-            else None if after is None else float(after)
-        )
+        self.after: float | None = None
+        try:
+            value = after.total_seconds() if isinstance(after, timedelta) else \
+                None if after is None else float(after)
+        except (TypeError, ValueError, OverflowError):
+            value = None
+        if value is not None and math.isfinite(value) and value >= 0:
+            self.after = value
 
 
-class JobHandle(Generic[R]):
-    """A job that was enqueued: its id, and ways to follow it in the master."""
+class _Schedules(Protocol):
+    def create(self, expression: Any, job: Any, *, name: str,
+               kwargs: Mapping[str, Any] | None = None, static: bool = False,
+               **options: Any) -> Any: ...
 
-    __slots__ = ("_app", "definition_id", "id")
 
-    def __init__(self, app: App, job_id: str, definition_id: str) -> None:
-        self._app = app
-        self.id = job_id
-        self.definition_id = definition_id
+class DefinitionHost(Protocol):
+    """What a job definition needs from its app."""
 
-    def __repr__(self) -> str:
-        return f"<JobHandle {self.definition_id} {self.id}>"
+    @property
+    def config(self) -> Config: ...
 
-    def status(self) -> JobStatus:
-        """The job's current status (``queued`` while the master has not heard of it yet)."""
-        return self._app.jobs.status(self.id)
+    @property
+    def producer(self) -> Producer: ...
 
-    def get(self) -> Job[R]:
-        """The job's record in the master, as it is now."""
-        self._app.flush()
-        return typing.cast(Job[R], self._app.jobs.get(self.id))
+    @property
+    def jobs(self) -> JobsAPI: ...
 
-    def wait(self, timeout: float | timedelta | None = None, *, interval: float = 0.05) -> Job[R]:
-        """Block until the job succeeded, failed or was cancelled; return its record.
+    @property
+    def schedules(self) -> _Schedules: ...
 
-        Raises ``JobTimeoutError`` if that takes longer than ``timeout`` seconds."""
-        limit = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-        deadline = None if limit is None else time.monotonic() + limit
-        self._app.flush()
-        pause = min(interval, 0.01)
-        while True:
-            job = self._app.jobs.find(self.id)
-            if job is not None and job.status.is_final:
-                return typing.cast(Job[R], job)
-            if deadline is not None and time.monotonic() >= deadline:
-                status = "unknown to the master" if job is None else job.status.value
-                raise JobTimeoutError(
-                    f"job {self.id} ({self.definition_id}) is still {status} after "
-                    f"{limit:g} s; is a worker running for its lane?"
-                )
-            time.sleep(pause)
-            pause = min(pause * 2, interval)
-
-    def result(self, timeout: float | timedelta | None = None) -> R:
-        """Wait for the job and return its result; raise ``JobFailedError`` if it did not
-        succeed."""
-        from jobmaster.exceptions import JobFailedError
-
-        job = self.wait(timeout)
-        if job.status is not JobStatus.SUCCEEDED:
-            detail = f": {job.error.type}: {job.error.message}" if job.error else ""
-            raise JobFailedError(f"job {self.id} ({self.definition_id}) {job.status}{detail}",
-                                 job=job)
-        return typing.cast(R, job.result)
-
-    def cancel(self) -> JobStatus:
-        """Cancel the job unless it already finished; return its status afterwards."""
-        return self._app.jobs.cancel(self.id)
+    def cluster(self, name: str | None) -> DefinitionHost: ...
 
 
 def context_parameter(func: Callable[..., Any]) -> str | None:
@@ -108,34 +79,29 @@ def context_parameter(func: Callable[..., Any]) -> str | None:
 
 class JobDefinition(Generic[P, R]):
     """A function registered with ``@app.job``: call it to run it here and now, or
-    ``delay`` / ``apply_at`` / ``apply_after`` / ``apply`` it to run it on a worker."""
+    ``delay`` / ``apply_at`` / ``apply_after`` / ``apply`` it to run it on a worker.
+
+    Its options (``lane``, ``timeout``, every field of ``JobOptions``) are in ``options``
+    and readable as attributes: ``send_email.timeout``."""
 
     def __init__(
         self,
-        app: App,
+        app: DefinitionHost,
         func: Callable[..., R],
         *,
         definition_id: str,
-        lane: str | None,
-        priority: Priority,
-        timeout: float | None,
-        max_retries: int | None,
-        retry_delay: float | None,
-        retry_backoff: float | None,
-        metadata: Mapping[str, Any],
-        agent: str | None,
+        options: JobOptions = NO_OPTIONS,
     ) -> None:
+        if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+            raise DefinitionError(
+                f"job {definition_id!r}: {getattr(func, '__qualname__', func)} is an async "
+                "function; jobs are plain functions for now (call asyncio.run(...) inside a "
+                "plain function to run a coroutine)"
+            )
         self.app = app
         self.func = func
         self.definition_id = definition_id
-        self.lane = lane
-        self.priority = priority
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.retry_delay = retry_delay
-        self.retry_backoff = retry_backoff
-        self.metadata = dict(metadata)
-        self.agent = agent
+        self.options = options
         self.context_param = context_parameter(func)
         signature = inspect.signature(func)
         first = next(iter(signature.parameters.values()), None)
@@ -162,17 +128,24 @@ class JobDefinition(Generic[P, R]):
         self.__module__ = func.__module__
         self.__wrapped__ = func
 
+    def __getattr__(self, name: str) -> Any:
+        if name in OPTIONS:  # send_email.timeout, send_email.lane...
+            return getattr(self.options, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def __repr__(self) -> str:
         return f"<JobDefinition {self.definition_id}>"
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function directly, in this process (a context is made up if needed)."""
         if self.context_param is not None and self.context_param not in kwargs:
+            options = self.options
             ctx = JobContext(
                 job_id="local", definition_id=self.definition_id, attempt=1,
-                max_retries=0, lane=self.lane or self.app.config.default_lane,
-                priority=int(self.priority),
-                metadata=dict(self.metadata), enqueued_at=datetime.now().astimezone(),
+                max_retries=0, lane=options.lane or self.app.config.default_lane,
+                priority=2 if options.priority is None else options.priority,
+                metadata=dict(options.metadata or {}),
+                enqueued_at=datetime.now().astimezone(),
             )
             if self._context_first:
                 return self.func(ctx, *args, **kwargs)
@@ -203,7 +176,10 @@ class JobDefinition(Generic[P, R]):
     # -- enqueueing ------------------------------------------------------------------
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Run the job on a worker as soon as possible."""
-        return self.apply(args, kwargs)
+        values = self.bind(args, kwargs)
+        app = self.app
+        job_id = app.producer.submit(self.definition_id, values, self.options, NO_OPTIONS)
+        return JobHandle(app.jobs, job_id, self.definition_id)
 
     def apply_at(self, when: datetime, /, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Run the job at ``when`` (aware datetime; a naive one is taken as UTC)."""
@@ -222,31 +198,25 @@ class JobDefinition(Generic[P, R]):
         *,
         at: datetime | None = None,
         after: timedelta | float | None = None,
-        priority: Priority | int | str | None = None,
-        lane: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        timeout: float | timedelta | None = None,
-        max_retries: int | None = None,
-        retry_delay: float | timedelta | None = None,
-        retry_backoff: float | None = None,
         job_key: str | None = None,
         cluster: str | None = None,
-        agent: str | None = None,
+        **options: Any,
     ) -> JobHandle[R]:
         """Enqueue with per-call overrides of the definition's options.
 
         ``at``/``after`` delay the start; ``job_key`` makes the enqueue idempotent (a
         second job with the same key returns the first one's handle); ``cluster`` sends
-        the job to another cluster configured on this app; ``agent`` picks an agent by name.
+        the job to another cluster configured on this app. Every job option
+        (``JobOptions``: ``priority``, ``lane``, ``metadata``, ``timeout``,
+        ``max_retries``, ``retry_delay``, ``retry_backoff``, ``agent``, ``expires``...)
+        may be given to override the definition's.
         """
         values = self.bind(args, kwargs)
-        job_id = self.app._submit(
-            self, values, at=at, after=after, priority=priority, lane=lane,
-            metadata=metadata, timeout=timeout, max_retries=max_retries,
-            retry_delay=retry_delay, retry_backoff=retry_backoff, job_key=job_key,
-            cluster=cluster, agent=agent,
-        )
-        return JobHandle(self.app, job_id, self.definition_id)
+        call = JobOptions.build(options) if options else NO_OPTIONS
+        target = self.app.cluster(cluster)
+        job_id = target.producer.submit(self.definition_id, values, self.options, call,
+                                        at=at, after=after, job_key=job_key)
+        return JobHandle(target.jobs, job_id, self.definition_id)
 
     def delay_many(
         self,
@@ -254,15 +224,14 @@ class JobDefinition(Generic[P, R]):
         *,
         at: datetime | Sequence[datetime] | None = None,
         after: timedelta | float | None = None,
-        priority: Priority | int | str | None = None,
-        lane: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **options: Any,
     ) -> list[JobHandle[R]]:
         """Enqueue one job per mapping of keyword arguments, in batches: one agent round
         trip and one master write per batch rather than per job.
 
-        ``at`` is one start time for all, or one per call; ``after`` delays them all.
-        Every call is checked before any is stored: one bad call stores nothing."""
+        ``at`` is one start time for all, or one per call; ``after`` delays them all; job
+        options (``priority``, ``lane``, ``metadata``...) apply to all. Every call is
+        checked before any is stored: one bad call stores nothing."""
         bound = [self.bind((), call) for call in calls]
         if at is not None and not isinstance(at, datetime):
             times = list(at)
@@ -273,9 +242,11 @@ class JobDefinition(Generic[P, R]):
                 )
         else:
             times = [at] * len(bound)  # type: ignore[list-item]
-        ids = self.app._submit_many(self, bound, times, after=after, priority=priority,
-                                    lane=lane, metadata=metadata)
-        return [JobHandle(self.app, i, self.definition_id) for i in ids]
+        call = JobOptions.build(options) if options else NO_OPTIONS
+        app = self.app
+        ids = app.producer.submit_many(self.definition_id, bound, self.options, call, times,
+                                       after=after)
+        return [JobHandle(app.jobs, i, self.definition_id) for i in ids]
 
     def recurring(self, expression: str | timedelta, *, name: str,
                   kwargs: Mapping[str, Any] | None = None, **options: Any) -> Any:

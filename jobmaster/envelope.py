@@ -4,16 +4,22 @@ An envelope is a one-line JSON header, a newline, then the encoded arguments unt
 
     {"id":"...","definition_id":"add","lane":"default",...}\\n{"x":1,"y":2}
 
+The header holds the job's identity and every option of ``JobOptions`` under its own name.
 Workers read the header without decoding the arguments; agents never look inside at all.
+Nothing read back is trusted: ``from_bytes`` checks every field's type and range as
+strictly as enqueue does, and raises ``EnvelopeError`` saying which field is wrong.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jobmaster.agents.base import AgentMessage
+from jobmaster.exceptions import InvalidOptionError
+from jobmaster.options import OPTIONS, JobOptions, check_name
 
 try:  # orjson is optional: faster headers where it is installed
     import orjson
@@ -33,66 +39,124 @@ except ImportError:  # pragma: no cover - depends on the environment
         return json.loads(data)
 
 
+MAX_ATTEMPT = 2**31 - 1
+_BAD = "not a jobmaster envelope: bad field "
+
+
 class EnvelopeError(ValueError):
-    """Bytes that are not a jobmaster envelope (the worker dead-letters them)."""
+    """Bytes that are not a well-formed jobmaster envelope (the worker dead-letters them)."""
 
 
 @dataclass(slots=True)
 class Envelope:
-    """One job as it travels: identity, routing, retry policy and the encoded arguments.
+    """One job as it travels: identity, resolved options and the encoded arguments.
 
     Treat it as immutable (``next_attempt`` makes a changed copy); it is not frozen only
     because frozen dataclasses are several times slower to build, and workers build one
     per job claimed.
 
     ``attempt`` is 1 on the first run and grows by one on each retry. Times are Unix
-    timestamps. ``agent`` names the app agent the job was routed to.
+    timestamps. ``options.agent`` names the app agent the job was routed to.
     """
 
     id: str
     cluster: str
     definition_id: str
-    lane: str
-    priority: int
     encoding: str
     payload: bytes = field(repr=False)
     created_at: float
     due: float
+    options: JobOptions
     attempt: int = 1
-    max_retries: int = 0
-    timeout: float | None = None
-    retry_delay: float = 10.0
-    retry_backoff: float = 2.0
-    metadata: dict[str, Any] = field(default_factory=dict)
     job_key: str | None = None
-    agent: str = "main"
     schedule_name: str | None = None
     occurrence: float | None = None
 
-    def to_bytes(self) -> bytes:
-        """The wire form: header line + newline + payload."""
-        header = {
+    @property
+    def lane(self) -> str:
+        """The job's lane."""
+        return self.options.lane or ""
+
+    @property
+    def priority(self) -> int:
+        """The job's priority (0-4)."""
+        return self.options.priority or 0
+
+    @property
+    def timeout(self) -> float | None:
+        """The job's hard time limit in seconds, if any."""
+        return self.options.timeout
+
+    @property
+    def agent(self) -> str:
+        """The name of the agent carrying the job."""
+        return self.options.agent or ""
+
+    def header(self) -> dict[str, Any]:
+        """The header fields, options inlined under their names."""
+        header: dict[str, Any] = {
             "id": self.id, "cluster": self.cluster, "definition_id": self.definition_id,
-            "lane": self.lane, "priority": self.priority, "encoding": self.encoding,
-            "created_at": self.created_at, "due": self.due, "attempt": self.attempt,
-            "max_retries": self.max_retries, "timeout": self.timeout,
-            "retry_delay": self.retry_delay, "retry_backoff": self.retry_backoff,
-            "metadata": self.metadata, "job_key": self.job_key, "agent": self.agent,
+            "encoding": self.encoding, "created_at": self.created_at, "due": self.due,
+            "attempt": self.attempt, "job_key": self.job_key,
             "schedule_name": self.schedule_name, "occurrence": self.occurrence,
         }
-        return _dumps(header) + b"\n" + self.payload
+        for name, value in self.options.items():
+            header[name] = value
+        return header
+
+    def to_bytes(self) -> bytes:
+        """The wire form: header line + newline + payload."""
+        return _dumps(self.header()) + b"\n" + self.payload
 
     @classmethod
     def from_bytes(cls, body: bytes) -> Envelope:
-        """Parse the wire form; raise ``EnvelopeError`` if it is not one."""
+        """Parse and check the wire form; ``EnvelopeError`` says what is wrong."""
         head, sep, payload = bytes(body).partition(b"\n")
         if not sep:
             raise EnvelopeError("not a jobmaster envelope: no header line")
         try:
             header = _loads(head)
-            return cls(payload=payload, **header)
-        except (ValueError, TypeError) as exc:
-            raise EnvelopeError(f"not a jobmaster envelope: {exc}") from None
+        except ValueError as exc:
+            raise EnvelopeError(f"not a jobmaster envelope: header is not JSON ({exc})") from None
+        if not isinstance(header, dict):
+            raise EnvelopeError("not a jobmaster envelope: header is not a JSON object")
+        return cls.from_header(header, payload)
+
+    @classmethod
+    def from_header(cls, header: dict[str, Any], payload: bytes) -> Envelope:
+        """An envelope from its header fields (checked) and payload."""
+        try:
+            options = JobOptions.from_stored(header)
+        except InvalidOptionError as exc:
+            raise EnvelopeError(f"not a jobmaster envelope: bad field {exc}") from None
+        env = cls(
+            id=_text(header, "id", 100),
+            cluster=_text(header, "cluster", 100),
+            definition_id=_name(header, "definition_id"),
+            encoding=_text(header, "encoding", 16),
+            payload=payload,
+            created_at=_time(header, "created_at"),
+            due=_time(header, "due"),
+            options=options,
+            attempt=_attempt(header.get("attempt", 1)),
+            job_key=_optional_name(header, "job_key"),
+            schedule_name=_optional_name(header, "schedule_name"),
+            occurrence=None if header.get("occurrence") is None else _time(header, "occurrence"),
+        )
+        return env
+
+    @classmethod
+    def from_fields(cls, **fields: Any) -> Envelope:
+        """An envelope from flat fields, options among them (``lane=...``); options not
+        given take the built-in defaults. For tools and tests: jobs are made by
+        ``delay()``."""
+        options = {k: fields.pop(k) for k in list(fields) if k in OPTIONS}
+        base = JobOptions(**options).resolved({"agent": "main", "lane": "default",
+                                                "max_retries": 0, "retry_delay": 10.0,
+                                                "retry_backoff": 2.0}, 0.0)
+        if "expires" in options:  # given as stored: an absolute time
+            base = replace(base, expires=options["expires"])
+        return cls(options=base, **fields)
 
     def to_message(self) -> AgentMessage:
         """The agent message carrying this envelope."""
@@ -100,4 +164,42 @@ class Envelope:
 
     def next_attempt(self, due: float) -> Envelope:
         """The envelope of the retry, due at ``due``."""
-        return replace(self, attempt=self.attempt + 1, due=due)
+        return replace(self, attempt=min(self.attempt + 1, MAX_ATTEMPT), due=due)
+
+
+def _text(header: dict[str, Any], key: str, limit: int) -> str:
+    value = header.get(key)
+    if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
+        raise EnvelopeError(f"{_BAD}{key}={_short(value)}: expected a non-empty str of at "
+                            f"most {limit} characters")
+    return value
+
+
+def _name(header: dict[str, Any], key: str) -> str:
+    try:
+        return check_name(header.get(key), key)
+    except InvalidOptionError as exc:
+        raise EnvelopeError(f"not a jobmaster envelope: bad field {exc}") from None
+
+
+def _optional_name(header: dict[str, Any], key: str) -> str | None:
+    return None if header.get(key) is None else _name(header, key)
+
+
+def _time(header: dict[str, Any], key: str) -> float:
+    value = header.get(key)
+    if (not isinstance(value, int | float) or isinstance(value, bool)
+            or not math.isfinite(value) or not 0 <= value < 253402300799.0):
+        raise EnvelopeError(f"{_BAD}{key}={_short(value)}: expected a Unix time")
+    return float(value)
+
+
+def _attempt(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_ATTEMPT:
+        raise EnvelopeError(f"{_BAD}attempt={_short(value)}: expected an int >= 1")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,4 +1,5 @@
-"""The values jobmaster passes around: priorities, statuses and the job record."""
+"""The values jobmaster passes around: statuses, errors and the job record (and
+``Priority``, from ``jobmaster.priority``)."""
 
 from __future__ import annotations
 
@@ -7,39 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from jobmaster.options import JobOptions
+from jobmaster.priority import Priority
+
+__all__ = ["FINAL_STATUSES", "Job", "JobError", "JobStatus", "Priority"]
+
 R = TypeVar("R")
-
-
-class Priority(enum.IntEnum):
-    """How urgent a job is; a worker claims higher priorities first within its lanes."""
-
-    VERY_LOW = 0
-    LOW = 1
-    MEDIUM = 2
-    HIGH = 3
-    CRITICAL = 4
-
-    @classmethod
-    def coerce(cls, value: Priority | int | str, argument: str = "priority") -> Priority:
-        """Turn ``Priority.HIGH``, ``3`` or ``"high"`` into a ``Priority``; refuse anything else."""
-        from jobmaster.exceptions import ConfigurationError
-
-        if isinstance(value, Priority):
-            return value
-        if isinstance(value, str):
-            try:
-                return cls[value.strip().upper().replace("-", "_").replace(" ", "_")]
-            except KeyError:
-                pass
-        elif isinstance(value, int) and not isinstance(value, bool):
-            try:
-                return cls(value)
-            except ValueError:
-                pass
-        names = ", ".join(p.name for p in cls)
-        raise ConfigurationError(
-            f"{argument}={value!r} is not a priority; use one of {names} (or 0..4)"
-        )
 
 
 class JobStatus(enum.StrEnum):
@@ -107,6 +81,8 @@ class Job(Generic[R]):
     schedule_name: str | None = None
     occurrence: datetime | None = None
     errors: tuple[JobError, ...] = field(default=())
+    options: JobOptions | None = None
+    """Every option the job was enqueued with, resolved (``options.expires``...)."""
 
     @property
     def duration(self) -> float | None:

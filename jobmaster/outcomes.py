@@ -1,16 +1,32 @@
 """How a run ends, and what follows from it: pure values and pure decisions, no I/O.
 
-A run ends as one of ``Succeeded``, ``Raised``, ``TimedOut``, ``Lost`` (the process running
-it died) or ``Cancelled``. ``decide`` turns that, with the job's retry policy, into what
-the worker records: the job succeeded, retries at a time, or failed for good.
+A job ends as one of
+
+- ``Succeeded`` — the handler returned;
+- ``Raised`` — the handler raised (``jobmaster.Retry`` included);
+- ``TimedOut`` — it ran past its timeout and was stopped;
+- ``Lost`` — the process running it died;
+- ``Cancelled`` — cancelled before or while it ran, or expired before it started;
+- ``Rejected`` — it can never run (undecodable, unknown definition): dead-lettered;
+- ``Released`` — handed back to its agent unstarted (the worker is stopping).
+
+``decide`` turns that, with the job's retry policy, into a ``Decision``: the status to
+record, when to retry, the error, and what the agent must do with the message. Every ending
+passes through the worker's one settle point with one of these values; middleware sees it
+there (``on_outcome``).
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
+from enum import StrEnum
 
 from jobmaster.models import JobError, JobStatus
+
+MAX_RETRY_WAIT = 366 * 86400.0
+"""The longest wait before a retry, whatever delay and backoff compute (one year)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +62,38 @@ class Lost:
 
 @dataclass(frozen=True, slots=True)
 class Cancelled:
-    """The job was cancelled before or while it ran."""
+    """The job was cancelled before or while it ran; ``reason`` is ``cancelled`` or
+    ``expired`` (not started before its ``expires`` time)."""
+
+    reason: str = "cancelled"
+    message: str = ""
 
 
-Outcome = Succeeded | Raised | TimedOut | Lost | Cancelled
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The job can never run here (its envelope or arguments cannot be decoded, its
+    definition is unknown): it is failed and moved to the agent's dead letters."""
+
+    error: JobError
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """The job was handed back to its agent without running (the worker is stopping)."""
+
+    reason: str = "worker stopping"
+
+
+Outcome = Succeeded | Raised | TimedOut | Lost | Cancelled | Rejected | Released
+
+
+class AgentAction(StrEnum):
+    """What the worker does with the agent's message once the outcome is recorded."""
+
+    ACK = "ack"
+    RETRY = "retry"
+    DEAD_LETTER = "dead_letter"
+    RELEASE = "release"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +110,15 @@ class RetryPolicy:
 class Decision:
     """What to record for a finished attempt.
 
-    ``status`` is ``succeeded``, ``retrying``, ``failed`` or ``cancelled``; ``retry_at`` is
-    the Unix time of the next attempt when retrying; ``error`` is the attempt's error.
+    ``status`` is what the master records (``queued`` for a released job); ``retry_at``
+    is the Unix time of the next attempt when retrying; ``error`` is the attempt's error;
+    ``action`` what the agent does with the message.
     """
 
     status: JobStatus
     retry_at: float | None = None
     error: JobError | None = None
+    action: AgentAction = AgentAction.ACK
 
 
 def retry_delay(policy: RetryPolicy, attempt: int, rand: float) -> float:
@@ -80,21 +126,30 @@ def retry_delay(policy: RetryPolicy, attempt: int, rand: float) -> float:
 
     ``delay * backoff ** (attempt - 1)``, stretched by ``rand * jitter`` (``rand`` in
     [0, 1)): with delay 10 and backoff 2, the retries wait 10 s, 20 s, 40 s plus up to 10 %.
+    Never more than ``MAX_RETRY_WAIT``, however large the numbers.
     """
-    base = policy.delay * policy.backoff ** max(attempt - 1, 0)
-    return base * (1.0 + policy.jitter * rand)
+    try:
+        base = policy.delay * policy.backoff ** max(attempt - 1, 0)
+        wait = base * (1.0 + policy.jitter * rand)
+    except OverflowError:
+        return MAX_RETRY_WAIT
+    if not math.isfinite(wait) or wait > MAX_RETRY_WAIT:
+        return MAX_RETRY_WAIT
+    return max(wait, 0.0)
 
 
 def outcome_error(outcome: Outcome) -> JobError | None:
     """The error an outcome carries, if it failed."""
     match outcome:
-        case Raised(error=error):
+        case Raised(error=error) | Rejected(error=error):
             return error
         case TimedOut(timeout=timeout, how=how):
             return JobError("TimeoutError", f"job exceeded its timeout of {timeout:g} s "
                             f"and {how}")
         case Lost(reason=reason):
             return JobError("WorkerLostError", reason)
+        case Cancelled(reason="expired", message=message):
+            return JobError("JobExpired", message or "not started before it expired")
         case _:
             return None
 
@@ -112,14 +167,21 @@ def decide(
         case Succeeded():
             return Decision(JobStatus.SUCCEEDED)
         case Cancelled():
-            return Decision(JobStatus.CANCELLED)
+            return Decision(JobStatus.CANCELLED, error=outcome_error(outcome))
+        case Released():
+            return Decision(JobStatus.QUEUED, action=AgentAction.RELEASE)
+        case Rejected(error=error):
+            return Decision(JobStatus.FAILED, error=error, action=AgentAction.DEAD_LETTER)
         case Raised(retryable=False):
             return Decision(JobStatus.FAILED, error=outcome_error(outcome))
         case Raised(retry_after=after) if after is not None and attempt <= policy.max_retries:
-            return Decision(JobStatus.RETRYING, retry_at=now + after,
-                            error=outcome_error(outcome))
+            wait = min(after, MAX_RETRY_WAIT) if math.isfinite(after) and after >= 0 else None
+            if wait is not None:
+                return Decision(JobStatus.RETRYING, retry_at=now + wait,
+                                error=outcome_error(outcome), action=AgentAction.RETRY)
     error = outcome_error(outcome)
     if attempt <= policy.max_retries:
         wait = retry_delay(policy, attempt, random.random() if rand is None else rand)  # noqa: S311
-        return Decision(JobStatus.RETRYING, retry_at=now + wait, error=error)
+        return Decision(JobStatus.RETRYING, retry_at=now + wait, error=error,
+                        action=AgentAction.RETRY)
     return Decision(JobStatus.FAILED, error=error)

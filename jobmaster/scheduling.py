@@ -11,23 +11,45 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from jobmaster.config import seconds
+from jobmaster.config import Config
+from jobmaster.definitions import JobDefinition
 from jobmaster.exceptions import ConfigurationError, ScheduleError, ScheduleNotFoundError
 from jobmaster.ids import new_job_id
-from jobmaster.master.repository import utcnow
-from jobmaster.models import Priority
+from jobmaster.master.repository import Master, utcnow
+from jobmaster.options import OPTIONS, JobOptions
 from jobmaster.schedules import MisfirePolicy, OverlapPolicy, Schedule, first_fire
-from jobmaster.serialization import encode_arguments
+from jobmaster.serialization import Serializer, encode_arguments
 
-if TYPE_CHECKING:
-    from jobmaster.app import App
-    from jobmaster.definitions import JobDefinition
-
-_JOB_OPTIONS = ("priority", "lane", "timeout", "max_retries", "retry_delay", "retry_backoff",
-                "metadata", "agent")
 _SCHEDULE_OPTIONS = ("tz", "start", "end", "misfire", "misfire_cap", "overlap")
+
+
+class SchedulesHost(Protocol):
+    """What ``app.schedules`` needs from its app."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def master(self) -> Master: ...
+
+    @property
+    def serializer(self) -> Serializer: ...
+
+    @property
+    def serializers(self) -> dict[str, Serializer]: ...
+
+    definitions: dict[str, JobDefinition[Any, Any]]
+    static_schedules: dict[str, dict[str, Any]]
+
+
+def stored_job_options(row_options: Mapping[str, Any]) -> JobOptions:
+    """The job options a stored schedule gives its occurrences."""
+    return JobOptions.build({k: v for k, v in row_options.items() if k in OPTIONS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +95,7 @@ def _aware(value: datetime | None, argument: str) -> datetime | None:
 class SchedulesAPI:
     """Create, inspect and change the recurring schedules of one app's cluster."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: SchedulesHost) -> None:
         self._app = app
 
     # -- validation ------------------------------------------------------------------------
@@ -87,18 +109,15 @@ class SchedulesAPI:
         static: bool,
         options: Mapping[str, Any],
     ) -> dict[str, Any]:
-        from jobmaster.app import _check_backoff, _check_lane, _check_metadata, _check_retries
-        from jobmaster.definitions import JobDefinition
-
         app = self._app
         if not isinstance(name, str) or not name.strip() or len(name) > 200:
             raise ScheduleError(f"name={name!r} must be a non-empty str of at most 200 "
                                 "characters")
-        unknown = set(options) - set(_JOB_OPTIONS) - set(_SCHEDULE_OPTIONS) - {"timezone"}
+        unknown = set(options) - set(OPTIONS) - set(_SCHEDULE_OPTIONS) - {"timezone"}
         if unknown:
             raise ScheduleError(
                 f"schedule {name!r}: unknown option(s) {sorted(unknown)}; schedules take "
-                f"{', '.join(_JOB_OPTIONS + _SCHEDULE_OPTIONS)}"
+                f"{', '.join((*OPTIONS, *_SCHEDULE_OPTIONS))}"
             )
         if isinstance(job, JobDefinition):
             definition: JobDefinition[Any, Any] | None = job
@@ -114,27 +133,15 @@ class SchedulesAPI:
         start = _aware(options.get("start"), "start")
         end = _aware(options.get("end"), "end")
         schedule = Schedule.parse(expression, tz, start=start, end=end)
-        stored: dict[str, Any] = {}
-        if options.get("priority") is not None:
-            stored["priority"] = int(Priority.coerce(options["priority"]))
-        if options.get("lane") is not None:
-            stored["lane"] = _check_lane(options["lane"])
-        if options.get("timeout") is not None:
-            stored["timeout"] = seconds(options["timeout"], "timeout")
-        if options.get("max_retries") is not None:
-            stored["max_retries"] = _check_retries(options["max_retries"])
-        if options.get("retry_delay") is not None:
-            stored["retry_delay"] = seconds(options["retry_delay"], "retry_delay",
-                                            allow_zero=True)
-        if options.get("retry_backoff") is not None:
-            stored["retry_backoff"] = _check_backoff(options["retry_backoff"])
-        if options.get("metadata") is not None:
-            stored["metadata"] = _check_metadata(options["metadata"])
-        if options.get("agent") is not None:
-            if options["agent"] not in app.config.agents:
-                raise ConfigurationError(f"agent={options['agent']!r} is not one of "
-                                         f"{sorted(app.config.agents)}")
-            stored["agent"] = options["agent"]
+        job_options = JobOptions.build({k: v for k, v in options.items() if k in OPTIONS})
+        stored: dict[str, Any] = job_options.given()
+        for key, value in stored.items():
+            if isinstance(value, datetime):
+                raise ScheduleError(f"schedule {name!r}: {key} must be seconds (relative to each "
+                                    "occurrence), not a datetime")
+        if job_options.agent is not None and job_options.agent not in app.config.agents:
+            raise ConfigurationError(f"agent={job_options.agent!r} is not one of "
+                                     f"{sorted(app.config.agents)}")
         try:
             stored["misfire"] = MisfirePolicy(options.get("misfire", "run_once")).value
             stored["overlap"] = OverlapPolicy(options.get("overlap", "allow")).value

@@ -8,9 +8,6 @@ import sqlalchemy as sa
 
 from jobmaster.master.schema import VERSION_TABLE
 
-HEAD_REVISION = "0001"
-"""The newest migration; a test checks it equals Alembic's head."""
-
 
 def migrations_dir() -> Path:
     """Where the migration scripts are: inside the installed package, or the source tree."""
@@ -21,6 +18,17 @@ def migrations_dir() -> Path:
     if (source / "env.py").exists():
         return source
     raise FileNotFoundError(f"jobmaster's migrations are missing (looked in {packaged}, {source})")
+
+
+def _head_revision() -> str:
+    """The newest migration: scripts are named ``NNNN_what.py`` with ``revision = "NNNN"``,
+    so adding a migration is adding one file (a test checks this equals Alembic's head)."""
+    names = sorted(p.name for p in (migrations_dir() / "versions").glob("[0-9]*_*.py"))
+    return names[-1].split("_", 1)[0]
+
+
+HEAD_REVISION = _head_revision()
+"""The newest migration."""
 
 
 def alembic_config(connection: sa.Connection | None = None, url: str | None = None):  # type: ignore[no-untyped-def]

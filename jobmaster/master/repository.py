@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from jobmaster.exceptions import ConfigurationError, JobmasterError
 from jobmaster.master import migrations
-from jobmaster.master.schema import attempts, jobs, leases, schedules, workers
+from jobmaster.master.schema import UTCDateTime, attempts, jobs, leases, schedules, workers
 from jobmaster.models import FINAL_STATUSES, JobStatus
 
 # Engines created before a fork stay referenced so the child never closes them.
@@ -177,6 +177,43 @@ class Master:
         with self._begin() as conn:
             conn.execute(stmt, list(rows))
 
+    def insert_jobs_isolating(self, rows: Sequence[Mapping[str, Any]]
+                              ) -> list[tuple[Mapping[str, Any], str]]:
+        """``insert_jobs``, but a row the master refuses does not block the others: they
+        are written, and the refused ones come back with the reason. Raises only when the
+        master cannot be reached (nothing is lost: call again later)."""
+        return [(unit[0], error) for unit, error in
+                self._isolating(lambda units: self.insert_jobs([u[0] for u in units]),
+                                [(r,) for r in rows])]
+
+    def _isolating(self, write: Callable[[Sequence[Any]], None], units: Sequence[Any],
+                   *, force: bool = False) -> list[tuple[Any, str]]:
+        """Write ``units`` with ``write``; when that fails for a reason other than the
+        connection, write halves of them until each refused unit stands alone. Returns
+        the refused units with their errors (an empty list when all were written)."""
+        if not units:
+            return []
+        try:
+            write(units)
+            return []
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if not force and (is_transient(exc) or not self.reachable()):
+                raise
+            if len(units) == 1:
+                return [(units[0], describe_error(exc))]
+        middle = len(units) // 2
+        return (self._isolating(write, units[:middle], force=True)
+                + self._isolating(write, units[middle:], force=True))
+
+    def reachable(self) -> bool:
+        """Whether the master answers a trivial query now."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not now"
+            return False
+
     def insert_job_unique(self, row: Mapping[str, Any]) -> str | None:
         """Insert a job that has a ``job_key``; if the key is taken, insert nothing and
         return the id of the job holding it."""
@@ -251,6 +288,35 @@ class Master:
                     {"b_id": r["id"], "b_progress": r["progress"],
                      "b_message": r["progress_message"]} for r in progress_rows
                 ])
+
+    def record_isolating(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        attempt_rows: Sequence[Mapping[str, Any]] = (),
+        progress_rows: Sequence[Mapping[str, Any]] = (),
+        *,
+        force: bool = False,
+    ) -> dict[str, str]:
+        """``record``, but the writes of a job the master refuses do not block the other
+        jobs': those are written, and the refused job ids come back with the reason.
+        Raises when the master cannot be reached, or (unless ``force``) when the failure
+        looks transient (a lock timeout...): call again later."""
+        units: dict[str, tuple[list[Any], list[Any], list[Any]]] = {}
+        for kind, items in enumerate((rows, attempt_rows, progress_rows)):
+            for item in items:
+                key = item["id"] if kind != 1 else item["job_id"]
+                units.setdefault(key, ([], [], []))[kind].append(item)
+
+        def write(part: Sequence[tuple[list[Any], list[Any], list[Any]]]) -> None:
+            self.record([r for u in part for r in u[0]], [r for u in part for r in u[1]],
+                        [r for u in part for r in u[2]])
+
+        refused = self._isolating(write, list(units.values()), force=force)
+        result: dict[str, str] = {}
+        for unit, error in refused:
+            first = (unit[0] or unit[2])[0]["id"] if unit[0] or unit[2] else unit[1][0]["job_id"]
+            result[first] = error
+        return result
 
     def _pg_write(self, rows: Sequence[Mapping[str, Any]], on_conflict: str) -> None:
         """PostgreSQL fast path of ``insert_jobs``: COPY into the staging table, then one
@@ -383,7 +449,12 @@ class Master:
             query = query.where(jobs.c.lane == lane)
         for key, value in (metadata or {}).items():
             field = jobs.c.meta[key]
-            if isinstance(value, bool):
+            if value is None:  # JSON null (or no such key), never the string "None"
+                missing = field.as_string().is_(None)
+                if self.dialect == "mysql":
+                    missing = sa.or_(missing, sa.func.json_type(field) == "NULL")
+                query = query.where(missing)
+            elif isinstance(value, bool):
                 query = query.where(field.as_boolean() == value)
             elif isinstance(value, int):
                 query = query.where(field.as_integer() == value)
@@ -658,6 +729,21 @@ class Master:
                 ).rowcount
         return count
 
+    def fail_unrunnable(self, items: Sequence[tuple[str, str]], *, fence: Fence | None
+                        ) -> int:
+        """Mark jobs whose stored record cannot be run ``failed``, with the reason."""
+        now = utcnow()
+        count = 0
+        with self._begin() as conn:
+            self._fence(conn, fence)
+            for job_id, reason in items:
+                count += conn.execute(
+                    jobs.update().where(jobs.c.id == job_id, jobs.c.status.not_in(_FINAL))
+                    .values(status=JobStatus.FAILED.value, finished_at=now, updated_at=now,
+                            error_type="InvalidJobRecord", error_message=reason[:2000])
+                ).rowcount
+        return count
+
     def job_statuses(self, ids: Iterable[str]) -> dict[str, str]:
         """Statuses of several jobs."""
         ids = list(ids)
@@ -724,18 +810,25 @@ class Master:
             ).scalar() or 0)
 
 
-_PG_COLUMNS: list[tuple[str, str]] = [
-    ("id", "varchar"), ("cluster", "varchar"), ("definition_id", "varchar"),
-    ("lane", "varchar"), ("priority", "smallint"), ("status", "varchar"),
-    ("agent", "varchar"), ("encoding", "varchar"), ("payload", "bytea"), ("meta", "json"),
-    ("job_key", "varchar"), ("attempts", "integer"), ("max_retries", "integer"),
-    ("timeout", "float"), ("retry_delay", "float"), ("retry_backoff", "float"),
-    ("created_at", "timestamp"), ("scheduled_at", "timestamp"), ("started_at", "timestamp"),
-    ("finished_at", "timestamp"), ("updated_at", "timestamp"), ("worker", "varchar"),
-    ("error_type", "varchar"), ("error_message", "varchar"), ("error_traceback", "varchar"),
-    ("result", "bytea"), ("progress", "smallint"), ("progress_message", "varchar"),
-    ("schedule_name", "varchar"), ("occurrence", "timestamp"),
-]
+def _pg_kind(column: sa.Column[Any]) -> str:
+    """The staging-table kind of a ``jobmaster_jobs`` column."""
+    sql_type = column.type
+    if isinstance(sql_type, UTCDateTime):
+        return "timestamp"
+    if isinstance(sql_type, sa.JSON):
+        return "json"
+    if isinstance(sql_type, sa.LargeBinary):
+        return "bytea"
+    if isinstance(sql_type, sa.SmallInteger):
+        return "smallint"
+    if isinstance(sql_type, sa.Integer):
+        return "integer"
+    if isinstance(sql_type, sa.Float):
+        return "float"
+    return "varchar"
+
+
+_PG_COLUMNS: list[tuple[str, str]] = [(c.name, _pg_kind(c)) for c in jobs.columns]
 _PROGRESS = (
     jobs.update()
     .where(jobs.c.id == sa.bindparam("b_id"))
@@ -779,6 +872,28 @@ _PG_UPDATE_FROM_STAGE = (
     + " FROM jobmaster_batch AS t WHERE j.id = t.id AND j.status <> 'cancelled'"
     + " RETURNING j.id"
 )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error is about the connection or contention (worth retrying
+    as it is), rather than about the data written."""
+    seen: BaseException | None = exc
+    for _ in range(3):
+        if seen is None:
+            break
+        names = {cls.__name__ for cls in type(seen).__mro__}
+        if names & {"OperationalError", "InterfaceError", "DisconnectionError",
+                    "ConnectionError", "TimeoutError", "OSError"}:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line reason for a refused write (no SQL, no parameters: they may hold data)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+    return f"{type(orig).__name__}: {text}"[:500]
 
 
 class LeadershipLost(JobmasterError):

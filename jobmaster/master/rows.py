@@ -6,31 +6,48 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from jobmaster.envelope import Envelope
+from jobmaster.envelope import Envelope, EnvelopeError
+from jobmaster.exceptions import InvalidOptionError
 from jobmaster.master.repository import from_timestamp
 from jobmaster.models import Job, JobError, JobStatus, Priority
+from jobmaster.options import OPTIONS, JobOptions
 from jobmaster.serialization import Serializer
+
+
+def option_columns(options: JobOptions) -> dict[str, Any]:
+    """The master columns of a job's resolved options."""
+    values: dict[str, Any] = {}
+    for name, spec in OPTIONS.items():
+        if spec.column is not None:
+            value = getattr(options, name)
+            values[spec.column] = from_timestamp(value) if spec.sql == "timestamp" else value
+    return values
+
+
+def options_from_row(row: Mapping[Any, Any]) -> JobOptions:
+    """The resolved options stored in a job row, checked as strictly as at enqueue
+    (``InvalidOptionError`` names the bad column)."""
+    values: dict[str, Any] = {}
+    for name, spec in OPTIONS.items():
+        if spec.column is not None:
+            value = row[spec.column]
+            if spec.sql == "timestamp" and isinstance(value, datetime):
+                value = value.timestamp()
+            values[name] = value
+    return JobOptions.from_stored(values, argument="stored ")
 
 
 def job_row(env: Envelope, status: JobStatus, now: datetime) -> dict[str, Any]:
     """A full ``jobmaster_jobs`` row for an envelope, as first recorded."""
-    return {
+    row = {
         "id": env.id,
         "cluster": env.cluster,
         "definition_id": env.definition_id,
-        "lane": env.lane,
-        "priority": env.priority,
         "status": status.value,
-        "agent": env.agent,
         "encoding": env.encoding,
         "payload": env.payload,
-        "meta": env.metadata,
         "job_key": env.job_key,
         "attempts": 0,
-        "max_retries": env.max_retries,
-        "timeout": env.timeout,
-        "retry_delay": env.retry_delay,
-        "retry_backoff": env.retry_backoff,
         "created_at": from_timestamp(env.created_at),
         "scheduled_at": from_timestamp(env.due),
         "started_at": None,
@@ -46,32 +63,28 @@ def job_row(env: Envelope, status: JobStatus, now: datetime) -> dict[str, Any]:
         "schedule_name": env.schedule_name,
         "occurrence": from_timestamp(env.occurrence),
     }
+    row.update(option_columns(env.options))
+    return row
 
 
 def envelope_from_row(row: Mapping[Any, Any], *, attempt: int = 1) -> Envelope:
-    """The envelope that runs a recorded job (promotion, manual retry)."""
-    occurrence = row["occurrence"]
-    return Envelope(
-        id=row["id"],
-        cluster=row["cluster"],
-        definition_id=row["definition_id"],
-        lane=row["lane"],
-        priority=int(row["priority"]),
-        encoding=row["encoding"],
-        payload=bytes(row["payload"]),
-        created_at=row["created_at"].timestamp(),
-        due=(row["scheduled_at"] or row["created_at"]).timestamp(),
-        attempt=attempt,
-        max_retries=int(row["max_retries"]),
-        timeout=row["timeout"],
-        retry_delay=float(row["retry_delay"]),
-        retry_backoff=float(row["retry_backoff"]),
-        metadata=dict(row["meta"] or {}),
-        job_key=row["job_key"],
-        agent=row["agent"] or "main",
-        schedule_name=row["schedule_name"],
-        occurrence=None if occurrence is None else occurrence.timestamp(),
-    )
+    """The envelope that runs a recorded job (promotion, manual retry). A row that does
+    not make a well-formed envelope raises ``EnvelopeError`` naming the bad field."""
+    try:
+        options = options_from_row(row)
+        occurrence = row["occurrence"]
+        header = {
+            "id": row["id"], "cluster": row["cluster"], "definition_id": row["definition_id"],
+            "encoding": row["encoding"], "created_at": row["created_at"].timestamp(),
+            "due": (row["scheduled_at"] or row["created_at"]).timestamp(),
+            "attempt": attempt, "job_key": row["job_key"],
+            "schedule_name": row["schedule_name"],
+            "occurrence": None if occurrence is None else occurrence.timestamp(),
+            **dict(options.items()),
+        }
+        return Envelope.from_header(header, bytes(row["payload"]))
+    except (InvalidOptionError, EnvelopeError, AttributeError, TypeError, KeyError) as exc:
+        raise EnvelopeError(f"job row {row.get('id')!r} is not runnable: {exc}") from None
 
 
 def job_from_row(
@@ -102,7 +115,7 @@ def job_from_row(
         cluster=row["cluster"],
         definition_id=row["definition_id"],
         lane=row["lane"],
-        priority=Priority(int(row["priority"])),
+        priority=_priority(row["priority"]),
         status=JobStatus(row["status"]),
         kwargs=kwargs,
         metadata=dict(row["meta"] or {}),
@@ -110,6 +123,7 @@ def job_from_row(
         max_retries=int(row["max_retries"]),
         timeout=row["timeout"],
         job_key=row["job_key"],
+        options=_options(row),
         created_at=row["created_at"],
         scheduled_at=row["scheduled_at"],
         started_at=row["started_at"],
@@ -126,3 +140,17 @@ def job_from_row(
             for e in errors
         ),
     )
+
+
+def _priority(value: Any) -> Priority | int:
+    try:
+        return Priority(int(value))
+    except (TypeError, ValueError):
+        return -1  # a record stays readable even if a stored value is not
+
+
+def _options(row: Mapping[Any, Any]) -> JobOptions:
+    try:
+        return options_from_row(row)
+    except InvalidOptionError:
+        return JobOptions()  # a record stays readable even if a stored value is not

@@ -6,12 +6,15 @@ them the same way; they come back as aware UTC datetimes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
+
+from jobmaster.options import OPTIONS
 
 PREFIX = "jobmaster_"
 VERSION_TABLE = "jobmaster_alembic_version"
@@ -59,25 +62,31 @@ def _text() -> sa.types.TypeEngine[str]:
     return sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 
+_OPTION_TYPES: dict[str, Callable[[], Any]] = {
+    "string": lambda: sa.String(100), "smallint": lambda: sa.SmallInteger,
+    "integer": lambda: sa.Integer, "double": lambda: sa.Double, "json": lambda: sa.JSON,
+    "timestamp": lambda: UTCDateTime,
+}
+
+
+def option_columns() -> list[sa.Column[Any]]:
+    """The columns of the job options the master stores, from ``jobmaster.options``."""
+    return [sa.Column(spec.column, _OPTION_TYPES[spec.sql](), nullable=spec.nullable)
+            for spec in OPTIONS.values() if spec.column is not None]
+
+
 jobs = sa.Table(
     f"{PREFIX}jobs",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("cluster", sa.String(100), nullable=False),
     sa.Column("definition_id", sa.String(200), nullable=False),
-    sa.Column("lane", sa.String(100), nullable=False),
-    sa.Column("priority", sa.SmallInteger, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("agent", sa.String(100), nullable=True),
     sa.Column("encoding", sa.String(16), nullable=False),
     sa.Column("payload", _blob(), nullable=False),
-    sa.Column("meta", sa.JSON, nullable=False),
     sa.Column("job_key", sa.String(200), nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("max_retries", sa.Integer, nullable=False),
-    sa.Column("timeout", sa.Double, nullable=True),
-    sa.Column("retry_delay", sa.Double, nullable=False),
-    sa.Column("retry_backoff", sa.Double, nullable=False),
+    *option_columns(),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("scheduled_at", UTCDateTime, nullable=True),
     sa.Column("started_at", UTCDateTime, nullable=True),

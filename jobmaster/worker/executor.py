@@ -1,44 +1,67 @@
 """Running one job: decode its arguments, call the handler, report how it ended.
 
 This runs in a pool slot (a forked child, a thread, or the worker itself). It never
-touches the master or the agent: it returns a report tuple and the supervisor records it.
+touches the master or the agent: it returns a ``Report`` and the supervisor records it.
+Middleware's ``before_run`` and ``after_run`` hooks run here, around the handler.
 
-Reports (plain tuples of str, bytes and numbers, sent across a pipe with ``marshal``)::
-
-    ("done", job_id, result_bytes, started, finished)
-    ("error", job_id, type, message, traceback, retry_after, retryable, started, finished)
-    ("progress", job_id, percent, message)
-    ("undecodable", job_id, type, message, started, finished)   -> dead-lettered
+Whatever the handler does, a report comes back: an exception that cannot even be
+formatted is reported by its type name; a handler that forks and returns in the forked
+copy has that copy exit at once, so it never takes the slot's next job.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jobmaster.context import JobContext
 from jobmaster.definitions import Retry
-from jobmaster.envelope import Envelope
+from jobmaster.envelope import Envelope, EnvelopeError
+from jobmaster.middleware import EndRun
+from jobmaster.models import JobError
+from jobmaster.outcomes import Outcome, Raised, Rejected, Succeeded
+from jobmaster.worker.messages import Report
 
 if TYPE_CHECKING:
     from jobmaster.app import App
 
-Report = tuple[Any, ...]
+MAX_ERROR_MESSAGE = 10_000
+MAX_TRACEBACK = 50_000
 
 
 class HardTimeout(BaseException):  # noqa: N818 - a signal, not an error
     """Raised inside a job whose time ran out (solo pool); never reported as its error."""
+
+
 ProgressSink = Callable[[str, int, str | None], None]
 
 
-def _error(env_id: str, exc: BaseException, started: float, *, retry_after: float | None = None,
-           retryable: bool = True, message: str | None = None) -> Report:
-    return (
-        "error", env_id, type(exc).__qualname__, message if message is not None else str(exc),
-        "".join(traceback.format_exception(exc)), retry_after, retryable, started, time.time(),
-    )
+def safe_text(text: str, limit: int) -> str:
+    """Text any master column takes: no NUL, at most ``limit`` characters."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    return text if len(text) <= limit else text[: limit - 15] + "... (truncated)"
+
+
+def describe(exc: BaseException) -> JobError:
+    """The error of an exception, even one whose ``__str__`` or traceback raises."""
+    name = type(exc).__qualname__
+    try:
+        message = str(exc)
+    except BaseException:  # noqa: BLE001 - a broken __str__ must not hide the failure
+        message = f"<{name} whose message could not be formatted>"
+    try:
+        tb = "".join(traceback.format_exception(exc))
+    except BaseException:  # noqa: BLE001
+        try:
+            tb = "".join(traceback.format_tb(exc.__traceback__)) + f"{name}: {message}\n"
+        except BaseException:  # noqa: BLE001
+            tb = ""
+    return JobError(safe_text(name, 200), safe_text(message, MAX_ERROR_MESSAGE),
+                    safe_text(tb, MAX_TRACEBACK))
 
 
 def execute(
@@ -50,41 +73,66 @@ def execute(
 ) -> Report:
     """Run the job in ``body`` (an envelope) and report how it ended."""
     started = time.time()
-    env = Envelope.from_bytes(body)
+    try:
+        env = Envelope.from_bytes(body)
+    except EnvelopeError as exc:
+        return Report.of("", Rejected(JobError("InvalidEnvelope", str(exc))), started,
+                         time.time())
+    outcome = _run(app, env, started, progress, stop_flag)
+    finished = time.time()
+    if app.pipeline.after_run:
+        app.pipeline.finished_run(env, outcome)
+    return Report.of(env.id, outcome, started, finished)
+
+
+def _run(app: App, env: Envelope, started: float, progress: ProgressSink | None,
+         stop_flag: Callable[[], bool] | None) -> Outcome:
     definition = app.definitions.get(env.definition_id)
     if definition is None:
-        return ("error", env.id, "UnknownDefinitionError",
-                f"no job definition {env.definition_id!r} in this worker's app", "", None,
-                False, started, time.time())
+        return Rejected(JobError("UnknownDefinitionError",
+                                 f"no job definition {env.definition_id!r} in this worker's app"))
     serializer = app.serializers.get(env.encoding)
     try:
         if serializer is None:
             raise ValueError(f"payload encoding {env.encoding!r} is not enabled in this app")
         kwargs = serializer.loads(env.payload)
-        if not isinstance(kwargs, dict):
-            raise ValueError("payload is not a mapping of arguments")
+        if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+            raise ValueError("payload is not a mapping of argument names to values")
     except Exception as exc:  # noqa: BLE001 - any decode failure fails the job, not the worker
-        return ("undecodable", env.id, type(exc).__qualname__,
-                f"arguments could not be decoded: {exc}", started, time.time())
-    if definition.context_param is not None:
-        deadline = None if env.timeout is None else time.monotonic() + env.timeout
-        kwargs[definition.context_param] = JobContext.for_envelope(
-            env, deadline=deadline, _progress=progress, _stop_flag=stop_flag
-        )
+        error = describe(exc)
+        return Rejected(JobError(error.type, f"arguments could not be decoded: {error.message}"))
+    pid = os.getpid()
     try:
+        for hook in app.pipeline.before_run:
+            hook(env)
+        if definition.context_param is not None:
+            deadline = None if env.timeout is None else time.monotonic() + env.timeout
+            kwargs[definition.context_param] = JobContext.for_envelope(
+                env, deadline=deadline, _progress=progress, _stop_flag=stop_flag
+            )
         value = definition.func(**kwargs)
+    except EndRun as exc:
+        return exc.outcome
     except Retry as exc:
-        return _error(env.id, exc, started, retry_after=exc.after)
+        _forked_copy_exits(pid)
+        return Raised(describe(exc), exc.after)
     except HardTimeout:
         raise
     except BaseException as exc:  # noqa: BLE001 - a handler's SystemExit fails the job only
-        return _error(env.id, exc, started)
-    finished = time.time()
+        _forked_copy_exits(pid)
+        return Raised(describe(exc))
+    _forked_copy_exits(pid)
     try:
-        result = app.serializer.dumps(value)
-    except (TypeError, ValueError) as exc:
-        return ("error", env.id, "SerializationError",
-                f"the result of job {env.definition_id!r} ({type(value).__qualname__}) cannot "
-                f"be serialized with {app.serializer.name}: {exc}", "", None, False, started,
-                finished)
-    return ("done", env.id, result, started, finished)
+        return Succeeded(app.serializer.dumps(value))
+    except Exception as exc:  # noqa: BLE001 - an unencodable result fails the job only
+        return Raised(JobError(
+            "SerializationError",
+            f"the result of job {env.definition_id!r} ({type(value).__qualname__}) cannot "
+            f"be serialized with {app.serializer.name}: {describe(exc).message}"), None, False)
+
+
+def _forked_copy_exits(pid: int) -> None:
+    """A handler that called ``os.fork()`` and returned in the copy: the copy leaves now,
+    so two processes never serve one slot."""
+    if os.getpid() != pid:
+        os._exit(0)

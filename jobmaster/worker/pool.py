@@ -12,14 +12,13 @@ A job is submitted as ``(seq, body, timeout)``: ``seq`` is the worker's number f
 Parent and children exchange plain values (tuples of str, bytes, numbers) with ``marshal``:
 nothing on the pipe is ever unpickled, so no message can run code.
 
-Every pool speaks the same events to the supervisor (see ``poll``)::
+Every pool speaks the same events to the supervisor (``jobmaster.worker.messages``):
+``RunEnded``, ``NotStarted``, ``SlotProgress``, ``SlotExited`` and ``SlotTimedOut``.
 
-    ("report", slot, seq, report_tuple)   a job ended (see executor.py)
-    ("skipped", slot, seq)                a job was not started: the worker is stopping
-    ("progress", slot, job_id, percent, message)
-    ("exit", slot, reason, running_seq)   the slot's process died (running_seq: the job it
-                                          was running, or None); its other jobs never ran
-    ("timeout", slot, seq)                a solo job was interrupted by its timeout
+A forked child keeps itself clean between jobs: each job starts in the child's original
+working directory, with its original standard streams and signal mask, whatever the job
+before it did; after ``max_jobs_per_child`` jobs, or once its memory passed
+``max_memory_per_child``, the child finishes its batch, says so and is replaced.
 """
 
 from __future__ import annotations
@@ -27,13 +26,15 @@ from __future__ import annotations
 import abc
 import contextlib
 import ctypes
+import io
 import logging
-import marshal
 import mmap
 import os
 import queue
+import resource
 import signal
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -43,14 +44,32 @@ from typing import TYPE_CHECKING, Any
 
 from jobmaster.exceptions import JobmasterError
 from jobmaster.worker.executor import HardTimeout, execute
+from jobmaster.worker.messages import (
+    ChildMessage,
+    Item,
+    NotStarted,
+    PoolEvent,
+    Progress,
+    Ready,
+    Recycle,
+    Report,
+    Reports,
+    RunEnded,
+    SlotExited,
+    SlotProgress,
+    SlotTimedOut,
+    decode,
+    decode_items,
+    encode,
+    encode_items,
+)
 
 if TYPE_CHECKING:
     from jobmaster.app import App
 
 log = logging.getLogger("jobmaster.worker")
 
-Event = tuple[Any, ...]
-Item = tuple[int, bytes, float | None]
+Event = PoolEvent
 
 _STOP_REQUESTED = False
 _CANCEL_REQUESTED = False
@@ -123,6 +142,60 @@ class _Child:
     shared: mmap.mmap
     ready: bool = False
     outstanding: int = 0
+    recycling: str | None = None
+
+
+class _ChildState:
+    """What a job may change in its process and the next job must not inherit: the
+    working directory, the standard streams (file descriptors and ``sys`` objects) and
+    the signal mask. Taken when the child starts; ``restore`` puts it back."""
+
+    def __init__(self) -> None:
+        self.cwd = os.getcwd()
+        self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        self.fds = {fd: os.dup(fd) for fd in (0, 1, 2) if _is_open(fd)}
+        self.ids = {fd: _identity(saved) for fd, saved in self.fds.items()}
+        self.streams = {name: getattr(sys, name) for name in ("stdin", "stdout", "stderr")}
+
+    def restore(self) -> None:
+        """Undo what the last job changed (a few system calls when it changed nothing)."""
+        try:
+            if os.getcwd() != self.cwd:
+                os.chdir(self.cwd)
+        except OSError:  # the directory the job left us in is gone
+            with contextlib.suppress(OSError):
+                os.chdir(self.cwd)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+        for fd, saved in self.fds.items():
+            if _identity(fd) != self.ids[fd]:
+                os.dup2(saved, fd)
+        for name, stream in self.streams.items():
+            current = getattr(sys, name)
+            if current is stream and not getattr(stream, "closed", False):
+                continue
+            if getattr(stream, "closed", False):  # closed by the job: open a new one
+                fd = {"stdin": 0, "stdout": 1, "stderr": 2}[name]
+                stream = io.TextIOWrapper(
+                    io.FileIO(fd, "r" if fd == 0 else "w", closefd=False),
+                    line_buffering=fd != 0, errors="backslashreplace")
+                self.streams[name] = stream
+            setattr(sys, name, stream)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def _identity(fd: int) -> tuple[int, int] | None:
+    try:
+        st = os.fstat(fd)
+        return st.st_dev, st.st_ino
+    except OSError:
+        return None
 
 
 def _set_parent_death_signal() -> None:
@@ -194,53 +267,72 @@ class PreforkPool(Pool):
                 log.exception("on_worker_process_start hook %s failed; this worker process "
                               "stops", getattr(hook, "__qualname__", hook))
                 os._exit(3)
-        send = conn.send_bytes
-        dumps = marshal.dumps
+        send_bytes = conn.send_bytes
         pack = _CURRENT.pack_into
         clock = time.monotonic
+        clean = _ChildState()
+        cfg = self.app.config
+        max_jobs, max_kib = cfg.max_jobs_per_child, cfg.max_memory_per_child
+        done = 0
+
+        def send(message: ChildMessage) -> None:
+            send_bytes(encode(message))
 
         def progress(job_id: str, percent: int, message: str | None) -> None:
-            send(dumps(("progress", job_id, percent, message)))
+            send(Progress(job_id, percent, message))
 
-        send(dumps(("ready", os.getpid())))
-        while True:
+        send(Ready(os.getpid()))
+        recycle: str | None = None
+        while recycle is None:
             try:
                 data = conn.recv_bytes()
             except (EOFError, OSError):
                 break
             if not data:
                 break
-            batch: list[Item] = marshal.loads(data)  # noqa: S302 - plain values, never run
-            reports: list[tuple[int, Any]] = []
+            batch = decode_items(data)
+            reports: list[tuple[int, Report | None]] = []
             last_sent = clock()
             try:
                 for seq, body, _timeout in batch:
-                    if _STOP_REQUESTED and len(batch) > 1:
+                    if recycle is not None or (_STOP_REQUESTED and len(batch) > 1):
                         reports.append((seq, None))  # not started: handed back
                         continue
                     _CANCEL_REQUESTED = False
                     pack(shared, 0, seq, clock())
                     report = execute(self.app, body, progress=progress, stop_flag=_stop_flag)
                     pack(shared, 0, seq, -1.0)
+                    clean.restore()
                     reports.append((seq, report))
+                    done += 1
+                    if max_jobs is not None and done >= max_jobs:
+                        recycle = f"it ran {done} jobs (max_jobs_per_child={max_jobs})"
+                    elif max_kib is not None:
+                        used = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                        if used > max_kib:
+                            recycle = (f"its memory reached {used:,} KiB "
+                                       f"(max_memory_per_child={max_kib:,})")
                     if clock() - last_sent >= _REPORT_EVERY:
-                        send(dumps(("reports", reports)))
+                        send(Reports(reports))
                         reports, last_sent = [], clock()
                 if reports:
-                    send(dumps(("reports", reports)))
+                    send(Reports(reports))
+                if recycle is not None:
+                    send(Recycle(recycle))
             except (BrokenPipeError, OSError):
                 break
         with contextlib.suppress(Exception):
             self.app.flush()
 
     def idle_slots(self) -> list[int]:
-        return [s for s, c in self.children.items() if c.ready and not c.outstanding]
+        return [s for s, c in self.children.items()
+                if c.ready and not c.outstanding and not c.recycling]
 
     def submit(self, slot: int, items: Sequence[Item]) -> None:
         child = self.children[slot]
         child.outstanding += len(items)
         try:
-            child.conn.send_bytes(marshal.dumps(list(items)))
+            child.conn.send_bytes(encode_items(list(items)))
         except OSError:
             pass  # the child is gone; poll() reports its exit
 
@@ -259,23 +351,24 @@ class PreforkPool(Pool):
             child = self.children[slot]
             try:
                 while True:
-                    message = marshal.loads(child.conn.recv_bytes())  # noqa: S302 - plain values
-                    kind = message[0]
-                    if kind == "reports":
-                        for seq, report in message[1]:
+                    message = decode(child.conn.recv_bytes())
+                    if isinstance(message, Reports):
+                        for seq, report in message.items:
                             child.outstanding -= 1
                             if report is None:
-                                events.append(("skipped", slot, seq))
+                                events.append(NotStarted(slot, seq))
                             else:
-                                events.append(("report", slot, seq, report))
-                    elif kind == "progress":
-                        events.append(("progress", slot, *message[1:]))
-                    elif kind == "ready":
+                                events.append(RunEnded(slot, seq, report))
+                    elif isinstance(message, Progress):
+                        events.append(SlotProgress(slot, *message))
+                    elif isinstance(message, Ready):
                         child.ready = True
                         self.failed_starts = 0
+                    elif isinstance(message, Recycle):
+                        child.recycling = message.reason
                     if not child.conn.poll():
                         break
-            except (EOFError, OSError):
+            except (EOFError, OSError, ValueError):
                 running = self.current(slot)
                 if not child.ready:
                     self.failed_starts += 1
@@ -283,8 +376,10 @@ class PreforkPool(Pool):
                 was_busy = child.outstanding > 0
                 self._spawn(slot)
                 if was_busy:
-                    events.append(("exit", slot, reason, None if running is None
-                                   else running[0]))
+                    events.append(SlotExited(slot, reason, None if running is None
+                                             else running[0]))
+                elif child.recycling:
+                    log.info("worker process %s replaced: %s", child.pid, child.recycling)
                 else:
                     log.warning("worker process %s exited while idle (%s); replaced",
                                 child.pid, reason)
@@ -390,7 +485,7 @@ class ThreadPool(Pool):
     def _run(self, slot: int, generation: int,
              inbox: queue.SimpleQueue[list[Item] | None]) -> None:
         def progress(job_id: str, percent: int, message: str | None) -> None:
-            self.events.put(("progress", slot, job_id, percent, message))
+            self.events.put(SlotProgress(slot, job_id, percent, message))
 
         def stop_flag() -> bool:
             return self.stop.is_set() or self.cancelled.get(slot, False)
@@ -411,7 +506,7 @@ class ThreadPool(Pool):
                         return
                     self.running.pop(slot, None)
                     self.outstanding[slot] -= 1
-                self.events.put(("report", slot, seq, report))
+                self.events.put(RunEnded(slot, seq, report))
 
     def idle_slots(self) -> list[int]:
         return [s for s, n in self.outstanding.items() if not n]
@@ -496,7 +591,7 @@ class SoloPool(Pool):
             raise HardTimeout()
 
         def progress(job_id: str, percent: int, message: str | None) -> None:
-            self.events.append(("progress", 0, job_id, percent, message))
+            self.events.append(SlotProgress(0, job_id, percent, message))
 
         done = threading.Event()
         if self.keepalive is not None:
@@ -519,9 +614,9 @@ class SoloPool(Pool):
             self.cancelled = False
             report = execute(self.app, body, progress=progress,
                              stop_flag=lambda: self.stopping or self.cancelled)
-            events = [*self.events, ("report", 0, seq, report)]
+            events: list[Event] = [*self.events, RunEnded(0, seq, report)]
         except HardTimeout:
-            events = [*self.events, ("timeout", 0, seq)]
+            events = [*self.events, SlotTimedOut(0, seq)]
         finally:
             self.running = None
             done.set()

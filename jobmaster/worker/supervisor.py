@@ -20,27 +20,41 @@ import socket
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from jobmaster.agents.base import AgentMessage, Claimed
 from jobmaster.envelope import Envelope, EnvelopeError
-from jobmaster.exceptions import ConfigurationError, JobmasterError
+from jobmaster.exceptions import ConfigurationError, InvalidOptionError, JobmasterError
 from jobmaster.master.rows import job_row
+from jobmaster.middleware import Settled
 from jobmaster.models import JobError, JobStatus
+from jobmaster.options import check_lane
 from jobmaster.outcomes import (
+    AgentAction,
+    Cancelled,
     Decision,
     Lost,
     Outcome,
-    Raised,
+    Rejected,
+    Released,
     RetryPolicy,
     Succeeded,
     TimedOut,
     decide,
 )
+from jobmaster.worker.executor import safe_text
+from jobmaster.worker.messages import (
+    Item,
+    NotStarted,
+    PoolEvent,
+    SlotExited,
+    SlotProgress,
+    SlotTimedOut,
+)
 from jobmaster.worker.pool import POOLS, Pool, SoloPool
-from jobmaster.worker.writer import MAX_BACKLOG, Writer
+from jobmaster.worker.writer import MAX_BACKLOG, Batch, Writer
 
 if TYPE_CHECKING:
     from jobmaster.app import App
@@ -67,21 +81,6 @@ class _Held:
     start_recorded: bool = False  # the master has (or will get) its "running" record
 
 
-@dataclass(slots=True)
-class _Batch:
-    """Writes waiting for the next flush."""
-
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    progress: dict[str, dict[str, Any]] = field(default_factory=dict)
-    acks: list[Claimed] = field(default_factory=list)
-    retries: list[tuple[Claimed, AgentMessage]] = field(default_factory=list)
-    dead: list[tuple[Claimed, str]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.records) + len(self.acks) + len(self.retries) + len(self.dead)
-
-
 class Worker:
     """Runs jobs of one app from one agent. ``Worker(app).run()`` blocks until stopped."""
 
@@ -104,7 +103,11 @@ class Worker:
         self.concurrency = concurrency or cfg.concurrency or os.cpu_count() or 1
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency={self.concurrency!r} must be >= 1")
-        self.lanes = list(lanes) if lanes else [cfg.default_lane]
+        names = [n.strip() for lane in (lanes or ()) for n in lane.split(",") if n.strip()]
+        try:
+            self.lanes = [check_lane(n, "lane") for n in names] or [cfg.default_lane]
+        except InvalidOptionError as exc:
+            raise ConfigurationError(str(exc)) from None
         self.agent_name = agent or cfg.default_agent
         if self.agent_name not in cfg.agents:
             raise ConfigurationError(
@@ -130,7 +133,7 @@ class Worker:
         self.slots: dict[int, deque[_Held]] = {}  # dispatched, not yet reported, in order
         self.by_seq: dict[int, _Held] = {}
         self._seq = 0
-        self.batch = _Batch()
+        self.batch = Batch()
         self.processed = 0
         self.stopping = False
         self.cold = False
@@ -274,21 +277,21 @@ class Worker:
             self._next_claim = time.monotonic() + self._claim_backoff
 
     def _accept(self, claims: list[Claimed]) -> None:
+        definitions = self.app.definitions
         for claim in claims:
             try:
                 env = Envelope.from_bytes(claim.message.body)
             except EnvelopeError as exc:
-                self.batch.dead.append((claim, str(exc)))
-                log.error("dead-lettered message %s: %s", claim.message.id, exc)
+                self._settle(claim, None, Rejected(JobError("InvalidEnvelope", str(exc))))
                 continue
-            if env.definition_id not in self.app.definitions:
+            except Exception as exc:  # noqa: BLE001 - nothing read back may stop the worker
+                self._settle(claim, None, Rejected(JobError(
+                    "InvalidEnvelope", f"message could not be read: {type(exc).__name__}")))
+                continue
+            if env.definition_id not in definitions:
                 reason = (f"unknown job definition {env.definition_id!r}: this worker's app "
                           f"{self.app.name!r} does not register it")
-                self.batch.dead.append((claim, reason))
-                self._record(env, JobStatus.FAILED, finished=time.time(),
-                             error=JobError("UnknownDefinitionError", reason))
-                log.error("dead-lettered job %s: %s", env.id, reason,
-                          extra={"job_id": env.id, "definition_id": env.definition_id})
+                self._settle(claim, env, Rejected(JobError("UnknownDefinitionError", reason)))
                 continue
             held = _Held(claim, env)
             self.held[env.id] = held
@@ -325,8 +328,7 @@ class Worker:
             held = self.waiting.popleft()
             if held.env.id not in self._cancelled:
                 return held
-            self.held.pop(held.env.id, None)  # cancelled while queued: never runs
-            self.batch.acks.append(held.claim)
+            self._finish(held, Cancelled())  # cancelled while queued: never runs
         return None
 
     def _dispatch(self) -> None:
@@ -341,7 +343,7 @@ class Worker:
             size = min(32, int(0.005 / max(self._avg_duration, 1e-4)),
                        max(len(self.waiting) // len(idle), 1))
         for slot in idle:
-            items: list[tuple[int, bytes, float | None]] = []
+            items: list[Item] = []
             queue_: deque[_Held] = deque()
             while len(items) < size:
                 held = self._next_waiting()
@@ -351,7 +353,7 @@ class Worker:
                 held.seq, held.slot = self._seq, slot
                 self.by_seq[held.seq] = held
                 queue_.append(held)
-                items.append((held.seq, held.claim.message.body, held.env.timeout))
+                items.append(Item(held.seq, held.claim.message.body, held.env.timeout))
             if not items:
                 return
             if len(items) == 1:  # a lone job is recorded running now; batched ones at the end
@@ -378,40 +380,29 @@ class Worker:
                 del self.slots[slot]
         return held
 
-    def _on_event(self, event: tuple[Any, ...]) -> None:
-        kind = event[0]
-        if kind == "progress":
-            _, _slot, job_id, percent, message = event
-            self.batch.progress[job_id] = {"id": job_id, "progress": percent,
-                                           "progress_message": message}
-            self._progressed.add(job_id)
+    def _on_event(self, event: PoolEvent) -> None:
+        if isinstance(event, SlotProgress):
+            self.batch.progress[event.job_id] = {
+                "id": event.job_id, "progress": event.percent,
+                "progress_message": None if event.message is None
+                else safe_text(event.message, 500)}
+            self._progressed.add(event.job_id)
             return
-        slot = event[1]
-        if kind == "exit":
-            self._slot_lost(slot, event[2], event[3])
+        if isinstance(event, SlotExited):
+            self._slot_lost(event.slot, event.reason, event.running_seq)
             return
-        held = self._take(slot, event[2])
+        held = self._take(event.slot, event.seq)
         if held is None:
             return
-        if kind == "skipped":
-            self._release([held])
-            return
-        outcome: Outcome
-        if kind == "timeout":
-            outcome = TimedOut(held.env.timeout or 0.0, self._timeout_how)
+        if isinstance(event, NotStarted):
+            self._finish(held, Released("the worker is stopping"))
+        elif isinstance(event, SlotTimedOut):
+            self._finish(held, TimedOut(held.env.timeout or 0.0, self._timeout_how))
         else:
-            report = event[3]
+            report = event.report
             if held.started is None or not held.start_recorded:
-                held.started = report[-2]
-            if report[0] == "undecodable":
-                self._undecodable(held, JobError(report[2], report[3]))
-                return
-            if report[0] == "done":
-                outcome = Succeeded(report[2])
-            else:
-                _, _, etype, emsg, etb, retry_after, retryable, _, _ = report
-                outcome = Raised(JobError(etype, emsg, etb), retry_after, retryable)
-        self._finish(held, outcome)
+                held.started = report.started
+            self._finish(held, report.outcome())
 
     def _slot_lost(self, slot: int, reason: str, running_seq: int | None,
                    outcome: Outcome | None = None) -> None:
@@ -423,68 +414,78 @@ class Worker:
         victim = next((h for h in queue_ if h.seq == running_seq), None)
         if victim is None and queue_ and outcome is not None:
             victim = queue_[0]
-        others = [h for h in queue_ if h is not victim]
-        if others:
-            self._release(others)
+        for held in queue_:
+            if held is not victim:
+                self._finish(held, Released(f"{reason} before it started"))
         if victim is not None:
             if victim.started is None:
                 victim.started = time.time()
             self._finish(victim, outcome or Lost(f"{reason} while running job {victim.env.id}"))
 
     def _finish(self, held: _Held, outcome: Outcome) -> None:
-        env = held.env
-        self.held.pop(env.id, None)
+        """A held job ended: no longer held, then settled."""
+        self.held.pop(held.env.id, None)
         now = time.time()
-        if held.started is not None:
+        if held.started is not None and not isinstance(outcome, Released):
             self._avg_duration += 0.05 * (now - held.started - self._avg_duration)
-        policy = RetryPolicy(env.max_retries, env.retry_delay, env.retry_backoff,
-                             self.app.config.retry_jitter)
-        decision = decide(outcome, attempt=env.attempt, policy=policy, now=now)
-        extra = {"job_id": env.id, "definition_id": env.definition_id}
-        result = outcome.result if isinstance(outcome, Succeeded) else None
-        self._record(env, decision.status, started=held.started, finished=now,
-                     error=decision.error, result=result, retry_at=decision.retry_at,
-                     starts=0 if held.start_recorded else 1)
-        if decision.error is not None:
-            self._attempt_failed(held, decision, now)
-        if decision.status is JobStatus.RETRYING:
-            assert decision.retry_at is not None
-            retry = env.next_attempt(decision.retry_at)
-            self.batch.retries.append((held.claim, retry.to_message()))
-            log.warning("job %s %s attempt %d failed (%s); retrying in %.1f s", env.id,
-                        env.definition_id, env.attempt, _short(decision.error),
-                        decision.retry_at - now, extra=extra)
-        else:
-            self.batch.acks.append(held.claim)
-            if decision.status is JobStatus.FAILED:
-                log.error("job %s %s failed after %d attempt(s): %s", env.id,
-                          env.definition_id, env.attempt, _short(decision.error), extra=extra)
-            else:
-                log.debug("job %s %s %s", env.id, env.definition_id, decision.status,
-                          extra=extra)
-        self.processed += 1
+        self._settle(held.claim, held.env, outcome, started=held.started,
+                     start_recorded=held.start_recorded)
 
-    def _undecodable(self, held: _Held, error: JobError) -> None:
-        """Arguments that cannot be decoded will never run: fail the job, move it aside."""
-        env = held.env
-        self.held.pop(env.id, None)
+    def _settle(self, claim: Claimed, env: Envelope | None, outcome: Outcome, *,
+                started: float | None = None, start_recorded: bool = False) -> None:
+        """The one place every job ends: decide what follows from ``outcome``, record it
+        in the master, tell the agent, log it, and show it to middleware."""
         now = time.time()
-        self._record(env, JobStatus.FAILED, started=held.started, finished=now, error=error,
-                     starts=0 if held.start_recorded else 1)
-        self.batch.dead.append((held.claim, f"{error.type}: {error.message}"))
-        log.error("dead-lettered job %s %s: %s", env.id, env.definition_id, error.message,
-                  extra={"job_id": env.id, "definition_id": env.definition_id})
-        self.processed += 1
+        if env is None:
+            decision = decide(outcome, attempt=1, policy=_NO_RETRIES, now=now)
+        else:
+            options = env.options
+            policy = RetryPolicy(options.max_retries or 0, options.retry_delay or 0.0,
+                                 options.retry_backoff or 1.0, self.app.config.retry_jitter)
+            decision = decide(outcome, attempt=env.attempt, policy=policy, now=now)
+            self._write(env, outcome, decision, started, now, start_recorded)
+        batch = self.batch
+        action = decision.action
+        if action is AgentAction.ACK:
+            batch.acks.append(claim)
+        elif action is AgentAction.RETRY:
+            assert env is not None and decision.retry_at is not None
+            batch.retries.append((claim, env.next_attempt(decision.retry_at).to_message()))
+        elif action is AgentAction.RELEASE:
+            message = claim.message
+            batch.retries.append((claim, AgentMessage(message.id, message.lane,
+                                                      message.priority, now, message.body)))
+        else:
+            error = decision.error
+            batch.dead.append((claim, "" if error is None else f"{error.type}: {error.message}"))
+        if action is not AgentAction.RELEASE:
+            self.processed += 1
+        _log(env, claim, decision, now)
+        if self.app.pipeline.on_outcome:
+            self.app.pipeline.settled(Settled(
+                env.id if env is not None else claim.message.id, env, outcome, decision,
+                self.id, started, now))
 
-    def _attempt_failed(self, held: _Held, decision: Decision, now: float) -> None:
+    def _write(self, env: Envelope, outcome: Outcome, decision: Decision,
+               started: float | None, now: float, start_recorded: bool) -> None:
+        """The master's records of a settled job."""
+        if decision.action is AgentAction.RELEASE:
+            if start_recorded:
+                self._record(env, JobStatus.QUEUED)
+            return
+        result = outcome.result if isinstance(outcome, Succeeded) else None
+        self._record(env, decision.status, started=started, finished=now,
+                     error=decision.error, result=result, retry_at=decision.retry_at,
+                     starts=0 if start_recorded or started is None else 1)
         error = decision.error
-        assert error is not None
-        self.batch.attempts.append({
-            "job_id": held.env.id, "attempt": held.env.attempt, "worker": self.id,
-            "started_at": _dt(held.started), "finished_at": _dt(now),
-            "outcome": decision.status.value, "error_type": error.type[:200],
-            "error_message": error.message, "error_traceback": error.traceback,
-        })
+        if error is not None:
+            self.batch.attempts.append({
+                "job_id": env.id, "attempt": env.attempt, "worker": self.id,
+                "started_at": _dt(started), "finished_at": _dt(now),
+                "outcome": decision.status.value, "error_type": error.type[:200],
+                "error_message": safe_text(error.message, 10_000),
+                "error_traceback": safe_text(error.traceback, 50_000),
+            })
 
     def _record(
         self,
@@ -512,9 +513,9 @@ class Worker:
         if retry_at is not None:
             row["scheduled_at"] = _dt(retry_at)
         if error is not None:
-            row["error_type"] = error.type[:200]
-            row["error_message"] = error.message
-            row["error_traceback"] = error.traceback
+            row["error_type"] = safe_text(error.type, 200)
+            row["error_message"] = safe_text(error.message, 10_000)
+            row["error_traceback"] = safe_text(error.traceback, 50_000)
         elif status is JobStatus.RUNNING:
             row["error_type"] = row["error_message"] = row["error_traceback"] = None
         row["result"] = result
@@ -545,15 +546,10 @@ class Worker:
             self._slot_lost(slot, "timeout", held.seq,
                             TimedOut(held.env.timeout or 0.0, self._timeout_how))
 
-    def _release(self, helds: list[_Held]) -> None:
+    def _release(self, helds: list[_Held], reason: str = "the worker is stopping") -> None:
         """Hand jobs back to the agent, runnable at once, not counted as attempts."""
         for held in helds:
-            self.held.pop(held.env.id, None)
-            message = AgentMessage(held.env.id, held.env.lane, held.env.priority, time.time(),
-                                   held.claim.message.body)
-            self.batch.retries.append((held.claim, message))
-            if held.start_recorded:
-                self._record(held.env, JobStatus.QUEUED)
+            self._finish(held, Released(reason))
 
     # -- writing ----------------------------------------------------------------------------
     def _maybe_flush(self) -> None:
@@ -568,7 +564,7 @@ class Worker:
         self._last_flush = time.monotonic()
         if not len(batch) and not batch.progress and not batch.attempts:
             return
-        self.batch = _Batch()
+        self.batch = Batch()
         self.writer.submit(batch)
 
     def _solo_heartbeat(self) -> None:
@@ -641,7 +637,30 @@ class Worker:
         log.info("worker %s stopped after %d job(s)", self.id, self.processed)
 
 
+_NO_RETRIES = RetryPolicy(0, 0.0, 1.0, 0.0)
+
+
 def _short(error: JobError | None) -> str:
     if error is None:
         return ""
     return f"{error.type}: {error.message}"[:300]
+
+
+def _log(env: Envelope | None, claim: Claimed, decision: Decision, now: float) -> None:
+    status, error = decision.status, decision.error
+    if env is None:
+        log.error("dead-lettered message %s: %s", claim.message.id, _short(error))
+        return
+    extra = {"job_id": env.id, "definition_id": env.definition_id}
+    if decision.action is AgentAction.DEAD_LETTER:
+        log.error("dead-lettered job %s %s: %s", env.id, env.definition_id, _short(error),
+                  extra=extra)
+    elif status is JobStatus.RETRYING:
+        log.warning("job %s %s attempt %d failed (%s); retrying in %.1f s", env.id,
+                    env.definition_id, env.attempt, _short(error),
+                    (decision.retry_at or now) - now, extra=extra)
+    elif status is JobStatus.FAILED:
+        log.error("job %s %s failed after %d attempt(s): %s", env.id, env.definition_id,
+                  env.attempt, _short(error), extra=extra)
+    elif log.isEnabledFor(logging.DEBUG):
+        log.debug("job %s %s %s", env.id, env.definition_id, status, extra=extra)

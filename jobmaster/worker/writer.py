@@ -1,10 +1,15 @@
 """The worker's writer: records outcomes in the master, then settles them on the agent.
 
-The supervisor hands over one batch at a time; a single thread writes them in order, so
-waiting on the database overlaps with claiming and dispatching. A batch is written to the
-master first (one transaction), then acked / retried / dead-lettered on the agent, so a
-crash in between runs a job again rather than losing it. A master that cannot be reached
-is retried with backoff; meanwhile the supervisor keeps the batch's leases alive.
+The supervisor hands over one ``Batch`` at a time; a single thread writes them in order,
+so waiting on the database overlaps with claiming and dispatching. A batch is written to
+the master first (one transaction), then acked / retried / dead-lettered on the agent, so
+a crash in between runs a job again rather than losing it.
+
+A master that cannot be reached is waited for, retrying with backoff, while the supervisor
+keeps the batch's leases alive. A batch the master refuses for what it holds is split
+until the refused job stands alone: the others are written, and the refused job is
+recorded ``failed`` with the reason (a stripped-down record, if even that is refused) and
+dead-lettered on its agent — never retried forever.
 """
 
 from __future__ import annotations
@@ -13,19 +18,70 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
-from jobmaster.agents.base import Agent, Claimed
-
-if TYPE_CHECKING:
-    from jobmaster.master import Master
-    from jobmaster.worker.supervisor import _Batch
+from jobmaster.agents.base import Agent, AgentMessage, Claimed
+from jobmaster.master.repository import Master
+from jobmaster.models import JobStatus
 
 log = logging.getLogger("jobmaster.worker")
 
 MAX_BACKLOG = 16
 """Batches waiting to be written before the supervisor stops claiming."""
+_FORCE_AFTER = 3
+"""Failed tries of one batch (with the master answering) after which it is split even
+when the error looked transient."""
+
+
+@dataclass(slots=True)
+class Batch:
+    """Writes waiting for the next flush: master records, then agent settlements."""
+
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    progress: dict[str, dict[str, Any]] = field(default_factory=dict)
+    acks: list[Claimed] = field(default_factory=list)
+    retries: list[tuple[Claimed, AgentMessage]] = field(default_factory=list)
+    dead: list[tuple[Claimed, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records) + len(self.acks) + len(self.retries) + len(self.dead)
+
+    def claims(self) -> list[Claimed]:
+        """Every claim this batch settles."""
+        return [*self.acks, *(c for c, _ in self.retries), *(c for c, _ in self.dead)]
+
+    def dead_letter_instead(self, refused: dict[str, str]) -> None:
+        """Dead-letter the jobs whose records the master refused, with the reason, rather
+        than acking or retrying them."""
+        def keep(claim: Claimed) -> bool:
+            return claim.message.id not in refused
+
+        moved = [c for c in self.claims() if not keep(c)]
+        self.acks = [c for c in self.acks if keep(c)]
+        self.retries = [(c, m) for c, m in self.retries if keep(c)]
+        self.dead = [(c, r) for c, r in self.dead if keep(c)]
+        self.dead += [(c, f"the master refused the job's record: {refused[c.message.id]}")
+                      for c in moved]
+
+
+def failure_record(row: dict[str, Any], reason: str) -> dict[str, Any]:
+    """A stripped-down ``failed`` record of a job whose own record the master refused:
+    only what the master must hold, and nothing the job brought."""
+    now = datetime.now(UTC)
+    safe = dict(row)
+    safe.update(
+        status=JobStatus.FAILED.value, meta={}, result=None, progress=None,
+        progress_message=None, error_type="RecordError", error_traceback=None,
+        error_message=f"the master refused this job's record: {reason}"[:2000],
+        finished_at=now, updated_at=now, job_key=None, schedule_name=None, occurrence=None,
+    )
+    for key in ("definition_id", "lane", "agent", "worker", "cluster"):
+        if isinstance(safe.get(key), str):
+            safe[key] = safe[key].replace("\x00", "")[:100]
+    return safe
 
 
 class Writer:
@@ -35,8 +91,8 @@ class Writer:
         self.master = master
         self.agent = agent
         self.agent_name = agent_name
-        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
-        self._inflight: deque[_Batch] = deque()
+        self._queue: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+        self._inflight: deque[Batch] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="jobmaster-writer", daemon=True)
@@ -48,7 +104,7 @@ class Writer:
         with self._lock:
             return len(self._inflight)
 
-    def submit(self, batch: _Batch) -> None:
+    def submit(self, batch: Batch) -> None:
         """Write ``batch`` after those before it."""
         with self._lock:
             self._inflight.append(batch)
@@ -60,9 +116,7 @@ class Writer:
             batches = list(self._inflight)
         result: list[Claimed] = []
         for b in batches:
-            result += b.acks
-            result += [c for c, _ in b.retries]
-            result += [c for c, _ in b.dead]
+            result += b.claims()
         return result
 
     def close(self, timeout: float) -> bool:
@@ -80,29 +134,54 @@ class Writer:
             batch = self._queue.get()
             if batch is None:
                 return
-            self._write(batch, self._settle)
+            try:
+                if self._write(batch):
+                    self._settle(batch)
+            except Exception:  # noqa: BLE001 - the writer thread must outlive any batch
+                log.exception("could not write a batch of %d job record(s); those jobs run "
+                              "again after their lease", len(batch.records))
             with self._lock:
                 self._inflight.popleft()
 
-    def _write(self, batch: _Batch, then: Callable[[_Batch], None]) -> None:
-        pause = 0.2
+    def _write(self, batch: Batch) -> bool:
+        """Record the batch in the master; ``False`` if the worker gave up (stopping)."""
+        pause, tries = 0.2, 0
         while True:
             try:
-                self.master.record(list(batch.records.values()), batch.attempts,
-                                   list(batch.progress.values()))
+                refused = self.master.record_isolating(
+                    list(batch.records.values()), batch.attempts,
+                    list(batch.progress.values()), force=tries >= _FORCE_AFTER)
                 break
             except Exception as exc:  # noqa: BLE001 - keep the batch and try again
                 if self._stopping.is_set():
                     log.error("gave up writing %d job record(s) to the master: %s; those "
                               "jobs run again after their lease", len(batch.records), exc)
-                    return
+                    return False
+                if self.master.reachable():
+                    tries += 1
                 log.error("could not write %d job record(s) to the master: %s; retrying in "
                           "%.1f s", len(batch.records), exc, pause)
                 self._stopping.wait(pause)
                 pause = min(pause * 2, 5.0)
-        then(batch)
+        if refused:
+            self._refused(batch, refused)
+        return True
 
-    def _settle(self, batch: _Batch) -> None:
+    def _refused(self, batch: Batch, refused: dict[str, str]) -> None:
+        for job_id, reason in refused.items():
+            log.error("the master refused the record of job %s: %s; recording it as failed "
+                      "and dead-lettering it", job_id, reason, extra={"job_id": job_id})
+            row = batch.records.get(job_id)
+            if row is None:
+                continue
+            try:
+                self.master.record([failure_record(row, reason)])
+            except Exception as exc:  # noqa: BLE001 - the dead letter still keeps the reason
+                log.error("the master refused even a bare failure record of job %s: %s",
+                          job_id, exc, extra={"job_id": job_id})
+        batch.dead_letter_instead(refused)
+
+    def _settle(self, batch: Batch) -> None:
         try:
             self.agent.ack(batch.acks)
             self.agent.retry(batch.retries)

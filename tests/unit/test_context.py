@@ -100,13 +100,13 @@ def test_is_retry() -> None:
 
 
 def test_for_envelope() -> None:
-    env = Envelope(id="abc", cluster="c", definition_id="d", lane="emails", priority=3,
+    env = Envelope.from_fields(id="abc", cluster="c", definition_id="d", lane="emails", priority=3,
                    encoding="json", payload=b"{}", created_at=1_767_225_600.5, due=0.0,
                    attempt=2, max_retries=4, metadata={"k": "v"})
     ctx = JobContext.for_envelope(env, deadline=123.0)
     assert (ctx.job_id, ctx.definition_id, ctx.attempt, ctx.max_retries, ctx.lane,
             ctx.priority) == ("abc", "d", 2, 4, "emails", 3)
-    assert ctx.metadata == {"k": "v"} and ctx.metadata is not env.metadata
+    assert ctx.metadata == {"k": "v"} and ctx.metadata is not env.options.metadata
     assert ctx.enqueued_at == datetime(2026, 1, 1, 0, 0, 0, 500000, tzinfo=UTC)
     assert ctx.deadline == 123.0
     assert ctx.is_retry

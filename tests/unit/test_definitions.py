@@ -110,7 +110,7 @@ def test_decorating_does_no_io() -> None:
 
     assert app.definition("send-email") is send_email
     assert send_email.lane == "emails"
-    assert send_email.priority is Priority.HIGH
+    assert send_email.priority == Priority.HIGH
     assert send_email.timeout == 30.0
     assert send_email.max_retries == 3
     assert send_email.retry_delay == 10.0
@@ -488,8 +488,8 @@ def test_enqueue_by_id_applies_the_definition(app: App) -> None:
     assert env.id == handle.id
     assert env.lane == "emails"
     assert env.priority == int(Priority.HIGH)
-    assert env.max_retries == 3
-    assert env.metadata == {"category": "mail"}
+    assert env.options.max_retries == 3
+    assert env.options.metadata == {"category": "mail"}
 
 
 # -- per-call options -------------------------------------------------------------------
@@ -553,10 +553,10 @@ def test_per_call_options_override_the_definition(tmp_path: Path) -> None:
     assert env.lane == "batch"
     assert env.priority == int(Priority.LOW)
     assert env.timeout == 10.0
-    assert env.max_retries == 0
-    assert env.retry_delay == 3.0
-    assert env.retry_backoff == 1.5
-    assert env.metadata == {"a": 1, "source": "api"}
+    assert env.options.max_retries == 0
+    assert env.options.retry_delay == 3.0
+    assert env.options.retry_backoff == 1.5
+    assert env.options.metadata == {"a": 1, "source": "api"}
     assert env.agent == "bulk"
     app.close()
 

@@ -22,7 +22,7 @@ def make(**changes: object) -> Envelope:
         "occurrence": 1_800_000_000.0,
     }
     values.update(changes)
-    return Envelope(**values)  # type: ignore[arg-type]
+    return Envelope.from_fields(**values)
 
 
 def test_round_trip_every_field() -> None:
@@ -31,12 +31,12 @@ def test_round_trip_every_field() -> None:
 
 
 def test_round_trip_defaults() -> None:
-    env = Envelope(id="x", cluster="c", definition_id="d", lane="default", priority=2,
+    env = Envelope.from_fields(id="x", cluster="c", definition_id="d", lane="default", priority=2,
                    encoding="json", payload=b"{}", created_at=1.0, due=1.0)
     back = Envelope.from_bytes(env.to_bytes())
     assert back == env
     assert back.attempt == 1 and back.timeout is None and back.job_key is None
-    assert back.agent == "main" and back.metadata == {}
+    assert back.agent == "main" and back.options.metadata == {}
 
 
 @pytest.mark.parametrize("payload", [b"", b"\n\n", b"\x80\x05line1\nline2\n\x00", b"{}\n"],

@@ -1,0 +1,308 @@
+"""The producer: everything between ``delay()`` and a job stored on its agent.
+
+It builds the envelope (options resolved and checked, arguments encoded), lets middleware
+see it, routes it to its agent and pushes it; jobs due further ahead than
+``agent_horizon`` go to the master only, as ``scheduled``. Pushed jobs are written to the
+master by a background thread every ``master_sync_seconds`` ("save pending"), in batches;
+a row the master refuses is set aside with its reason instead of blocking the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from jobmaster.agents.base import Agent
+from jobmaster.config import Config
+from jobmaster.envelope import Envelope
+from jobmaster.exceptions import InvalidOptionError, JobmasterError, PayloadTooLargeError
+from jobmaster.forking import after_fork
+from jobmaster.ids import new_job_id
+from jobmaster.master.repository import Master, utcnow
+from jobmaster.master.rows import job_row
+from jobmaster.middleware import Pipeline
+from jobmaster.models import JobStatus
+from jobmaster.options import NO_OPTIONS, JobOptions, app_defaults, check_name, duration
+from jobmaster.serialization import Serializer, encode_arguments
+
+log = logging.getLogger("jobmaster")
+
+_PUSH_CHUNK = 5000
+_FLUSH_CHUNK = 2000
+
+
+class ProducerHost(Protocol):
+    """What a producer needs from its app."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def master(self) -> Master: ...
+
+    @property
+    def serializer(self) -> Serializer: ...
+
+    @property
+    def pipeline(self) -> Pipeline: ...
+
+    def agent(self, name: str | None = None) -> Agent: ...
+
+
+def due_time(at: datetime | None, after: timedelta | float | None, now: float) -> float:
+    """The Unix time a job becomes due: ``at`` (naive = UTC), ``now + after``, or now."""
+    if at is not None and after is not None:
+        raise InvalidOptionError("pass at= or after=, not both")
+    if at is not None:
+        if not isinstance(at, datetime):
+            raise InvalidOptionError(f"at={at!r} must be a datetime")
+        return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+    if after is not None:
+        return now + duration(after, "after", allow_zero=True)
+    return now
+
+
+class Producer:
+    """Enqueues jobs for one app (one cluster)."""
+
+    def __init__(self, host: ProducerHost) -> None:
+        self.host = host
+        self._lock = threading.RLock()
+        self._pending: list[tuple[Envelope, datetime]] = []  # pushed, not yet in the master
+        self._pending_ids: set[str] = set()
+        self._flusher: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._resolved: dict[int, tuple[JobOptions, JobOptions]] = {}
+        after_fork(self, Producer._forget)
+
+    def _forget(self) -> None:
+        """In a forked child: the parent's pending jobs and flusher are the parent's."""
+        self._lock = threading.RLock()
+        self._pending = []
+        self._pending_ids = set()
+        self._flusher = None
+        self._wake = threading.Event()
+
+    # -- building ------------------------------------------------------------------------
+    def options(self, base: JobOptions, call: JobOptions, now: float) -> JobOptions:
+        """``call`` over ``base`` over the app's defaults, resolved for an enqueue at
+        ``now``, routed to an agent (``InvalidOptionError`` if it names an unknown one)."""
+        cfg = self.host.config
+        if call is not NO_OPTIONS or base.needs_enqueue_time():
+            resolved = self._route(call.over(base).resolved(app_defaults(cfg), now))
+        else:  # the common case: the definition's own options, resolved once
+            cached = self._resolved.get(id(base))
+            if cached is None or cached[0] is not base:
+                cached = (base, self._route(base.resolved(app_defaults(cfg), now)))
+                self._resolved[id(base)] = cached
+            resolved = cached[1]
+        return resolved
+
+    def _route(self, options: JobOptions) -> JobOptions:
+        cfg = self.host.config
+        agent = options.agent or cfg.routes.get(options.lane or "") or cfg.default_agent
+        if agent not in cfg.agents:
+            raise InvalidOptionError(
+                f"agent={agent!r} is not one of the agents of cluster {cfg.name!r}: "
+                f"{sorted(cfg.agents)}")
+        if agent != options.agent:
+            options = JobOptions(**{**dict(options.items()), "agent": agent})
+        return options
+
+    def build(
+        self,
+        definition_id: str,
+        values: Mapping[str, Any],
+        options: JobOptions,
+        *,
+        now: float,
+        due: float,
+        job_key: str | None = None,
+        schedule_name: str | None = None,
+        occurrence: float | None = None,
+        payload: bytes | None = None,
+    ) -> Envelope:
+        """An envelope for one job with resolved ``options``, its arguments encoded (or
+        ``payload`` as given), counted against ``max_payload_bytes`` with its metadata."""
+        cfg = self.host.config
+        if job_key is not None:
+            check_name(job_key, "job_key")
+        serializer = self.host.serializer
+        if payload is None:
+            payload = encode_arguments(serializer, definition_id, values, cfg.max_payload_bytes)
+        if options.metadata:
+            _check_size(definition_id, payload, options, cfg.max_payload_bytes)
+        return Envelope(
+            id=new_job_id(), cluster=cfg.name, definition_id=definition_id,
+            encoding=serializer.name, payload=payload, created_at=now, due=due,
+            options=options, job_key=job_key, schedule_name=schedule_name,
+            occurrence=occurrence,
+        )
+
+    # -- enqueueing ----------------------------------------------------------------------
+    def submit(
+        self,
+        definition_id: str,
+        values: Mapping[str, Any],
+        base: JobOptions,
+        call: JobOptions,
+        *,
+        at: datetime | None = None,
+        after: timedelta | float | None = None,
+        job_key: str | None = None,
+    ) -> str:
+        """Enqueue one job; return its id (the existing job's id for a taken ``job_key``)."""
+        now = time.time()
+        due = due_time(at, after, now)
+        env = self.build(definition_id, values, self.options(base, call, now), now=now,
+                         due=due, job_key=job_key)
+        env = self.host.pipeline.enqueueing(env)
+        if env.job_key is not None:
+            return self._submit_keyed(env)
+        self.dispatch([env])
+        return env.id
+
+    def submit_many(
+        self,
+        definition_id: str,
+        values: Sequence[Mapping[str, Any]],
+        base: JobOptions,
+        call: JobOptions,
+        times: Sequence[datetime | None],
+        *,
+        after: timedelta | float | None = None,
+    ) -> list[str]:
+        """Enqueue one job per mapping of arguments, in batches; ``times`` gives each one's
+        start (``None``: now, or ``after``). Options are checked once for all."""
+        if not values:
+            return []
+        now = time.time()
+        options = self.options(base, call, now)
+        limit = self.host.config.max_payload_bytes
+        serializer = self.host.serializer
+        pipeline = self.host.pipeline
+        envs = []
+        for v, at in zip(values, times, strict=True):
+            due = due_time(at, after, now)
+            payload = encode_arguments(serializer, definition_id, v, limit)
+            env = self.build(definition_id, v, options, now=now, due=due, payload=payload)
+            envs.append(pipeline.enqueueing(env) if pipeline.before_enqueue else env)
+        for start in range(0, len(envs), _PUSH_CHUNK):
+            self.dispatch(envs[start : start + _PUSH_CHUNK])
+        return [e.id for e in envs]
+
+    def _submit_keyed(self, env: Envelope) -> str:
+        """A job with a ``job_key``: the master's unique key decides, before any push."""
+        master = self.host.master
+        held = env.due - time.time() > self.host.config.agent_horizon
+        status = JobStatus.SCHEDULED if held else JobStatus.QUEUED
+        existing = master.insert_job_unique(job_row(env, status, utcnow()))
+        if existing is not None:
+            return existing
+        if not held:
+            try:
+                self.push([env])
+            except BaseException:
+                master.delete_job(env.id)  # free the key: the enqueue did not happen
+                raise
+        self.host.pipeline.enqueued([env])
+        return env.id
+
+    def dispatch(self, envs: Sequence[Envelope]) -> None:
+        """Push due-soon jobs to their agents (recorded in the master shortly after);
+        store far-future ones in the master only, as ``scheduled``."""
+        horizon = time.time() + self.host.config.agent_horizon
+        later = [e for e in envs if e.due > horizon]
+        soon = [e for e in envs if e.due <= horizon] if later else list(envs)
+        if later:
+            now = utcnow()
+            self.host.master.insert_jobs([job_row(e, JobStatus.SCHEDULED, now) for e in later])
+        if soon:
+            self.push(soon)
+            now = utcnow()  # rows are built by the flusher, off the caller's path
+            with self._lock:
+                self._pending.extend((e, now) for e in soon)
+                self._pending_ids.update(e.id for e in soon)
+            self._ensure_flusher()
+        self.host.pipeline.enqueued(envs)
+
+    def push(self, envs: Iterable[Envelope]) -> None:
+        """Push envelopes to their agents, one batch per agent."""
+        by_agent: dict[str, list[Envelope]] = defaultdict(list)
+        for env in envs:
+            by_agent[env.agent].append(env)
+        for name, group in by_agent.items():
+            self.host.agent(name).push([e.to_message() for e in group])
+
+    # -- save pending: producer → master -------------------------------------------------
+    def is_pending(self, job_id: str) -> bool:
+        """Whether this process pushed the job and has not written it to the master yet."""
+        with self._lock:
+            return job_id in self._pending_ids
+
+    def _ensure_flusher(self) -> None:
+        if self._flusher is not None:
+            return
+        with self._lock:
+            if self._flusher is not None:
+                return
+            self._flusher = threading.Thread(target=self._flush_loop, name="jobmaster-sync",
+                                             daemon=True)
+            self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        me = threading.current_thread()
+        while self._flusher is me:
+            self._wake.wait(self.host.config.master_sync_seconds)
+            self._wake.clear()
+            try:
+                self.flush()
+            except JobmasterError as exc:
+                log.warning("could not write pushed jobs to the master yet: %s", exc)
+            except Exception:  # noqa: BLE001 - keep the loop alive; rows are kept
+                log.exception("could not write pushed jobs to the master yet")
+
+    def flush(self) -> int:
+        """Write the jobs this process pushed to agents into the master now; return how
+        many were written. Rows the master refuses (not for want of a connection) are
+        logged with the reason and set aside: the worker that runs the job records it.
+        Runs on its own every ``master_sync_seconds`` and at exit."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        if not pending:
+            return 0
+        master = self.host.master
+        written = 0
+        for start in range(0, len(pending), _FLUSH_CHUNK):
+            chunk = pending[start : start + _FLUSH_CHUNK]
+            try:
+                refused = master.insert_jobs_isolating(
+                    [job_row(e, JobStatus.QUEUED, at) for e, at in chunk])
+            except BaseException:
+                with self._lock:  # the master is out of reach: keep the rest for later
+                    self._pending[:0] = pending[start:]
+                raise
+            for row, error in refused:
+                log.error("the master refused the record of job %s (%s): %s; it is recorded "
+                          "when a worker runs it", row["id"], row["definition_id"], error,
+                          extra={"job_id": row["id"], "definition_id": row["definition_id"]})
+            written += len(chunk) - len(refused)
+            with self._lock:
+                self._pending_ids.difference_update(e.id for e, _ in chunk)
+        return written
+
+
+def _check_size(definition_id: str, payload: bytes, options: JobOptions, limit: int) -> None:
+    from jobmaster.serialization import JSONSerializer
+
+    size = len(payload) + len(JSONSerializer().dumps(options.metadata))
+    if size > limit:
+        raise PayloadTooLargeError(
+            f"job {definition_id!r}: arguments and metadata encode to {size:,} bytes, over the "
+            f"{limit:,}-byte limit; pass a reference (an id, a URL, a file path) instead of "
+            "the data, or raise App(max_payload_bytes=...)")
