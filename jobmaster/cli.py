@@ -62,22 +62,33 @@ def main() -> None:
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), default=None,
               help="Processes (or threads) running jobs; default: CPU count.")
 @click.option("--lane", "lanes", multiple=True, metavar="LANE",
-              help="Serve this lane (repeatable); default: the app's default lane.")
+              help="Serve this lane (repeatable, or comma-separated: --lane a,b); default: "
+              "the app's default lane.")
 @click.option("--agent", default=None, help="Name of the agent to claim from.")
 @click.option("--pool", type=click.Choice(["prefork", "threads", "solo"]), default="prefork",
               show_default=True)
 @click.option("--prefetch", type=click.IntRange(min=1), default=None,
               help="Jobs held per slot (running plus waiting).")
 @click.option("--beat", is_flag=True, help="Also run beat (schedules, promotion) here.")
+@click.option("--max-jobs-per-child", type=click.IntRange(min=1), default=None,
+              help="Replace a worker process after it ran this many jobs.")
+@click.option("--max-memory-per-child", type=click.IntRange(min=1), default=None,
+              metavar="KIB", help="Replace a worker process once its memory passed this "
+              "many KiB (checked after each job).")
 @click.option("-l", "--loglevel", default="INFO", show_default=True)
 def worker(app_target: str | None, concurrency: int | None, lanes: tuple[str, ...],
            agent: str | None, pool: str, prefetch: int | None, beat: bool,
+           max_jobs_per_child: int | None, max_memory_per_child: int | None,
            loglevel: str) -> None:
     """Claim jobs from an agent and run them."""
     from jobmaster.worker import Worker
 
     _setup_logging(loglevel)
     app = _load(app_target)
+    if max_jobs_per_child is not None:
+        app.config.max_jobs_per_child = max_jobs_per_child
+    if max_memory_per_child is not None:
+        app.config.max_memory_per_child = max_memory_per_child
     Worker(app, concurrency=concurrency, lanes=lanes or None, agent=agent, pool=pool,
            prefetch=prefetch, beat=beat).run()
 
@@ -163,7 +174,8 @@ def jobs_show(app_target: str | None, job_id: str) -> None:
     job = app.jobs.get(job_id)
     rows = [
         ("id", job.id), ("definition", job.definition_id), ("status", job.status.value),
-        ("lane", job.lane), ("priority", job.priority.name), ("attempts", job.attempts),
+        ("lane", job.lane), ("priority", getattr(job.priority, "name", job.priority)),
+        ("attempts", job.attempts),
         ("max retries", job.max_retries), ("timeout", job.timeout),
         ("arguments", json.dumps(job.kwargs, default=str)),
         ("metadata", json.dumps(job.metadata)), ("created", _when(job.created_at)),
@@ -173,6 +185,10 @@ def jobs_show(app_target: str | None, job_id: str) -> None:
         ("progress", "-" if job.progress is None else f"{job.progress}% "
          f"{job.progress_message or ''}"),
     ]
+    if job.options is not None and job.options.expires is not None:
+        expires = job.options.expires
+        rows.append(("expires", _when(expires if isinstance(expires, datetime)
+                                      else datetime.fromtimestamp(expires, UTC))))
     for key, value in rows:
         click.echo(f"{key:>12}: {value}")
     if job.error is not None:

@@ -33,7 +33,7 @@ def after_fork(owner: T, forget: Callable[[T], None]) -> None:
     ``forget`` should drop (not close) what the parent still uses: a child closing a
     shared socket would close it for the parent too."""
     with _lock:
-        _callbacks.append((weakref.ref(owner), forget))  # type: ignore[arg-type]
+        _callbacks.append((weakref.ref(owner), forget))
 
 
 def run_after_fork() -> None:

@@ -61,7 +61,7 @@ class Job(Generic[R]):
     cluster: str
     definition_id: str
     lane: str
-    priority: Priority
+    priority: Priority | int
     status: JobStatus
     kwargs: dict[str, Any] | None
     metadata: dict[str, Any]

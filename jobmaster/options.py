@@ -172,7 +172,8 @@ def _check_expires(value: Any, argument: str = "expires") -> float | datetime:
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         _check_timestamp(value.timestamp(), argument)
-        return value
+        when: datetime = value
+        return when
     return duration(value, argument)
 
 
@@ -286,7 +287,7 @@ class JobOptions:
     def from_stored(cls, values: Mapping[str, Any], *, argument: str = "") -> JobOptions:
         """Resolved options read back from an envelope header or a row, each checked as
         strictly as at enqueue (``InvalidOptionError`` otherwise)."""
-        checked = {}
+        checked: dict[str, Any] = {}
         for spec in OPTIONS.values():
             value = values.get(spec.name)
             if value is None:

@@ -170,14 +170,15 @@ def decide(
             return Decision(JobStatus.CANCELLED, error=outcome_error(outcome))
         case Released():
             return Decision(JobStatus.QUEUED, action=AgentAction.RELEASE)
-        case Rejected(error=error):
-            return Decision(JobStatus.FAILED, error=error, action=AgentAction.DEAD_LETTER)
+        case Rejected(error=reason):
+            return Decision(JobStatus.FAILED, error=reason, action=AgentAction.DEAD_LETTER)
         case Raised(retryable=False):
             return Decision(JobStatus.FAILED, error=outcome_error(outcome))
         case Raised(retry_after=after) if after is not None and attempt <= policy.max_retries:
-            wait = min(after, MAX_RETRY_WAIT) if math.isfinite(after) and after >= 0 else None
-            if wait is not None:
-                return Decision(JobStatus.RETRYING, retry_at=now + wait,
+            requested = min(after, MAX_RETRY_WAIT) if math.isfinite(after) and after >= 0 \
+                else None
+            if requested is not None:
+                return Decision(JobStatus.RETRYING, retry_at=now + requested,
                                 error=outcome_error(outcome), action=AgentAction.RETRY)
     error = outcome_error(outcome)
     if attempt <= policy.max_retries:

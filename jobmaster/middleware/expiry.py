@@ -21,6 +21,8 @@ class Expiry(Middleware):
     def before_run(self, envelope: Envelope) -> None:
         """Refuse to start a job past its expiry."""
         expires = envelope.options.expires
+        if isinstance(expires, datetime):  # resolved options hold a Unix time
+            expires = expires.timestamp()
         if expires is not None and time.time() >= expires:
             at = datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds")
             raise EndRun(Cancelled("expired", f"not started before it expired at {at}"))

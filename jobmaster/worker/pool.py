@@ -582,8 +582,8 @@ class SoloPool(Pool):
         if not self.pending:
             if timeout > 0:
                 time.sleep(min(timeout, 0.05))
-            events, self.events = self.events, []
-            return events
+            waiting, self.events = self.events, []
+            return waiting
         seq, body, limit = self.pending.pop(0)
         use_alarm = limit is not None and threading.current_thread() is threading.main_thread()
 
