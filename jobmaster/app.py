@@ -12,7 +12,7 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
 from jobmaster.agents.base import Agent, resolve_agent
 from jobmaster.config import Config, env_overrides
@@ -32,8 +32,10 @@ from jobmaster.middleware import Middleware, Pipeline
 from jobmaster.middleware.expiry import Expiry
 from jobmaster.options import NO_OPTIONS, JobOptions, check_name
 from jobmaster.producer import Producer
-from jobmaster.scheduling import SchedulesAPI
 from jobmaster.serialization import JSONSerializer, Serializer, make_serializer
+
+if TYPE_CHECKING:
+    from jobmaster.scheduling import SchedulesAPI
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -104,7 +106,7 @@ class App:
         self.pipeline = Pipeline([Expiry(), *self.middleware])
         self.producer = Producer(self)
         self.jobs = JobsAPI(self)
-        self.schedules = SchedulesAPI(self)
+        self._schedules: SchedulesAPI | None = None
         self._serializer: Serializer | None = None
         self._serializers: dict[str, Serializer] | None = None
         self._master: Master | None = None
@@ -334,6 +336,15 @@ class App:
         return target
 
     # -- recurring -----------------------------------------------------------------------
+    @property
+    def schedules(self) -> SchedulesAPI:
+        """Recurring schedules of this cluster: list, get, pause, resume, update, delete."""
+        if self._schedules is None:  # imported here: croniter loads only when schedules are used
+            from jobmaster.scheduling import SchedulesAPI
+
+            self._schedules = SchedulesAPI(self)
+        return self._schedules
+
     def recurring(self, expression: str | timedelta, job: JobDefinition[Any, Any] | str, *,
                   name: str, kwargs: Mapping[str, Any] | None = None, **options: Any) -> None:
         """Declare a static recurring schedule in code. Beat creates or updates it when it
