@@ -259,10 +259,8 @@ class App:
         self._forget_connections()
 
     def _forget_connections(self) -> None:
-        self._agents = {}
+        self._agents = {}  # each agent forgets its own connections (jobmaster.forking)
         self._lock = threading.RLock()
-        if self._master is not None:
-            _ = self._master.engine  # replaced because the pid changed
 
     def close(self) -> None:
         """Write pending records, then close master and agent connections."""

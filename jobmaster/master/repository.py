@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from jobmaster.exceptions import ConfigurationError, JobmasterError
+from jobmaster.forking import after_fork
 from jobmaster.master import migrations
 from jobmaster.master.schema import UTCDateTime, attempts, jobs, leases, schedules, workers
 from jobmaster.models import FINAL_STATUSES, JobStatus
@@ -71,7 +72,17 @@ class Master:
         self.url = normalise_url(url)
         self.auto_migrate = self.url.startswith("sqlite") if auto_migrate is None else auto_migrate
         self._engine: Engine | None = None
-        self._pid = os.getpid()
+        self._ready = False
+        self._lock = threading.Lock()
+        after_fork(self, Master._forget)
+
+    def _forget(self) -> None:
+        """In a forked child: the parent's pooled connections stay the parent's (kept
+        referenced, never closed here); the child opens its own on first use."""
+        if self._engine is not None:
+            _ORPHANS.append(self._engine)
+            self._engine.dispose(close=False)
+        self._engine = None
         self._ready = False
         self._lock = threading.Lock()
 
@@ -79,16 +90,10 @@ class Master:
     @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine, created on first use (and again after a fork)."""
-        if self._engine is not None and self._pid != os.getpid():
-            _ORPHANS.append(self._engine)
-            self._engine.dispose(close=False)
-            self._engine = None
-            self._ready = False
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
                     self._engine = self._create_engine()
-                    self._pid = os.getpid()
         return self._engine
 
     def _create_engine(self) -> Engine:
@@ -111,7 +116,7 @@ class Master:
 
     def dispose(self) -> None:
         """Close every pooled connection (in this process)."""
-        if self._engine is not None and self._pid == os.getpid():
+        if self._engine is not None:
             self._engine.dispose()
         self._engine = None
         self._ready = False
@@ -137,7 +142,7 @@ class Master:
 
     def ensure_ready(self) -> None:
         """Check (once) that the schema is current, migrating it if the app allows."""
-        if self._ready and self._engine is not None and self._pid == os.getpid():
+        if self._ready and self._engine is not None:
             return
         try:
             with self.engine.connect() as conn:
