@@ -19,7 +19,7 @@ from typing import Any
 
 from jobmaster.agents.base import AgentMessage
 from jobmaster.exceptions import InvalidOptionError
-from jobmaster.options import OPTIONS, JobOptions, check_name
+from jobmaster.options import OPTION_NAMES, OPTIONS, JobOptions, check_name, option_values
 
 try:  # orjson is optional: faster headers where it is installed
     import orjson
@@ -40,6 +40,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 
 MAX_ATTEMPT = 2**31 - 1
+_MAX_TIME = 253402300799.0  # 9999-12-31
+_KNOWN_NAMES: set[str] = set()
 _BAD = "not a jobmaster envelope: bad field "
 
 
@@ -100,8 +102,7 @@ class Envelope:
             "attempt": self.attempt, "job_key": self.job_key,
             "schedule_name": self.schedule_name, "occurrence": self.occurrence,
         }
-        for name, value in self.options.items():
-            header[name] = value
+        header.update(zip(OPTION_NAMES, option_values(self.options), strict=True))
         return header
 
     def to_bytes(self) -> bytes:
@@ -129,6 +130,23 @@ class Envelope:
             options = JobOptions.from_stored(header)
         except InvalidOptionError as exc:
             raise EnvelopeError(f"not a jobmaster envelope: bad field {exc}") from None
+        get = header.get
+        job_id, cluster, definition_id = get("id"), get("cluster"), get("definition_id")
+        encoding, created_at, due = get("encoding"), get("created_at"), get("due")
+        attempt, job_key, schedule_name = get("attempt", 1), get("job_key"), get("schedule_name")
+        occurrence = get("occurrence")
+        if (type(job_id) is str and 0 < len(job_id) <= 100 and "\x00" not in job_id
+                and type(cluster) is str and 0 < len(cluster) <= 100 and "\x00" not in cluster
+                and type(encoding) is str and 0 < len(encoding) <= 16
+                and type(definition_id) is str and definition_id in _KNOWN_NAMES
+                and type(created_at) is float and 0.0 <= created_at < _MAX_TIME
+                and type(due) is float and 0.0 <= due < _MAX_TIME
+                and type(attempt) is int and 1 <= attempt <= MAX_ATTEMPT
+                and job_key is None and schedule_name is None and occurrence is None):
+            # the common shape, checked in one expression (the slow path below says what
+            # is wrong when this does not hold)
+            return cls(job_id, cluster, definition_id, encoding, payload, created_at, due,
+                       options, attempt)
         env = cls(
             id=_text(header, "id", 100),
             cluster=_text(header, "cluster", 100),
@@ -143,6 +161,9 @@ class Envelope:
             schedule_name=_optional_name(header, "schedule_name"),
             occurrence=None if header.get("occurrence") is None else _time(header, "occurrence"),
         )
+        if len(_KNOWN_NAMES) >= 4096:
+            _KNOWN_NAMES.clear()
+        _KNOWN_NAMES.add(env.definition_id)  # checked: later envelopes skip the pattern
         return env
 
     @classmethod
@@ -189,7 +210,7 @@ def _optional_name(header: dict[str, Any], key: str) -> str | None:
 def _time(header: dict[str, Any], key: str) -> float:
     value = header.get(key)
     if (not isinstance(value, int | float) or isinstance(value, bool)
-            or not math.isfinite(value) or not 0 <= value < 253402300799.0):
+            or not math.isfinite(value) or not 0 <= value < _MAX_TIME):
         raise EnvelopeError(f"{_BAD}{key}={_short(value)}: expected a Unix time")
     return float(value)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -286,7 +287,30 @@ class JobOptions:
     @classmethod
     def from_stored(cls, values: Mapping[str, Any], *, argument: str = "") -> JobOptions:
         """Resolved options read back from an envelope header or a row, each checked as
-        strictly as at enqueue (``InvalidOptionError`` otherwise)."""
+        strictly as at enqueue (``InvalidOptionError`` otherwise).
+
+        Jobs of one definition carry the same options, so a combination checked once is
+        remembered (by value and type) and shared: options are immutable."""
+        try:
+            key = tuple((v, type(v)) for v in map(values.get, _SCALARS))
+            metadata = values.get("metadata")
+            if type(metadata) is dict and not metadata:
+                cached = _STORED.get(key)
+                if cached is not None:
+                    return cached
+            else:
+                key = ()
+        except TypeError:  # an unhashable value where a scalar belongs: checked below
+            key = ()
+        options = cls._check_stored(values, argument)
+        if key:
+            if len(_STORED) >= 4096:
+                _STORED.clear()
+            _STORED[key] = options
+        return options
+
+    @classmethod
+    def _check_stored(cls, values: Mapping[str, Any], argument: str) -> JobOptions:
         checked: dict[str, Any] = {}
         for spec in OPTIONS.values():
             value = values.get(spec.name)
@@ -354,6 +378,12 @@ OPTIONS: dict[str, Option] = _specs()
 """Every job option by name, in declaration order."""
 _NAMES = frozenset(OPTIONS)
 _AT_ENQUEUE = tuple(name for name, spec in OPTIONS.items() if spec.at_enqueue is not None)
+OPTION_NAMES = tuple(OPTIONS)
+"""Every option's name, in declaration order."""
+option_values: Callable[[JobOptions], tuple[Any, ...]] = operator.attrgetter(*OPTIONS)
+"""Every option's value of a ``JobOptions``, in declaration order (fast)."""
+_SCALARS = tuple(name for name, spec in OPTIONS.items() if spec.sql != "json")
+_STORED: dict[tuple[Any, ...], JobOptions] = {}
 NO_OPTIONS = JobOptions()
 """Options with nothing set."""
 
