@@ -92,6 +92,8 @@ class Pool(abc.ABC):
     kind = "abstract"
     batching = False
     """Whether a slot takes several jobs per ``submit``."""
+    stopped_how = "was stopped"
+    """How a job that ran out of time was stopped, for its error message."""
 
     def __init__(self, app: App, size: int) -> None:
         self.app = app
@@ -210,6 +212,7 @@ class PreforkPool(Pool):
 
     kind = "prefork"
     batching = True
+    stopped_how = "its process was killed"
 
     def __init__(self, app: App, size: int) -> None:
         super().__init__(app, size)
@@ -455,6 +458,7 @@ class ThreadPool(Pool):
     abandoned (Python cannot stop a thread); a new thread takes the slot."""
 
     kind = "threads"
+    stopped_how = "was abandoned (a thread cannot be stopped; it may still be running)"
 
     def __init__(self, app: App, size: int) -> None:
         super().__init__(app, size)
@@ -555,6 +559,7 @@ class SoloPool(Pool):
     leases while a job runs, since the worker's loop is busy running it."""
 
     kind = "solo"
+    stopped_how = "was interrupted"
 
     def __init__(self, app: App, size: int = 1) -> None:
         super().__init__(app, 1)

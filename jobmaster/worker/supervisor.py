@@ -119,11 +119,7 @@ class Worker:
         self.install_signals = install_signals
         self.id = f"{cfg.name}@{socket.gethostname()}:{os.getpid()}"
         self.pool: Pool = POOLS[pool](app, 1 if pool == "solo" else self.concurrency)
-        self._timeout_how = {
-            "prefork": "its process was killed",
-            "threads": "was abandoned (a thread cannot be stopped; it may still be running)",
-            "solo": "was interrupted",
-        }[pool]
+        self._timeout_how = self.pool.stopped_how
         self._progressed: set[str] = set()
         if isinstance(self.pool, SoloPool):
             self.pool.keepalive = self._solo_heartbeat
@@ -443,6 +439,9 @@ class Worker:
             policy = RetryPolicy(options.max_retries or 0, options.retry_delay or 0.0,
                                  options.retry_backoff or 1.0, self.app.config.retry_jitter)
             decision = decide(outcome, attempt=env.attempt, policy=policy, now=now)
+            if decision.action is AgentAction.RETRY and env.id in self._cancelled:
+                outcome = Cancelled()  # cancelled while it ran: it ends here, not retried
+                decision = decide(outcome, attempt=env.attempt, policy=policy, now=now)
             self._write(env, outcome, decision, started, now, start_recorded)
         batch = self.batch
         action = decision.action
