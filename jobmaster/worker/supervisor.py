@@ -274,6 +274,8 @@ class Worker:
 
     def _accept(self, claims: list[Claimed]) -> None:
         definitions = self.app.definitions
+        if any(c.deliveries > 1 for c in claims):
+            self._learn_cancelled([c.message.id for c in claims if c.deliveries > 1])
         for claim in claims:
             try:
                 env = Envelope.from_bytes(claim.message.body)
@@ -284,6 +286,11 @@ class Worker:
                 self._settle(claim, None, Rejected(JobError(
                     "InvalidEnvelope", f"message could not be read: {type(exc).__name__}")))
                 continue
+            if env.id != claim.message.id:
+                self._settle(claim, None, Rejected(JobError(
+                    "InvalidEnvelope", f"message {claim.message.id!r} carries the envelope of "
+                    f"job {env.id!r}")))
+                continue
             if env.definition_id not in definitions:
                 reason = (f"unknown job definition {env.definition_id!r}: this worker's app "
                           f"{self.app.name!r} does not register it")
@@ -292,6 +299,18 @@ class Worker:
             held = _Held(claim, env)
             self.held[env.id] = held
             self.waiting.append(held)
+
+    def _learn_cancelled(self, ids: list[str]) -> None:
+        """Jobs delivered again (their worker was lost) may have been cancelled while they
+        ran, which the periodic look no longer covers: ask the master about them."""
+        try:
+            statuses = self.app.master.job_statuses(ids)
+        except Exception as exc:  # noqa: BLE001 - the periodic look still runs
+            log.warning("could not check redelivered jobs for cancellation: %s", exc)
+            return
+        for job_id, status in statuses.items():
+            if status == JobStatus.CANCELLED.value:
+                self._cancelled[job_id] = None
 
     def _refresh_cancellations(self, force: bool = False) -> None:
         """Learn which jobs were cancelled: all never-started ones at start, then those
@@ -439,8 +458,8 @@ class Worker:
             policy = RetryPolicy(options.max_retries or 0, options.retry_delay or 0.0,
                                  options.retry_backoff or 1.0, self.app.config.retry_jitter)
             decision = decide(outcome, attempt=env.attempt, policy=policy, now=now)
-            if decision.action is AgentAction.RETRY and env.id in self._cancelled:
-                outcome = Cancelled()  # cancelled while it ran: it ends here, not retried
+            if decision.action in _AGAIN and env.id in self._cancelled:
+                outcome = Cancelled()  # cancelled while held: it ends here, never runs again
                 decision = decide(outcome, attempt=env.attempt, policy=policy, now=now)
             self._write(env, outcome, decision, started, now, start_recorded)
         batch = self.batch
@@ -637,6 +656,7 @@ class Worker:
 
 
 _NO_RETRIES = RetryPolicy(0, 0.0, 1.0, 0.0)
+_AGAIN = (AgentAction.RETRY, AgentAction.RELEASE)
 
 
 def _short(error: JobError | None) -> str:
