@@ -290,6 +290,7 @@ class App:
         options as ``JobDefinition.apply``. If the definition is registered here, its
         defaults and signature apply; on another cluster (``cluster=...``) the keyword
         arguments are sent as given."""
+        check_name(definition_id, "definition_id")  # before the lookup: say what is wrong
         definition = self.definitions.get(definition_id)
         if definition is not None:
             return definition.apply(args, kwargs, cluster=cluster, **options)
@@ -299,7 +300,6 @@ class App:
                 f"no job definition {definition_id!r} in app {self.name!r}; register it with "
                 "@app.job, or pass cluster=... to enqueue it on another cluster"
             )
-        check_name(definition_id, "definition_id")
         if args:
             raise ArgumentsError(
                 f"job {definition_id!r} is not registered in this process, so positional "

@@ -146,7 +146,9 @@ class JobsAPI:
         offset: int = 0,
     ) -> list[Job[Any]]:
         """Jobs of this cluster, newest first, filtered by status, definition id, lane and
-        metadata values (``None`` matches a JSON null)."""
+        metadata values. A metadata value matches only a stored value of the same JSON type
+        (``1`` never matches ``"1"`` or ``true``); ``None`` matches a JSON null or a job
+        without that key."""
         self.flush()
         if status is None:
             statuses = None

@@ -45,6 +45,7 @@ MAX_NAME = 200
 
 _LANE = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_META_KEY = re.compile(r'[ !#-\[\]-~]{1,100}')  # printable ASCII but " and \
 _INT64 = 2**63
 
 
@@ -132,9 +133,10 @@ def check_metadata(value: Any, argument: str = "metadata") -> dict[str, Any]:
     result = dict(value)
     size = 2
     for key, item in result.items():
-        if not isinstance(key, str) or not key or len(key) > 100 or _CONTROL.search(key):
-            raise InvalidOptionError(f"{argument} keys must be str of 1-100 characters without "
-                                     f"control characters, got {key!r}")
+        if not isinstance(key, str) or not _META_KEY.fullmatch(key):
+            raise InvalidOptionError(f"{argument} keys must be str of 1-100 printable ASCII "
+                                     f"characters other than '\"' and '\\' (so every master "
+                                     f"can query them), got {key!r}")
         if isinstance(item, str):
             if "\x00" in item:
                 raise InvalidOptionError(f"{argument}[{key!r}] holds a NUL character, which "

@@ -65,6 +65,14 @@ def normalise_url(url: str) -> str:
     return url
 
 
+_META_KINDS: dict[str, dict[str, tuple[str, ...]]] = {  # JSON types, as each database names them
+    "postgresql": {"bool": ("boolean",), "number": ("number",), "str": ("string",)},
+    "mysql": {"bool": ("BOOLEAN",), "str": ("STRING",),
+              "number": ("INTEGER", "UNSIGNED INTEGER", "DOUBLE", "DECIMAL")},
+    "sqlite": {"bool": ("true", "false"), "number": ("integer", "real"), "str": ("text",)},
+}
+
+
 class Master:
     """The master database of one app: jobs, attempts, schedules, leases, workers."""
 
@@ -459,18 +467,40 @@ class Master:
                 if self.dialect == "mysql":
                     missing = sa.or_(missing, sa.func.json_type(field) == "NULL")
                 query = query.where(missing)
-            elif isinstance(value, bool):
-                query = query.where(field.as_boolean() == value)
-            elif isinstance(value, int):
-                query = query.where(field.as_integer() == value)
-            elif isinstance(value, float):
-                query = query.where(field.as_float() == value)
             else:
-                query = query.where(field.as_string() == str(value))
+                query = query.where(self._meta_equals(key, value))
         query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
         query = query.limit(limit).offset(offset)
         with self._begin() as conn:
             return list(conn.execute(query).mappings())
+
+    def _meta_equals(self, key: str, value: Any) -> sa.ColumnElement[bool]:
+        """``meta[key] == value``, true only for a stored value of the same JSON type: the
+        number 0 never matches the string "abc" nor ``false``, and a job whose value is a
+        string never makes a numeric filter fail (values are cast only once their type is
+        known to fit)."""
+        field = jobs.c.meta[key]
+        path = '$."' + key + '"'  # as SQLAlchemy renders meta[key] for SQLite and MySQL
+        if self.dialect == "postgresql":
+            kind = sa.func.json_typeof(field)
+        elif self.dialect == "mysql":
+            kind = sa.func.json_type(sa.func.json_extract(jobs.c.meta, path))
+        else:
+            kind = sa.func.json_type(jobs.c.meta, path)
+        compare: sa.ColumnElement[bool]
+        if isinstance(value, bool):
+            group, compare = "bool", field.as_boolean() == value
+        elif isinstance(value, int | float):
+            group = "number"
+            if self.dialect == "postgresql":
+                compare = sa.cast(field.as_string(), sa.Numeric) == value
+            else:  # the stored number itself: no cast to a narrower type
+                number = sa.Integer if isinstance(value, int) else sa.Float
+                compare = sa.func.json_extract(jobs.c.meta, path, type_=number) == value
+        else:
+            group, compare = "str", field.as_string() == str(value)
+        kinds = _META_KINDS.get(self.dialect, _META_KINDS["sqlite"])[group]
+        return sa.case((kind.in_(kinds), compare), else_=sa.false())
 
     def count_jobs(self, *, cluster: str) -> dict[str, int]:
         """Number of jobs per status in a cluster."""

@@ -89,8 +89,9 @@ class Progress(NamedTuple):
 
 
 class Recycle(NamedTuple):
-    """A child is about to exit on purpose (``max_jobs_per_child``, memory) after
-    reporting every job it was given."""
+    """A child will exit on purpose (``max_jobs_per_child``, memory) once it has reported
+    every job it was given. Sent before those reports, so its slot never looks idle (and
+    gets a job it will not run) in between."""
 
     reason: str
 

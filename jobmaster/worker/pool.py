@@ -315,13 +315,13 @@ class PreforkPool(Pool):
                         if used > max_kib:
                             recycle = (f"its memory reached {used:,} KiB "
                                        f"(max_memory_per_child={max_kib:,})")
+                    if recycle is not None:  # before the reports: once they are in, the
+                        send(Recycle(recycle))  # slot must not look idle and get a job
                     if clock() - last_sent >= _REPORT_EVERY:
                         send(Reports(reports))
                         reports, last_sent = [], clock()
                 if reports:
                     send(Reports(reports))
-                if recycle is not None:
-                    send(Recycle(recycle))
             except (BrokenPipeError, OSError):
                 break
         with contextlib.suppress(Exception):

@@ -410,14 +410,16 @@ class Worker:
         if held is None:
             return
         if isinstance(event, NotStarted):
-            self._finish(held, Released("the worker is stopping"))
+            self._finish(held, Released("the worker is stopping"), ran=False)
         elif isinstance(event, SlotTimedOut):
             self._finish(held, TimedOut(held.env.timeout or 0.0, self._timeout_how))
         else:
             report = event.report
             if held.started is None or not held.start_recorded:
                 held.started = report.started
-            self._finish(held, report.outcome())
+            outcome = report.outcome()
+            # a run ended by middleware before its handler (expiry) never started
+            self._finish(held, outcome, ran=not isinstance(outcome, Cancelled))
 
     def _slot_lost(self, slot: int, reason: str, running_seq: int | None,
                    outcome: Outcome | None = None) -> None:
@@ -431,23 +433,25 @@ class Worker:
             victim = queue_[0]
         for held in queue_:
             if held is not victim:
-                self._finish(held, Released(f"{reason} before it started"))
+                self._finish(held, Released(f"{reason} before it started"), ran=False)
         if victim is not None:
             if victim.started is None:
                 victim.started = time.time()
             self._finish(victim, outcome or Lost(f"{reason} while running job {victim.env.id}"))
 
-    def _finish(self, held: _Held, outcome: Outcome) -> None:
-        """A held job ended: no longer held, then settled."""
+    def _finish(self, held: _Held, outcome: Outcome, *, ran: bool = True) -> None:
+        """A held job ended: no longer held, then settled. ``ran=False``: its handler
+        never started, so a start recorded at dispatch is taken back."""
         self.held.pop(held.env.id, None)
         now = time.time()
-        if held.started is not None and not isinstance(outcome, Released):
+        if ran and held.started is not None and not isinstance(outcome, Released):
             self._avg_duration += 0.05 * (now - held.started - self._avg_duration)
-        self._settle(held.claim, held.env, outcome, started=held.started,
-                     start_recorded=held.start_recorded)
+        self._settle(held.claim, held.env, outcome, started=held.started if ran else None,
+                     start_recorded=held.start_recorded, ran=ran)
 
     def _settle(self, claim: Claimed, env: Envelope | None, outcome: Outcome, *,
-                started: float | None = None, start_recorded: bool = False) -> None:
+                started: float | None = None, start_recorded: bool = False,
+                ran: bool = True) -> None:
         """The one place every job ends: decide what follows from ``outcome``, record it
         in the master, tell the agent, log it, and show it to middleware."""
         now = time.time()
@@ -461,7 +465,7 @@ class Worker:
             if decision.action in _AGAIN and env.id in self._cancelled:
                 outcome = Cancelled()  # cancelled while held: it ends here, never runs again
                 decision = decide(outcome, attempt=env.attempt, policy=policy, now=now)
-            self._write(env, outcome, decision, started, now, start_recorded)
+            self._write(env, outcome, decision, started, now, start_recorded, ran)
         batch = self.batch
         action = decision.action
         if action is AgentAction.ACK:
@@ -485,16 +489,19 @@ class Worker:
                 self.id, started, now))
 
     def _write(self, env: Envelope, outcome: Outcome, decision: Decision,
-               started: float | None, now: float, start_recorded: bool) -> None:
+               started: float | None, now: float, start_recorded: bool, ran: bool) -> None:
         """The master's records of a settled job."""
+        unstart = start_recorded and not ran  # "running" was recorded, but it never ran
         if decision.action is AgentAction.RELEASE:
             if start_recorded:
-                self._record(env, JobStatus.QUEUED)
+                self._record(env, JobStatus.QUEUED, starts=-1 if unstart else 0,
+                             unstart=unstart)
             return
         result = outcome.result if isinstance(outcome, Succeeded) else None
+        starts = -1 if unstart else 0 if start_recorded or started is None else 1
         self._record(env, decision.status, started=started, finished=now,
                      error=decision.error, result=result, retry_at=decision.retry_at,
-                     starts=0 if start_recorded or started is None else 1)
+                     starts=starts, unstart=unstart)
         error = decision.error
         if error is not None:
             self.batch.attempts.append({
@@ -516,6 +523,7 @@ class Worker:
         result: bytes | None = None,
         retry_at: float | None = None,
         starts: int = 0,
+        unstart: bool = False,
     ) -> None:
         row = self.batch.records.get(env.id)
         if row is None:
@@ -527,6 +535,8 @@ class Worker:
         row["attempts"] += starts
         if started is not None:
             row["started_at"] = _dt(started)
+        elif unstart:
+            row["started_at"] = None
         row["finished_at"] = _dt(finished) if status.is_final else None
         if retry_at is not None:
             row["scheduled_at"] = _dt(retry_at)
