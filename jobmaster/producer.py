@@ -28,12 +28,16 @@ from jobmaster.master.rows import job_row
 from jobmaster.middleware import Pipeline
 from jobmaster.models import JobStatus
 from jobmaster.options import NO_OPTIONS, JobOptions, app_defaults, check_name, duration
-from jobmaster.serialization import Serializer, encode_arguments
+from jobmaster.serialization import JSONSerializer, Serializer, encode_arguments
 
 log = logging.getLogger("jobmaster")
 
+_JSON = JSONSerializer()
 _PUSH_CHUNK = 5000
 _FLUSH_CHUNK = 2000
+_FORCE_AFTER = 20
+"""Failed flushes in a row after which rows the master refuses are set aside even when it
+refuses all of them alike (the jobs stay on their agents; workers record them)."""
 
 
 class ProducerHost(Protocol):
@@ -78,6 +82,7 @@ class Producer:
         self._flusher: threading.Thread | None = None
         self._wake = threading.Event()
         self._resolved: dict[int, tuple[JobOptions, JobOptions]] = {}
+        self._failed_flushes = 0
         after_fork(self, Producer._forget)
 
     def _forget(self) -> None:
@@ -282,11 +287,14 @@ class Producer:
             chunk = pending[start : start + _FLUSH_CHUNK]
             try:
                 refused = master.insert_jobs_isolating(
-                    [job_row(e, JobStatus.QUEUED, at) for e, at in chunk])
+                    [job_row(e, JobStatus.QUEUED, at) for e, at in chunk],
+                    force=self._failed_flushes >= _FORCE_AFTER)
             except BaseException:
                 with self._lock:  # the master is out of reach: keep the rest for later
                     self._pending[:0] = pending[start:]
+                    self._failed_flushes += 1
                 raise
+            self._failed_flushes = 0
             for row, error in refused:
                 log.error("the master refused the record of job %s (%s): %s; it is recorded "
                           "when a worker runs it", row["id"], row["definition_id"], error,
@@ -298,9 +306,7 @@ class Producer:
 
 
 def _check_size(definition_id: str, payload: bytes, options: JobOptions, limit: int) -> None:
-    from jobmaster.serialization import JSONSerializer
-
-    size = len(payload) + len(JSONSerializer().dumps(options.metadata))
+    size = len(payload) + len(_JSON.dumps(options.metadata))
     if size > limit:
         raise PayloadTooLargeError(
             f"job {definition_id!r}: arguments and metadata encode to {size:,} bytes, over the "

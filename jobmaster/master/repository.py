@@ -190,14 +190,15 @@ class Master:
         with self._begin() as conn:
             conn.execute(stmt, list(rows))
 
-    def insert_jobs_isolating(self, rows: Sequence[Mapping[str, Any]]
+    def insert_jobs_isolating(self, rows: Sequence[Mapping[str, Any]], *, force: bool = False
                               ) -> list[tuple[Mapping[str, Any], str]]:
         """``insert_jobs``, but a row the master refuses does not block the others: they
-        are written, and the refused ones come back with the reason. Raises only when the
-        master cannot be reached (nothing is lost: call again later)."""
+        are written, and the refused ones come back with the reason. Raises when the
+        master cannot be reached or refuses every row alike (nothing is lost: call again
+        later)."""
         return [(unit[0], error) for unit, error in
                 self._isolating(lambda units: self.insert_jobs([u[0] for u in units]),
-                                [(r,) for r in rows])]
+                                [(r,) for r in rows], force=force)]
 
     def _isolating(self, write: Callable[[Sequence[Any]], None], units: Sequence[Any],
                    *, force: bool = False) -> list[tuple[Any, str]]:
@@ -214,9 +215,15 @@ class Master:
                 raise
             if len(units) == 1:
                 return [(units[0], describe_error(exc))]
+            first = exc
         middle = len(units) // 2
-        return (self._isolating(write, units[:middle], force=True)
-                + self._isolating(write, units[middle:], force=True))
+        refused = (self._isolating(write, units[:middle], force=True)
+                   + self._isolating(write, units[middle:], force=True))
+        if not force and len(refused) == len(units):
+            # not one row went in: the table itself is the problem (a migration not run,
+            # a permission), not a row; refusing them all would lose nothing but history
+            raise first
+        return refused
 
     def reachable(self) -> bool:
         """Whether the master answers a trivial query now."""
@@ -313,7 +320,8 @@ class Master:
         """``record``, but the writes of a job the master refuses do not block the other
         jobs': those are written, and the refused job ids come back with the reason.
         Raises when the master cannot be reached, or (unless ``force``) when the failure
-        looks transient (a lock timeout...): call again later."""
+        looks transient (a lock timeout...) or refuses every job alike (a schema problem
+        rather than a row's): call again later."""
         units: dict[str, tuple[list[Any], list[Any], list[Any]]] = {}
         for kind, items in enumerate((rows, attempt_rows, progress_rows)):
             for item in items:

@@ -30,9 +30,10 @@ log = logging.getLogger("jobmaster.worker")
 
 MAX_BACKLOG = 16
 """Batches waiting to be written before the supervisor stops claiming."""
-_FORCE_AFTER = 3
-"""Failed tries of one batch (with the master answering) after which it is split even
-when the error looked transient."""
+_FORCE_AFTER = 10
+"""Failed tries of one batch (with the master answering) after which the jobs it refuses
+are failed and dead-lettered even when the error looked transient or hit every job alike
+(about a minute of backoff)."""
 
 
 @dataclass(slots=True)
