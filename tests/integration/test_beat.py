@@ -277,3 +277,22 @@ def test_one_broken_schedule_does_not_stop_the_others(tmp_path: Path) -> None:
         beat.tick(now=start + timedelta(seconds=i + 1))
     names = {j.schedule_name for j in app.jobs.list()}
     assert names == {"good"}
+
+
+def test_a_bad_scheduled_row_is_failed_and_the_others_are_promoted(tmp_path: Path) -> None:
+    app = make_app(tmp_path, agent_horizon=60)
+    tick = app.definition("tick")
+    good = [tick.apply_after(timedelta(hours=1), n=i) for i in range(3)]
+    bad = tick.apply_after(timedelta(hours=1), n=99)
+    with app.master.engine.begin() as conn:  # a row no producer writes: a text priority
+        conn.execute(jobs.update().where(jobs.c.id == bad.id).values(priority="urgent"))
+    beat = Beat(app)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert beat.tick(now=later).promoted == 3
+    assert [h.status() for h in good] == [JobStatus.QUEUED] * 3
+    failed = app.jobs.get(bad.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None and failed.error.type == "InvalidJobRecord"
+    assert "priority" in failed.error.message
+    assert app.agent().length() == 3
+    assert beat.tick(now=later).promoted == 0  # nothing left to retry
