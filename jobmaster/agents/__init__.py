@@ -1,6 +1,7 @@
 """Agents: the transports that carry due jobs from producers to workers.
 
-``resolve_agent(url)`` picks the backend by URL scheme and imports it lazily.
+``resolve_agent(url)`` picks the backend by URL scheme, among the built-in agents and then
+the ``jobmaster.agents`` entry points of installed packages, and imports it lazily.
 """
 
 from jobmaster.agents.base import (

@@ -3,7 +3,8 @@
 Nothing leaves the process and nothing survives it; a ``--pool solo`` or ``threads``
 worker and the producer must share the process. Agents with the same URL and namespace in
 one process share their store (per agent name), so an app and its in-process worker see
-the same jobs.
+the same jobs. A forked child keeps a copy of the store as it was at the fork, with a fresh
+lock (the parent's may have been held by a thread that does not exist in the child).
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from jobmaster.agents.base import (
     Capabilities,
     Claimed,
     DeadLetter,
+    check_messages,
+    storable_reason,
 )
+from jobmaster.forking import after_fork
 
 
 @dataclass(slots=True)
@@ -56,6 +60,11 @@ class MemoryAgent(Agent):
         super().__init__(url, name=name, namespace=namespace)
         with _STORES_LOCK:
             self._store = _STORES.setdefault((url, namespace, name), _Store())
+        after_fork(self, MemoryAgent._forget)
+
+    def _forget(self) -> None:
+        """In a forked child: a fresh lock for the store copied from the parent."""
+        self._store.cond = threading.Condition()
 
     def _enqueue(self, entry: _Entry) -> None:
         m = entry.message
@@ -63,6 +72,8 @@ class MemoryAgent(Agent):
         heapq.heappush(heap, (-m.priority, m.due, entry.seq, m.id))
 
     def push(self, messages: Sequence[AgentMessage]) -> None:
+        """Store messages in the process's memory; ids already held are ignored."""
+        check_messages(messages)
         store = self._store
         with store.cond:
             for message in messages:
@@ -117,6 +128,7 @@ class MemoryAgent(Agent):
         consumer: str,
         wait: float = 0.0,
     ) -> list[Claimed]:
+        """Take up to ``limit`` due messages; wait on a condition variable for pushes."""
         deadline = time.monotonic() + wait
         store = self._store
         with store.cond:
@@ -134,12 +146,15 @@ class MemoryAgent(Agent):
         return entry
 
     def ack(self, claims: Sequence[Claimed]) -> None:
+        """Forget the claimed messages still held under these claims."""
         with self._store.cond:
             for claim in claims:
                 if self._owned(claim) is not None:
                     del self._store.entries[claim.message.id]
 
     def retry(self, items: Sequence[tuple[Claimed, AgentMessage]]) -> None:
+        """Replace claimed messages with new versions and make them wait again."""
+        check_messages([m for _, m in items])
         store = self._store
         with store.cond:
             for claim, message in items:
@@ -153,6 +168,7 @@ class MemoryAgent(Agent):
             store.cond.notify_all()
 
     def extend(self, claims: Sequence[Claimed], lease_seconds: float) -> None:
+        """Renew the leases of the claims still held."""
         until = time.time() + lease_seconds
         with self._store.cond:
             for claim in claims:
@@ -161,25 +177,32 @@ class MemoryAgent(Agent):
                     entry.lease_until = until
 
     def dead_letter(self, items: Sequence[tuple[Claimed, str]]) -> None:
+        """Move claimed messages to the store's dead letters with their reasons."""
         store = self._store
         with store.cond:
             for claim, reason in items:
                 if self._owned(claim) is None:
                     continue
                 del store.entries[claim.message.id]
-                store.dead.append(DeadLetter(claim.message, reason, time.time()))
+                kept = storable_reason(reason, self.reason_limit_bytes)
+                store.dead.append(DeadLetter(claim.message, kept, time.time()))
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The latest dead letters, newest first."""
+        if limit <= 0:
+            return []
         with self._store.cond:
             return list(reversed(self._store.dead[-limit:]))
 
     def length(self, bucket: Bucket | None = None) -> int:
+        """Messages held, waiting or claimed, in one bucket or in all."""
         with self._store.cond:
             if bucket is None:
                 return len(self._store.entries)
             return sum(1 for e in self._store.entries.values() if e.message.bucket == bucket)
 
     def purge(self) -> int:
+        """Drop every message and dead letter of the store."""
         store = self._store
         with store.cond:
             count = len(store.entries)

@@ -33,14 +33,12 @@ receipt). Times are Unix epochs in ``DOUBLE``; "now" is the database server's cl
 MySQL has no LISTEN/NOTIFY: a ``claim(wait=...)`` polls, every 2 ms at first, backing off
 to every 50 ms.
 
-Connections. A tiny per-process pool of autocommit PyMySQL connections (each call checks
-one out, so threads never share one). A connection that broke while idle (server restart,
-``KILL``, ``wait_timeout``) is dropped and the call retried once on a fresh connection;
-every operation is safe to repeat (pushes are idempotent, receipts are fenced by token).
-Deadlocks and lock-wait timeouts are retried a few times, and tables dropped while the
-agent runs are created again. Other failures raise
-``AgentError``. After ``os.fork`` the child keeps the parent's connections referenced but
-never uses them, and opens its own.
+Connections, retries and fork safety come from ``jobmaster.agents.sql.SQLAgent``
+(autocommit PyMySQL connections). Claimed rows are checked
+(``jobmaster.agents.base.read_message``): a malformed one (a NULL or out-of-range priority,
+an empty id, ...) is moved to the dead letters in the claim's own transaction, with the
+reason, and the claim's other jobs are returned. Dead-letter reasons are kept to the 64 KiB
+of a ``TEXT`` column.
 
 URL query parameters passed to PyMySQL: ``charset``, ``connect_timeout`` (default 5 s,
 bounding the TCP connect and the handshake), ``read_timeout`` (default 120 s: how long a
@@ -51,9 +49,7 @@ call waits for a silent server), ``write_timeout``, ``unix_socket``, ``ssl_ca``,
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -61,17 +57,23 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pymysql
 import pymysql.cursors
+from pymysql.connections import Connection as _Conn
 
 from jobmaster.agents.base import (
-    Agent,
     AgentMessage,
     Bucket,
     Capabilities,
     Claimed,
     DeadLetter,
+    check_messages,
+    poll_claims,
+    redact_text,
     redact_url,
+    salvage_message,
+    storable_reason,
     table_prefix,
 )
+from jobmaster.agents.sql import Failure, SQLAgent, claims_from_rows
 from jobmaster.exceptions import AgentError, ConfigurationError
 
 __all__ = ["MySQLAgent", "mysql_connect_args", "table_prefix"]
@@ -80,19 +82,10 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-# Connection pools left behind by a fork: referenced forever so the child's garbage
-# collector never closes sockets that belong to the parent.
-_ORPHANS: list[object] = []
-
 _SCHEMES = {"mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql"}
-_POLL_MIN = 0.002
-_POLL_MAX = 0.05
-_MAX_IDLE = 8  # idle connections kept per pool
-_ATTEMPTS = 3  # for deadlocks and lock-wait timeouts
 _MAX_KEY = 191  # characters of an indexed string column (agent, id, lane)
 _READ_TIMEOUT = 120  # seconds of silence from the server before a call fails
 _MAX_STATEMENT = 8 * 1024 * 1024  # bytes per multi-row INSERT (below max_allowed_packet)
-_HINT = "check that the server is running and reachable and that the URL is right"
 
 # Server error codes meaning the session is gone: the connection must be dropped.
 _CONNECTION_LOST = {0, 1053, 1152, 1184, 1927, 2003, 2006, 2013, 2014, 2055, 4031}
@@ -125,7 +118,9 @@ def mysql_connect_args(url: str) -> dict[str, Any]:
     try:
         port = parts.port or 3306
     except ValueError as exc:
-        raise ConfigurationError(f"MySQL agent URL {redacted!r}: {exc}") from exc
+        raise ConfigurationError(
+            f"MySQL agent URL {redacted!r}: {redact_text(str(exc), url)}"
+        ) from exc
     args: dict[str, Any] = {
         "host": parts.hostname or "localhost",
         "port": port,
@@ -156,15 +151,6 @@ def mysql_connect_args(url: str) -> dict[str, Any]:
     return args
 
 
-class _Pool:
-    """The idle connections of one process."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.lock = threading.Lock()
-        self.idle: list[pymysql.connections.Connection] = []
-
-
 def _marks(n: int) -> str:
     return ", ".join(["%s"] * n)
 
@@ -173,25 +159,22 @@ def _pairs(n: int) -> str:
     return ", ".join(["(%s, %s)"] * n)
 
 
-class MySQLAgent(Agent):
+class MySQLAgent(SQLAgent[_Conn]):
     """Jobs in MySQL/MariaDB tables, claimed with ``FOR UPDATE SKIP LOCKED``, polled."""
 
     capabilities = Capabilities(notify=False, delayed=True, durable=True, shared=True)
+    backend = "MySQL"
+    driver_error = pymysql.MySQLError
+    reason_limit_bytes = 65_535  # a TEXT column
 
     def __init__(self, url: str, *, name: str = "main", namespace: str = "jobmaster") -> None:
-        super().__init__(url, name=name, namespace=namespace)
-        prefix = table_prefix(namespace)
+        table_prefix(namespace)  # a bad namespace is the first thing to hear about
         if len(name) > _MAX_KEY:
             raise ConfigurationError(
                 f"agent name {name[:40]!r}... is longer than {_MAX_KEY} characters"
             )
-        self._jobs = f"{prefix}_agent_jobs"
-        self._dead = f"{prefix}_agent_dead"
         self._args = mysql_connect_args(url)
-        self._pool = _Pool()
-        self._ready = False
-        self._ready_lock = threading.Lock()
-        self._closed = False
+        super().__init__(url, name=name, namespace=namespace)
         self._statement_bytes = _MAX_STATEMENT
         self._build_sql()
 
@@ -273,142 +256,79 @@ class MySQLAgent(Agent):
         self._sql_purge_jobs = f"DELETE FROM {jobs} WHERE agent = %s"  # noqa: S608
         self._sql_purge_dead = f"DELETE FROM {dead} WHERE agent = %s"  # noqa: S608
 
-    # -- connections ---------------------------------------------------------------
-    def _current_pool(self) -> _Pool:
-        pool = self._pool
-        if pool.pid != os.getpid():
-            _ORPHANS.append(pool)
-            pool = self._pool = _Pool()
-            self._ready = False
-            self._ready_lock = threading.Lock()  # a parent's thread may have held it
-        return pool
-
-    def _connect(self) -> pymysql.connections.Connection:
-        if self._closed:
-            raise AgentError(f"{self!r} is closed; build a new agent")
+    # -- what SQLAgent needs ---------------------------------------------------------
+    def _open(self) -> _Conn:
         args = dict(self._args)
         read_timeout = args.pop("read_timeout", _READ_TIMEOUT)
+        # PyMySQL bounds only the TCP connect by connect_timeout, and the handshake by
+        # read_timeout: use the connect timeout for both, then the read timeout.
+        conn: _Conn = pymysql.connect(**args, read_timeout=args["connect_timeout"])
         try:
-            # PyMySQL bounds only the TCP connect by connect_timeout, and the handshake by
-            # read_timeout: use the connect timeout for both, then the read timeout.
-            conn = pymysql.connect(**args, read_timeout=args["connect_timeout"])
             conn._read_timeout = read_timeout  # applied before the next read
             with conn.cursor() as cur:
                 cur.execute("SET time_zone = '+00:00'")
                 cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
                 cur.execute("SELECT @@max_allowed_packet")
                 row = cur.fetchone()
-        except pymysql.MySQLError as exc:
-            raise AgentError(
-                f"cannot connect to the MySQL agent at {redact_url(self.url)}: "
-                f"{self._clean(exc)}; {_HINT}"
-            ) from exc
+        except BaseException:
+            self._close_quietly(conn)
+            raise
         if row:
             self._statement_bytes = max(64 * 1024, min(_MAX_STATEMENT, int(row[0]) // 2))
         return conn
 
-    def _checkout(self) -> tuple[pymysql.connections.Connection, bool]:
-        pool = self._current_pool()
-        with pool.lock:
-            conn = pool.idle.pop() if pool.idle else None
-        if conn is not None and conn.open:
-            return conn, False
-        return self._connect(), True
+    def _create_tables(self, conn: _Conn) -> None:
+        with conn.cursor() as cur:
+            for statement in self._sql_create:
+                cur.execute(statement)
 
-    def _checkin(self, conn: pymysql.connections.Connection, *, discard: bool = False) -> None:
-        pool = self._current_pool()
-        if not discard and not self._closed and conn.open:
-            with pool.lock:
-                if len(pool.idle) < _MAX_IDLE and pool.pid == os.getpid():
-                    pool.idle.append(conn)
-                    return
-        self._close_quietly(conn)
+    def _failure(self, conn: _Conn, exc: Exception) -> Failure:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else -1
+        if not conn.open or code in _CONNECTION_LOST:
+            return Failure.LOST
+        if code in _RETRYABLE:
+            return Failure.RETRY
+        if code == _NO_SUCH_TABLE:
+            return Failure.NO_TABLE
+        return Failure.OTHER
 
     @staticmethod
-    def _close_quietly(conn: pymysql.connections.Connection) -> None:
+    def _usable(conn: _Conn) -> bool:
+        return bool(conn.open)
+
+    @staticmethod
+    def _close_quietly(conn: _Conn) -> None:
         try:
             if conn.open:
                 conn.close()
         except Exception:  # noqa: S110 - a connection we are dropping anyway
             pass
 
-    def _clean(self, exc: BaseException) -> str:
-        """An exception's text, never showing the URL's password."""
-        text = str(exc).strip() or type(exc).__name__
-        password = self._args.get("password")
-        if password:
-            text = text.replace(str(password), "***")
-        return text
-
-    def _ensure_tables(self, conn: pymysql.connections.Connection) -> None:
-        if self._ready:
-            return
-        with self._ready_lock:
-            if self._ready:
-                return
-            with conn.cursor() as cur:
-                for statement in self._sql_create:
-                    cur.execute(statement)
-            self._ready = True
-
-    def _run(
+    def _execute(
         self, what: str, operation: Callable[[pymysql.cursors.Cursor], _T], *, tx: bool = False
     ) -> _T:
-        """Run ``operation`` on a pooled connection (in a transaction if ``tx``), retrying
-        once on a connection that broke while idle, a few times on deadlocks, and after
-        recreating tables dropped meanwhile; raise ``AgentError`` otherwise."""
-        reconnected = False
-        attempt = 0
-        while True:
-            attempt += 1
-            conn, fresh = self._checkout()
-            try:
-                self._ensure_tables(conn)
-                with conn.cursor() as cur:
-                    cur.max_stmt_length = self._statement_bytes
+        """Run ``operation`` on a cursor of a pooled connection (in a transaction if ``tx``);
+        ``SQLAgent._run`` retries and reports failures."""
+
+        def run(conn: _Conn) -> _T:
+            with conn.cursor() as cur:
+                cur.max_stmt_length = self._statement_bytes
+                if tx:
+                    conn.begin()
+                try:
+                    result = operation(cur)
                     if tx:
-                        conn.begin()
-                    try:
-                        result = operation(cur)
-                        if tx:
-                            conn.commit()
-                    except BaseException:
-                        if tx:
-                            self._rollback_quietly(conn)
-                        raise
-            except pymysql.MySQLError as exc:
-                code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else -1
-                broken = not conn.open or code in _CONNECTION_LOST
-                self._checkin(conn, discard=broken)
-                if broken and not fresh and not reconnected:
-                    log.warning(
-                        "MySQL agent %s: connection lost (%s); reconnecting",
-                        redact_url(self.url),
-                        self._clean(exc),
-                    )
-                    reconnected = True
-                    continue
-                if code in _RETRYABLE and attempt < _ATTEMPTS:
-                    continue
-                if code == _NO_SUCH_TABLE and attempt < _ATTEMPTS:
-                    self._ready = False  # dropped meanwhile (by an operator, a test): recreate
-                    continue
-                if broken:
-                    raise AgentError(
-                        f"MySQL agent {redact_url(self.url)}: connection lost during {what}: "
-                        f"{self._clean(exc)}; {_HINT}"
-                    ) from exc
-                raise AgentError(
-                    f"MySQL agent {redact_url(self.url)}: {what} failed: {self._clean(exc)}"
-                ) from exc
-            except BaseException:
-                self._checkin(conn, discard=True)  # state unknown (e.g. interrupted)
-                raise
-            self._checkin(conn)
+                        conn.commit()
+                except BaseException:
+                    if tx:
+                        self._rollback_quietly(conn)
+                    raise
             return result
 
+        return self._run(what, run)
+
     @staticmethod
-    def _rollback_quietly(conn: pymysql.connections.Connection) -> None:
+    def _rollback_quietly(conn: _Conn) -> None:
         try:
             if conn.open:
                 conn.rollback()
@@ -421,22 +341,27 @@ class MySQLAgent(Agent):
         transaction; a duplicate id is left as it is."""
         if not messages:
             return
+        check_messages(messages)
         for m in messages:
             if len(m.id) > _MAX_KEY or len(m.lane) > _MAX_KEY:
                 raise AgentError(
-                    f"MySQL agent {redact_url(self.url)}: job id {m.id[:40]!r} or lane "
+                    f"MySQL agent {self._where()}: job id {m.id[:40]!r} or lane "
                     f"{m.lane[:40]!r} is longer than {_MAX_KEY} characters; nothing was pushed"
                 )
         rows = [
             (self.name, m.id, m.lane, int(m.priority), float(m.due), bytes(m.body))
             for m in messages
         ]
-        self._run("push", lambda cur: cur.executemany(self._sql_push, rows), tx=len(rows) > 1)
+        self._execute(
+            "push", lambda cur: cur.executemany(self._sql_push, rows), tx=len(rows) > 1
+        )
 
     # -- consumer ------------------------------------------------------------------
     def _claim_once(
         self, lanes: list[str], limit: int, lease_seconds: float, consumer: str
-    ) -> list[Claimed]:
+    ) -> tuple[list[Claimed], bool]:
+        """One claim transaction: the well-formed claims, and whether malformed rows were
+        moved to the dead letters (in the same transaction)."""
         token = secrets.randbits(63)
         params: list[Any] = []
         for lane in lanes:
@@ -449,28 +374,25 @@ class MySQLAgent(Agent):
             select += " ORDER BY priority DESC, due, seq LIMIT %s"
             params.append(limit)
 
-        def run(cur: pymysql.cursors.Cursor) -> list[tuple[Any, ...]]:
+        def run(cur: pymysql.cursors.Cursor) -> tuple[list[Claimed], bool]:
             cur.execute(select, params)
             rows: list[tuple[Any, ...]] = list(cur.fetchall())
-            if rows:
-                until = float(rows[0][7]) + lease_seconds
-                seqs = [r[0] for r in rows]
-                cur.execute(
-                    self._sql_lease.format(seqs=_marks(len(seqs))),
-                    (until, token, consumer[:255], *seqs),
-                )
-            return rows
-
-        rows = self._run("claim", run, tx=True)
-        rows.sort(key=lambda r: (-r[3], r[4], r[0]))
-        return [
-            Claimed(
-                AgentMessage(r[1], r[2], int(r[3]), float(r[4]), bytes(r[5])),
-                (int(r[0]), token),
-                int(r[6]) + 1,
+            if not rows:
+                return [], False
+            now = float(rows[0][7])
+            seqs = [r[0] for r in rows]
+            cur.execute(
+                self._sql_lease.format(seqs=_marks(len(seqs))),
+                (now + lease_seconds, token, consumer[:255], *seqs),
             )
-            for r in rows
-        ]
+            claimed, malformed = claims_from_rows(
+                (r[:7] for r in rows), lambda seq: (int(seq), token), deliveries_offset=1
+            )
+            if malformed:
+                self._bury_held(cur, malformed, now)
+            return claimed, bool(malformed)
+
+        return self._execute("claim", run, tx=True)
 
     def claim(
         self,
@@ -485,16 +407,8 @@ class MySQLAgent(Agent):
         backing off to 50 ms) up to ``wait`` seconds."""
         if not lanes or limit <= 0:
             return []
-        lanes = list(dict.fromkeys(lanes))
-        deadline = time.monotonic() + wait
-        pause = _POLL_MIN
-        while True:
-            claimed = self._claim_once(lanes, limit, lease_seconds, consumer)
-            remaining = deadline - time.monotonic()
-            if claimed or remaining <= 0:
-                return claimed
-            time.sleep(min(pause, remaining))
-            pause = min(pause * 2, _POLL_MAX)
+        unique = list(dict.fromkeys(lanes))
+        return poll_claims(lambda: self._claim_once(unique, limit, lease_seconds, consumer), wait)
 
     def _held(self, claims: Sequence[Claimed]) -> tuple[dict[str, str], list[int]]:
         """Placeholders and parameters matching rows still held under these receipts."""
@@ -508,7 +422,7 @@ class MySQLAgent(Agent):
             return
         marks, params = self._held(claims)
         query = self._sql_ack.format(**marks)
-        self._run("ack", lambda cur: cur.execute(query, params))
+        self._execute("ack", lambda cur: cur.execute(query, params))
 
     def extend(self, claims: Sequence[Claimed], lease_seconds: float) -> None:
         """Push back the lease expiry of claims still held (one statement)."""
@@ -516,16 +430,17 @@ class MySQLAgent(Agent):
             return
         marks, params = self._held(claims)
         query = self._sql_extend.format(**marks)
-        self._run("extend", lambda cur: cur.execute(query, (float(lease_seconds), *params)))
+        self._execute("extend", lambda cur: cur.execute(query, (float(lease_seconds), *params)))
 
     def _lock_held(
         self, cur: pymysql.cursors.Cursor, claims: Sequence[Claimed]
     ) -> tuple[dict[int, int], float]:
-        """Lock the rows still held under these receipts: {seq: deliveries}, server now."""
+        """Lock and delete the rows still held under these receipts: {seq: deliveries},
+        server now."""
         marks, params = self._held(claims)
         cur.execute(self._sql_lock_held.format(**marks), params)
         rows = cur.fetchall()
-        held = {int(r[0]): int(r[1]) for r in rows}
+        held = {int(r[0]): int(r[1] or 0) for r in rows}
         now = float(rows[0][2]) if rows else time.time()
         if held:
             cur.execute(self._sql_delete.format(seqs=_marks(len(held))), list(held))
@@ -536,26 +451,19 @@ class MySQLAgent(Agent):
         release them, in one transaction."""
         if not items:
             return
+        check_messages([m for _, m in items])
 
         def run(cur: pymysql.cursors.Cursor) -> None:
             held, _ = self._lock_held(cur, [c for c, _ in items])
             rows = [
-                (
-                    self.name,
-                    m.id,
-                    m.lane,
-                    int(m.priority),
-                    float(m.due),
-                    bytes(m.body),
-                    held[int(c.receipt[0])],
-                )
+                (self.name, *self._columns(m), held[int(c.receipt[0])])
                 for c, m in items
                 if int(c.receipt[0]) in held
             ]
             if rows:
                 cur.executemany(self._sql_reinsert, rows)
 
-        self._run("retry", run, tx=True)
+        self._execute("retry", run, tx=True)
 
     def dead_letter(self, items: Sequence[tuple[Claimed, str]]) -> None:
         """Move claimed jobs to the dead-letter table with their reasons, in one
@@ -565,24 +473,38 @@ class MySQLAgent(Agent):
 
         def run(cur: pymysql.cursors.Cursor) -> None:
             held, now = self._lock_held(cur, [c for c, _ in items])
-            rows = [
-                (
-                    self.name,
-                    c.message.id,
-                    c.message.lane,
-                    int(c.message.priority),
-                    float(c.message.due),
-                    bytes(c.message.body),
-                    reason,
-                    now,
-                )
-                for c, reason in items
-                if int(c.receipt[0]) in held
-            ]
-            if rows:
-                cur.executemany(self._sql_bury, rows)
+            self._bury(cur, [(c, r) for c, r in items if int(c.receipt[0]) in held], now)
 
-        self._run("dead_letter", run, tx=True)
+        self._execute("dead_letter", run, tx=True)
+
+    def _bury_held(
+        self, cur: pymysql.cursors.Cursor, items: Sequence[tuple[Claimed, str]], now: float
+    ) -> None:
+        """Move rows this transaction has just claimed (so holds) to the dead letters."""
+        seqs = [int(c.receipt[0]) for c, _ in items]
+        cur.execute(self._sql_delete.format(seqs=_marks(len(seqs))), seqs)
+        self._bury(cur, items, now)
+
+    def _bury(
+        self, cur: pymysql.cursors.Cursor, items: Sequence[tuple[Claimed, str]], now: float
+    ) -> None:
+        """Insert dead letters for claims whose rows are already deleted."""
+        rows = [
+            (
+                self.name,
+                *self._columns(c.message),
+                storable_reason(reason, self.reason_limit_bytes),
+                now,
+            )
+            for c, reason in items
+        ]
+        if rows:
+            cur.executemany(self._sql_bury, rows)
+
+    @staticmethod
+    def _columns(m: AgentMessage) -> tuple[str, str, int, float, bytes]:
+        """A message as the values of its columns."""
+        return m.id, m.lane, int(m.priority), float(m.due), bytes(m.body)
 
     # -- inspection ----------------------------------------------------------------
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
@@ -593,12 +515,8 @@ class MySQLAgent(Agent):
             return list(cur.fetchall())
 
         return [
-            DeadLetter(
-                AgentMessage(r[0], r[1], int(r[2]), float(r[3]), bytes(r[4])),
-                r[5],
-                float(r[6]),
-            )
-            for r in self._run("dead_letters", run)
+            DeadLetter(salvage_message(*r[:5]), str(r[5]), float(r[6]))
+            for r in self._execute("dead_letters", run)
         ]
 
     def length(self, bucket: Bucket | None = None) -> int:
@@ -614,7 +532,7 @@ class MySQLAgent(Agent):
             row = cur.fetchone()
             return 0 if row is None else int(row[0])
 
-        return self._run("length", run)
+        return self._execute("length", run)
 
     def purge(self) -> int:
         """Delete this agent's jobs and dead letters; return how many jobs were dropped.
@@ -625,15 +543,4 @@ class MySQLAgent(Agent):
             cur.execute(self._sql_purge_dead, (self.name,))
             return int(count)
 
-        return self._run("purge", run, tx=True)
-
-    def close(self) -> None:
-        """Close this process's pooled connections; the agent may not be used afterwards."""
-        self._closed = True
-        pool = self._pool
-        if pool.pid != os.getpid():
-            return  # the parent's connections: not ours to close
-        with pool.lock:
-            conns, pool.idle = pool.idle, []
-        for conn in conns:
-            self._close_quietly(conn)
+        return self._execute("purge", run, tx=True)

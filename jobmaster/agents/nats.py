@@ -30,14 +30,20 @@ afterwards, so workers sharing an agent should use one lease. ``extend`` sends "
 which restarts a full ``ack_wait`` whatever its ``lease_seconds``. ``retry`` publishes the new
 version (``Nats-Msg-Id``: id and old stream sequence, ``Jm-Deliveries``: the count so far)
 and then acks the old one; ``dead_letter`` publishes to the dead-letter stream with the reason
-in a header, then acks. Acks are confirmed by the server (``+ACK`` with a reply subject).
+in a header (percent-quoted, at most 1 KiB before quoting, so the header stays small), then
+acks. Acks are confirmed by the server (``+ACK`` with a reply subject).
+
+A pulled message without a ``Jm-Id`` or ``Jm-Due`` header, or whose due time is not a finite
+number (``Jm-Due: abc``), is never returned: the claim moves it to the dead letters with the
+reason and returns the other messages it pulled.
 
 nats-py is asyncio: each agent runs one event loop in a daemon thread and its synchronous
 methods submit coroutines to it, so it is safe to use from several threads (the hand-over
-costs about 0.1 ms per call). After ``fork`` the child starts its own loop and connection and
-leaves the parent's alone. A first connection that fails raises ``AgentError`` at once; a
-connection lost later is re-established in the background, and calls made meanwhile raise
-``AgentError`` after ``?timeout=``.
+costs about 0.1 ms per call). After ``fork`` the child drops the parent's loop and connection
+without closing them (``jobmaster.forking``) and starts its own on first use. A first
+connection that fails raises ``AgentError`` at once; a connection lost later is
+re-established in the background, and calls made meanwhile raise ``AgentError`` after
+``?timeout=``.
 
 Known limits, from JetStream itself: an id is deduplicated only within the stream's
 duplicate window (``?duplicate_window=`` seconds, default 120), and within that window a job
@@ -58,7 +64,6 @@ import concurrent.futures
 import hashlib
 import json
 import logging
-import os
 import string
 import threading
 import time
@@ -86,15 +91,25 @@ from nats.js.api import (
 )
 
 from jobmaster.agents.base import (
+    AGAIN_AFTER_MALFORMED,
     Agent,
     AgentMessage,
     Bucket,
     Capabilities,
     Claimed,
     DeadLetter,
+    Malformed,
+    check_messages,
+    read_message,
+    redact_text,
     redact_url,
+    salvage_message,
+    storable_reason,
+    stored_number,
+    unburied,
 )
 from jobmaster.exceptions import AgentError, ConfigurationError
+from jobmaster.forking import after_fork
 
 T = TypeVar("T")
 
@@ -116,6 +131,9 @@ _BASE = "Jm-Deliveries"
 _MSG_ID = "Nats-Msg-Id"
 _NAK_MARGIN = 0.002  # NAK a not-yet-due message this much past its due time
 _HINT_GRACE = 0.25  # how long past a known due time idle claims keep looking often
+# characters a quoted reason header keeps as they are (not '%', not space: header values
+# are stripped, not '=' or '?': no header parser may take them for an encoded word)
+_REASON_SAFE = "!#$&'()*+,/:;<>@[]^`{|}"
 _ORPHANS: list[object] = []  # a parent's loop and connection, kept (never closed) after fork
 
 
@@ -202,16 +220,32 @@ class _LoopThread:
             raise
 
     def stop(self) -> None:
+        """Cancel what still runs on the loop (a client's reconnect attempts and readers,
+        say), then stop it and its thread."""
+        if self.loop.is_running() and threading.current_thread() is not self.thread:
+            try:
+                self.run(_cancel_tasks(), 2.0)
+            except Exception as exc:  # noqa: BLE001 - stopping is best effort
+                log.debug("stopping a NATS agent loop: %s", exc)
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
         if threading.current_thread() is not self.thread:
             self.thread.join(2.0)
 
 
+async def _cancel_tasks() -> None:
+    """Cancel every other task of the running loop and wait for them to end."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class NatsAgent(Agent):
     """Jobs in a JetStream work-queue stream, one durable pull consumer per bucket."""
 
     capabilities = Capabilities(notify=True, delayed=True, durable=True, shared=True)
+    reason_limit_bytes = 1024  # a header: at most 3 KiB once quoted
 
     def __init__(self, url: str, *, name: str = "main", namespace: str = "jobmaster") -> None:
         super().__init__(url, name=name, namespace=namespace)
@@ -225,8 +259,9 @@ class NatsAgent(Agent):
             self._storage = {"file": StorageType.FILE, "memory": StorageType.MEMORY}[storage]
         except (KeyError, ValueError) as exc:
             raise ConfigurationError(
-                f"bad NATS agent URL option in {redact_url(url)!r} ({exc}); use "
-                "?storage=file|memory, ?replicas=N, ?duplicate_window=SECONDS, ?timeout=SECONDS"
+                f"bad NATS agent URL option in {redact_url(url)!r} "
+                f"({redact_text(str(exc), url)}); use ?storage=file|memory, ?replicas=N, "
+                "?duplicate_window=SECONDS, ?timeout=SECONDS"
             ) from exc
         if options:
             raise ConfigurationError(
@@ -239,11 +274,17 @@ class NatsAgent(Agent):
         self._subject = f"{ns}.{nm}"
         self._lock = threading.Lock()
         self._closed = False
-        self._reset(os.getpid())
+        self._reset()
+        after_fork(self, NatsAgent._forget)
 
-    def _reset(self, pid: int) -> None:
+    def _forget(self) -> None:
+        """In a forked child: drop (never close) the parent's loop and connection."""
+        _ORPHANS.append((self._runner, self._nc))
+        self._lock = threading.Lock()  # a parent's thread may have held it
+        self._reset()
+
+    def _reset(self) -> None:
         """Fresh loop-side state (first use, or a forked child)."""
-        self._pid = pid
         self._runner: _LoopThread | None = None
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -265,9 +306,6 @@ class NatsAgent(Agent):
         with self._lock:
             if self._closed:
                 raise AgentError(f"NATS agent {self.name!r} is closed")
-            if self._pid != os.getpid():
-                _ORPHANS.append((self._runner, self._nc))
-                self._reset(os.getpid())
             if self._runner is None:
                 self._runner = _LoopThread(f"jobmaster-nats-{self.name}")
             runner = self._runner
@@ -287,22 +325,29 @@ class NatsAgent(Agent):
         except _Gone as exc:
             raise AgentError(
                 f"NATS agent {self.name!r} could not {what} at {self._where()}: its stream or "
-                f"consumer keeps disappearing ({exc}); is something deleting {self._stream}?"
+                f"consumer keeps disappearing ({self._clean(exc)}); is something deleting "
+                f"{self._stream}?"
             ) from exc
         except (TimeoutError, concurrent.futures.TimeoutError, nats.errors.Error) as exc:
             raise AgentError(
                 f"NATS agent {self.name!r} could not {what} at {self._where()} "
-                f"({type(exc).__name__}: {exc or 'timed out'}); is nats-server running there "
-                "with JetStream enabled (-js)? The agent reconnects on its own."
+                f"({type(exc).__name__}: {self._clean(exc) if str(exc) else 'timed out'}); "
+                "is nats-server running there with JetStream enabled (-js)? The agent "
+                "reconnects on its own."
             ) from exc
         except OSError as exc:
             raise AgentError(
-                f"NATS agent {self.name!r} could not {what} at {self._where()} ({exc}); "
-                "is nats-server running there with JetStream enabled (-js)?"
+                f"NATS agent {self.name!r} could not {what} at {self._where()} "
+                f"({self._clean(exc)}); is nats-server running there with JetStream enabled "
+                "(-js)?"
             ) from exc
 
     def _where(self) -> str:
         return ",".join(redact_url(s) for s in self._servers)
+
+    def _clean(self, exc: BaseException) -> str:
+        """An exception's text without any credential of the URL."""
+        return redact_text(str(exc), self.url)
 
     async def _connect(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
@@ -333,7 +378,7 @@ class NatsAgent(Agent):
             await nc.subscribe(self._reply_prefix + "*", cb=self._on_reply)
 
     async def _on_error(self, exc: Exception) -> None:
-        log.debug("NATS agent %r: %s", self.name, exc)
+        log.debug("NATS agent %r at %s: %s", self.name, self._where(), self._clean(exc))
 
     async def _on_disconnect(self) -> None:
         if self._closing:
@@ -405,7 +450,7 @@ class NatsAgent(Agent):
                 raise _Gone(errors[0])
             raise AgentError(
                 f"NATS agent {self.name!r}: JetStream refused {len(errors)} of "
-                f"{len(requests)} messages: {errors[0]}"
+                f"{len(requests)} messages: {redact_text(errors[0], self.url)}"
             )
 
     @property
@@ -549,8 +594,7 @@ class NatsAgent(Agent):
         """Publish messages with pipelined acknowledgements: one round trip per batch."""
         if not messages:
             return
-        for m in messages:
-            _check(m)
+        check_messages(messages)
         self._run("push", lambda: self._push(messages))
 
     async def _push(self, messages: Sequence[AgentMessage]) -> None:
@@ -615,11 +659,17 @@ class NatsAgent(Agent):
         for lane in lanes:
             self._waiters.setdefault(lane, set()).add(event)
         try:
+            again = AGAIN_AFTER_MALFORMED
             while True:
                 event.clear()
-                got = await self._claim_once(lanes, limit, lease_seconds)
+                got, removed = await self._claim_once(lanes, limit, lease_seconds)
+                if got:
+                    return got
+                if removed and again > 0:
+                    again -= 1  # only malformed messages, now gone: look again at once
+                    continue
                 remaining = deadline - loop.time()
-                if got or remaining <= 0:
+                if remaining <= 0:
                     return got
                 pause = min(remaining, RECHECK_SECONDS)
                 hints = [self._hints[lane] for lane in lanes if lane in self._hints]
@@ -641,7 +691,9 @@ class NatsAgent(Agent):
 
     async def _claim_once(
         self, lanes: list[str], limit: int, lease_seconds: float
-    ) -> list[Claimed]:
+    ) -> tuple[list[Claimed], bool]:
+        """Pull up to ``limit`` due messages: the well-formed claims, and whether malformed
+        messages were moved to the dead letters."""
         now = time.time()
         for lane in lanes:
             if self._hints.get(lane, now + 1) < now - _HINT_GRACE:
@@ -649,6 +701,7 @@ class NatsAgent(Agent):
         await self._ensure_streams()
         counts = await self._subject_counts(lanes)
         out: list[Claimed] = []
+        malformed: list[tuple[Claimed, str]] = []
         early: dict[str, float] = {}
         for priority in PRIORITIES:
             for lane in lanes:
@@ -659,7 +712,10 @@ class NatsAgent(Agent):
                     continue
                 bucket = await self._bucket(lane, priority, lease_seconds)
                 for msg in await self._pull(bucket, wanted):
-                    claimed = _claimed(msg, lane, priority)
+                    claimed, problem = _claimed(msg, lane, priority)
+                    if problem is not None:
+                        malformed.append((claimed, problem))
+                        continue
                     due = claimed.message.due
                     now = time.time()
                     if due > now:
@@ -671,7 +727,14 @@ class NatsAgent(Agent):
         if early:
             for lane, due in early.items():
                 await self._wake({lane}, repr(due).encode())
-        return out
+        if not malformed:
+            return out, False
+        try:  # as bury_malformed, on the loop
+            await self._dead_letter(malformed)
+        except Exception as exc:  # noqa: BLE001 - the good messages are returned anyway
+            unburied(self, malformed, exc)
+            return out, False
+        return out, True
 
     async def _subject_counts(self, lanes: Sequence[str]) -> dict[str, int]:
         """Messages held per bucket subject of ``lanes`` (one request): buckets without any
@@ -713,8 +776,7 @@ class NatsAgent(Agent):
         """Publish each new version, then acknowledge the claimed one."""
         if not items:
             return
-        for _, message in items:
-            _check(message)
+        check_messages([m for _, m in items])
         self._run("retry", lambda: self._retry(items))
 
     async def _retry(self, items: Sequence[tuple[Claimed, AgentMessage]]) -> None:
@@ -762,7 +824,9 @@ class NatsAgent(Agent):
                 "Jm-Lane": quote(m.lane, safe=""),
                 "Jm-Priority": str(int(m.priority)),
                 _DUE: repr(float(m.due)),
-                "Jm-Reason": quote(reason, safe=""),
+                "Jm-Reason": quote(
+                    storable_reason(reason, self.reason_limit_bytes), safe=_REASON_SAFE
+                ),
                 "Jm-At": at,
             }
             requests.append((self._subject + ".dead", m.body, headers))
@@ -793,14 +857,15 @@ class NatsAgent(Agent):
                     continue
                 raise raw
             h = raw.headers or {}
-            message = AgentMessage(
+            message = salvage_message(
                 unquote(h.get(_ID, "")),
                 unquote(h.get("Jm-Lane", "")),
-                int(h.get("Jm-Priority", 0)),
-                float(h.get(_DUE, 0.0)),
+                stored_number(h.get("Jm-Priority"), int),
+                stored_number(h.get(_DUE), float),
                 raw.data or b"",
             )
-            out.append(DeadLetter(message, unquote(h.get("Jm-Reason", "")), float(h["Jm-At"])))
+            reason = unquote(h.get("Jm-Reason", ""))
+            out.append(DeadLetter(message, reason, stored_number(h.get("Jm-At"), float) or 0.0))
         return out
 
     def length(self, bucket: Bucket | None = None) -> int:
@@ -839,21 +904,21 @@ class NatsAgent(Agent):
         return count
 
     def close(self) -> None:
-        """Close the connection and stop the agent's loop (a forked child's copy of the
-        parent's is left untouched)."""
+        """Close the connection and stop the agent's loop (in a forked child, only the
+        child's own)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             runner, nc = self._runner, self._nc
-            if self._pid != os.getpid() or runner is None:
+            if runner is None:
                 return
             self._closing = True
         if nc is not None:
             try:
                 runner.run(nc.close(), self._timeout)
             except Exception as exc:  # noqa: BLE001 - closing is best effort
-                log.debug("NATS agent %r: close failed: %s", self.name, exc)
+                log.debug("NATS agent %r: close failed: %s", self.name, self._clean(exc))
         runner.stop()
 
 
@@ -864,22 +929,34 @@ def _status(msg: Msg) -> str:
     return str(msg.headers.get("Status", ""))
 
 
-def _check(message: AgentMessage) -> None:
-    if message.priority not in PRIORITIES:
-        raise ConfigurationError(
-            f"message {message.id!r} has priority {message.priority!r}; "
-            "the NATS agent holds priorities 0..4"
-        )
-
-
-def _claimed(msg: Msg, lane: str, priority: int) -> Claimed:
-    """A pulled message as a ``Claimed`` (the receipt is the message itself)."""
+def _claimed(msg: Msg, lane: str, priority: int) -> tuple[Claimed, str | None]:
+    """A pulled message as a ``Claimed`` (the receipt is the message itself), and what is
+    wrong with it (``None`` if nothing: for a malformed message the claim holds what could
+    be kept of it, for the dead letters)."""
     h = msg.headers or {}
-    job_id = unquote(h.get(_ID) or h.get(_MSG_ID, ""))
-    due = float(h.get(_DUE, 0.0))
     md = msg.metadata
-    deliveries = int(h.get(_BASE, 0)) + md.num_delivered
-    if md.num_delivered > 1 and due > md.timestamp.timestamp():
+    read = _read(h, lane, priority, msg.data)
+    if isinstance(read, Malformed):
+        return Claimed(read.message, msg, max(1, md.num_delivered)), read.reason
+    base = stored_number(h.get(_BASE), int) or 0
+    deliveries = base + md.num_delivered
+    if md.num_delivered > 1 and read.due > md.timestamp.timestamp():
         deliveries -= 1  # pushed for later: one delivery was (most likely) an early pull
-    message = AgentMessage(job_id, lane, priority, due, msg.data)
-    return Claimed(message, msg, max(1, deliveries))
+    return Claimed(read, msg, max(1, deliveries)), None
+
+
+def _read(
+    headers: dict[str, str], lane: str, priority: int, body: bytes
+) -> AgentMessage | Malformed:
+    """The message a pulled message's headers and body hold, or ``Malformed``."""
+    raw_id, raw_due = headers.get(_ID), headers.get(_DUE)
+    if raw_id is None or raw_due is None:
+        msg_id = unquote(headers.get(_MSG_ID, "")).rpartition(":")[0]
+        missing = _ID if raw_id is None else _DUE
+        job_id = msg_id if raw_id is None else unquote(raw_id)
+        return Malformed(
+            salvage_message(job_id, lane, priority, stored_number(raw_due, float), body),
+            f"stored message has no {missing} header",
+        )
+    due = stored_number(raw_due, float)
+    return read_message(unquote(raw_id), lane, priority, raw_due if due is None else due, body)

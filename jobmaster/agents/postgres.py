@@ -36,28 +36,24 @@ A ``claim(wait=...)`` that finds nothing due ``LISTEN``-s on a dedicated connect
 sleeps until a notification for one of its lanes, the earliest future ``due`` or lease
 expiry in its lanes, or one second (a polling fallback), whichever is first.
 
-Connections. A tiny per-process pool of autocommit psycopg 3 connections (each call checks
-one out, so threads never share one), plus a pool of listening connections. A connection
-that broke while idle (server restart, ``pg_terminate_backend``) is dropped and the call is
-retried once on a fresh connection (sessions show as ``jobmaster-agent:{namespace}`` in
-``pg_stat_activity``); every statement is safe to repeat (pushes are
-idempotent, receipts are fenced by token). Tables dropped while the agent runs are
-created again on the next call. Other failures raise ``AgentError``. After
-``os.fork`` the child never touches the parent's connections: it keeps them referenced (so
-garbage collection does not close the parent's sessions) and opens its own.
+Connections, retries and fork safety come from ``jobmaster.agents.sql.SQLAgent``
+(autocommit psycopg 3 connections; sessions show as ``jobmaster-agent:{namespace}`` in
+``pg_stat_activity``), plus a pool of listening connections. Claimed rows are checked
+(``jobmaster.agents.base.read_message``): a malformed one (a NULL or out-of-range priority,
+a due time of ``-Infinity``, an empty id) is moved to the dead letters by the claim with
+the reason, and the claim's other jobs are returned. Rows due at ``NaN`` or ``+Infinity``
+are never due, so never claimed: they stay until purged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import secrets
-import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -66,33 +62,32 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
 from jobmaster.agents.base import (
-    Agent,
+    AGAIN_AFTER_MALFORMED,
     AgentMessage,
     Bucket,
     Capabilities,
     Claimed,
     DeadLetter,
+    bury_malformed,
+    check_messages,
+    redact_text,
     redact_url,
+    salvage_message,
+    storable_reason,
     table_prefix,
 )
+from jobmaster.agents.sql import ConnectionPool, Failure, SQLAgent, claims_from_rows
 from jobmaster.exceptions import AgentError, ConfigurationError
 
 __all__ = ["PostgresAgent", "postgres_conninfo", "table_prefix"]
 
 log = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
 _Conn = psycopg.Connection[TupleRow]
-
-# Connection pools left behind by a fork: referenced forever so the child's garbage
-# collector never closes (and so terminates) sessions that belong to the parent.
-_ORPHANS: list[object] = []
 
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9_]+\Z")
 _RECHECK = 1.0  # a waiting claim looks at the table at least this often
 _MIN_SLEEP = 0.002  # ... and at most this often (a due row locked by a concurrent claim)
-_MAX_IDLE = 8  # idle connections kept per pool (and as many listening ones)
-_ATTEMPTS = 3  # for deadlocks / serialization failures
 _CHUNK_ROWS = 5000  # rows per INSERT statement of a push
 _CHUNK_BYTES = 32 * 1024 * 1024  # body bytes per INSERT statement of a push
 _CONNECT_DEFAULTS = {
@@ -102,8 +97,6 @@ _CONNECT_DEFAULTS = {
     "keepalives_interval": "10",
     "keepalives_count": "3",
 }
-_HINT = "check that the server is running and reachable and that the URL is right"
-
 # The server's clock as a Unix epoch; stable within a statement.
 _NOW = "extract(epoch FROM now())::float8"
 
@@ -126,41 +119,34 @@ def _channel(prefix: str, name: str) -> str:
     return f"{prefix}_agent_{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
 
-class _Pool:
-    """The idle connections of one process."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.lock = threading.Lock()
-        self.idle: list[_Conn] = []
-        self.listeners: list[_Conn] = []
-
-
-class PostgresAgent(Agent):
+class PostgresAgent(SQLAgent[_Conn]):
     """Jobs in PostgreSQL tables, claimed with ``FOR UPDATE SKIP LOCKED``, woken by NOTIFY."""
 
     capabilities = Capabilities(notify=True, delayed=True, durable=True, shared=True)
+    backend = "PostgreSQL"
+    driver_error = psycopg.Error
 
     def __init__(self, url: str, *, name: str = "main", namespace: str = "jobmaster") -> None:
         super().__init__(url, name=name, namespace=namespace)
-        prefix = table_prefix(namespace)
-        self._jobs = f"{prefix}_agent_jobs"
-        self._dead = f"{prefix}_agent_dead"
-        self._channel = _channel(prefix, name)
-        params = self._params(url, prefix)
-        self._params_dict = params
-        self._pool = _Pool()
-        self._ready = False
-        self._ready_lock = threading.Lock()
-        self._closed = False
+        self._channel = _channel(self._prefix, name)
+        self._params_dict = self._params(url, self._prefix)
         self._build_sql()
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._listeners: ConnectionPool[_Conn] = ConnectionPool(self.max_idle)
+
+    def _pools(self) -> list[ConnectionPool[_Conn]]:
+        return [self._pool, self._listeners]
 
     @staticmethod
     def _params(url: str, prefix: str) -> dict[str, Any]:
         try:
             params: dict[str, Any] = conninfo_to_dict(postgres_conninfo(url))
         except psycopg.Error as exc:
-            raise ConfigurationError(f"invalid PostgreSQL URL {redact_url(url)!r}: {exc}") from exc
+            raise ConfigurationError(
+                f"invalid PostgreSQL URL {redact_url(url)!r}: {redact_text(str(exc), url)}"
+            ) from exc
         for key, value in _CONNECT_DEFAULTS.items():
             params.setdefault(key, value)
         params.setdefault("application_name", f"jobmaster-agent:{prefix}")
@@ -265,13 +251,18 @@ class PostgresAgent(Agent):
                 RETURNING j.lane)
             SELECT pg_notify(%(channel)s, lane) FROM (SELECT DISTINCT lane FROM upd) AS l
             """  # noqa: S608 - table name from a validated identifier
+        # The dead letter holds the claimed message as the caller has it (for a malformed
+        # row, what could be kept of it), never the row's own values, which may not fit.
         self._sql_dead_letter = f"""
             WITH gone AS (
                 DELETE FROM {jobs} AS j
-                 USING unnest(%(seqs)s::int8[], %(tokens)s::int8[], %(reasons)s::text[])
-                       WITH ORDINALITY AS r(seq, token, reason, ord)
+                 USING unnest(%(seqs)s::int8[], %(tokens)s::int8[], %(ids)s::text[],
+                              %(lanes)s::text[], %(priorities)s::int[], %(dues)s::float8[],
+                              %(bodies)s::bytea[], %(reasons)s::text[])
+                       WITH ORDINALITY AS r(seq, token, id, lane, priority, due, body, reason,
+                                            ord)
                  WHERE j.seq = r.seq AND j.token = r.token
-                RETURNING j.agent, j.id, j.lane, j.priority, j.due, j.body, r.reason, r.ord)
+                RETURNING j.agent, r.id, r.lane, r.priority, r.due, r.body, r.reason, r.ord)
             INSERT INTO {dead} (agent, id, lane, priority, due, body, reason, at)
             SELECT agent, id, lane, priority, due, body, reason, {_NOW}
               FROM gone ORDER BY ord
@@ -291,44 +282,31 @@ class PostgresAgent(Agent):
             SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM d)
             """  # noqa: S608 - table names from a validated identifier
 
-    # -- connections ---------------------------------------------------------------
-    def _current_pool(self) -> _Pool:
-        pool = self._pool
-        if pool.pid != os.getpid():
-            _ORPHANS.append(pool)
-            pool = self._pool = _Pool()
-            self._ready = False
-            self._ready_lock = threading.Lock()  # a parent's thread may have held it
-        return pool
-
-    def _connect(self) -> _Conn:
-        if self._closed:
-            raise AgentError(f"{self!r} is closed; build a new agent")
-        try:
-            conn: _Conn = psycopg.connect(**self._params_dict)
-        except psycopg.Error as exc:
-            raise AgentError(
-                f"cannot connect to the PostgreSQL agent at {redact_url(self.url)}: "
-                f"{self._clean(exc)}; {_HINT}"
-            ) from exc
+    # -- what SQLAgent needs ---------------------------------------------------------
+    def _open(self) -> _Conn:
+        conn: _Conn = psycopg.connect(**self._params_dict)
         return conn
 
-    def _checkout(self) -> tuple[_Conn, bool]:
-        pool = self._current_pool()
-        with pool.lock:
-            conn = pool.idle.pop() if pool.idle else None
-        if conn is not None and not conn.closed:
-            return conn, False
-        return self._connect(), True
+    def _create_tables(self, conn: _Conn) -> None:
+        """Create the tables, serialised by an advisory lock so first uses do not race."""
+        key = int.from_bytes(hashlib.sha256(self._jobs.encode()).digest()[:8], "big") >> 1
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+            for statement in self._sql_create:
+                conn.execute(statement)
 
-    def _checkin(self, conn: _Conn, *, discard: bool = False) -> None:
-        pool = self._current_pool()
-        if not discard and not self._closed and not conn.closed and not conn.broken:
-            with pool.lock:
-                if len(pool.idle) < _MAX_IDLE and pool.pid == os.getpid():
-                    pool.idle.append(conn)
-                    return
-        self._close_quietly(conn)
+    def _failure(self, conn: _Conn, exc: Exception) -> Failure:
+        if conn.closed or conn.broken:
+            return Failure.LOST
+        if isinstance(exc, pg_errors.TransactionRollback):
+            return Failure.RETRY
+        if isinstance(exc, pg_errors.UndefinedTable):
+            return Failure.NO_TABLE
+        return Failure.OTHER
+
+    @staticmethod
+    def _usable(conn: _Conn) -> bool:
+        return not conn.closed and not conn.broken
 
     @staticmethod
     def _close_quietly(conn: _Conn) -> None:
@@ -337,75 +315,13 @@ class PostgresAgent(Agent):
         except Exception:  # noqa: S110 - a connection we are dropping anyway
             pass
 
-    def _clean(self, exc: BaseException) -> str:
-        """An exception's text, never showing the URL's password."""
-        text = str(exc).strip() or type(exc).__name__
-        password = self._params_dict.get("password")
-        if password:
-            text = text.replace(str(password), "***")
-        return text
-
-    def _ensure_tables(self, conn: _Conn) -> None:
-        if self._ready:
-            return
-        with self._ready_lock:
-            if self._ready:
-                return
-            key = int.from_bytes(hashlib.sha256(self._jobs.encode()).digest()[:8], "big") >> 1
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
-                for statement in self._sql_create:
-                    conn.execute(statement)
-            self._ready = True
-
-    def _run(self, what: str, operation: Callable[[_Conn], _T]) -> _T:
-        """Run ``operation`` on a pooled connection, retrying once on a connection that
-        broke while idle, a few times on deadlocks, and after recreating tables dropped
-        meanwhile; raise ``AgentError`` otherwise."""
-        reconnected = False
-        attempt = 0
-        while True:
-            attempt += 1
-            conn, fresh = self._checkout()
-            try:
-                self._ensure_tables(conn)
-                result = operation(conn)
-            except psycopg.Error as exc:
-                broken = conn.closed or conn.broken
-                self._checkin(conn, discard=broken)
-                if broken and not fresh and not reconnected:
-                    log.warning(
-                        "PostgreSQL agent %s: connection lost (%s); reconnecting",
-                        redact_url(self.url),
-                        self._clean(exc),
-                    )
-                    reconnected = True
-                    continue
-                if isinstance(exc, pg_errors.TransactionRollback) and attempt < _ATTEMPTS:
-                    continue
-                if isinstance(exc, pg_errors.UndefinedTable) and attempt < _ATTEMPTS:
-                    self._ready = False  # dropped meanwhile (by an operator, a test): recreate
-                    continue
-                if broken:
-                    raise AgentError(
-                        f"PostgreSQL agent {redact_url(self.url)}: connection lost during "
-                        f"{what}: {self._clean(exc)}; {_HINT}"
-                    ) from exc
-                raise AgentError(
-                    f"PostgreSQL agent {redact_url(self.url)}: {what} failed: {self._clean(exc)}"
-                ) from exc
-            except BaseException:
-                self._checkin(conn, discard=True)  # state unknown (e.g. interrupted)
-                raise
-            self._checkin(conn)
-            return result
-
     # -- producer ------------------------------------------------------------------
     def push(self, messages: Sequence[AgentMessage]) -> None:
         """Store messages (one INSERT ... ON CONFLICT DO NOTHING per few thousand) and
         NOTIFY waiting claims, all in one transaction."""
         if not messages:
             return
+        check_messages(messages)
         chunks: list[Sequence[AgentMessage]] = []
         start, size = 0, 0
         for i, m in enumerate(messages):
@@ -417,15 +333,7 @@ class PostgresAgent(Agent):
             chunks.append(messages[start:])
 
         def params(chunk: Sequence[AgentMessage]) -> dict[str, Any]:
-            return {
-                "agent": self.name,
-                "channel": self._channel,
-                "ids": [m.id for m in chunk],
-                "lanes": [m.lane for m in chunk],
-                "priorities": [int(m.priority) for m in chunk],
-                "dues": [float(m.due) for m in chunk],
-                "bodies": [bytes(m.body) for m in chunk],
-            }
+            return {"agent": self.name, "channel": self._channel, **_columns(chunk)}
 
         def run(conn: _Conn) -> None:
             if len(chunks) == 1:
@@ -440,7 +348,9 @@ class PostgresAgent(Agent):
     # -- consumer ------------------------------------------------------------------
     def _claim_once(
         self, lanes: list[str], limit: int, lease_seconds: float, consumer: str
-    ) -> list[Claimed]:
+    ) -> tuple[list[Claimed], bool]:
+        """One claim statement: the well-formed claims, and whether malformed rows were
+        moved to the dead letters (a second statement, run only then)."""
         token = secrets.randbits(63)
         args = {
             "agent": self.name,
@@ -451,11 +361,8 @@ class PostgresAgent(Agent):
             "consumer": consumer,
         }
         rows = self._run("claim", lambda conn: conn.execute(self._sql_claim, args).fetchall())
-        rows.sort(key=lambda r: (-r[3], r[4], r[0]))
-        return [
-            Claimed(AgentMessage(r[1], r[2], r[3], r[4], bytes(r[5])), (r[0], token), r[6])
-            for r in rows
-        ]
+        claimed, malformed = claims_from_rows(rows, lambda seq: (seq, token))
+        return claimed, bool(malformed) and bury_malformed(self, malformed, self._bury)
 
     def _next_in(self, lanes: list[str]) -> float | None:
         """Seconds until the next job in ``lanes`` becomes claimable (due or lease expiry)."""
@@ -477,7 +384,11 @@ class PostgresAgent(Agent):
         if not lanes or limit <= 0:
             return []
         lanes = list(dict.fromkeys(lanes))
-        claimed = self._claim_once(lanes, limit, lease_seconds, consumer)
+        claimed, removed = self._claim_once(lanes, limit, lease_seconds, consumer)
+        again = AGAIN_AFTER_MALFORMED
+        while removed and not claimed and again > 0:  # only malformed rows, now gone
+            again -= 1
+            claimed, removed = self._claim_once(lanes, limit, lease_seconds, consumer)
         if claimed or wait <= 0:
             return claimed
         deadline = time.monotonic() + wait
@@ -486,10 +397,12 @@ class PostgresAgent(Agent):
             while True:
                 if listener is None:
                     listener = self._listener()  # LISTEN before looking again: no lost wake-up
-                claimed = self._claim_once(lanes, limit, lease_seconds, consumer)
+                claimed, removed = self._claim_once(lanes, limit, lease_seconds, consumer)
                 remaining = deadline - time.monotonic()
                 if claimed or remaining <= 0:
                     return claimed
+                if removed:
+                    continue
                 next_in = self._next_in(lanes)
                 timeout = min(remaining, _RECHECK)
                 if next_in is not None:  # a job due (or a lease ending) sooner
@@ -503,10 +416,8 @@ class PostgresAgent(Agent):
 
     def _listener(self) -> _Conn:
         """A connection LISTENing on this agent's channel, with no stale notifications."""
-        pool = self._current_pool()
         while True:
-            with pool.lock:
-                conn = pool.listeners.pop() if pool.listeners else None
+            conn = self._listeners.take()
             if conn is None:
                 break
             try:
@@ -521,18 +432,13 @@ class PostgresAgent(Agent):
         except psycopg.Error as exc:
             self._close_quietly(conn)
             raise AgentError(
-                f"PostgreSQL agent {redact_url(self.url)}: LISTEN failed: {self._clean(exc)}"
+                f"PostgreSQL agent {self._where()}: LISTEN failed: {self._clean(exc)}"
             ) from exc
         return conn
 
     def _checkin_listener(self, conn: _Conn) -> None:
-        pool = self._current_pool()
-        if not self._closed and not conn.closed and not conn.broken:
-            with pool.lock:
-                if len(pool.listeners) < _MAX_IDLE and pool.pid == os.getpid():
-                    pool.listeners.append(conn)
-                    return
-        self._close_quietly(conn)
+        if self._closed or not self._usable(conn) or not self._listeners.give(conn):
+            self._close_quietly(conn)
 
     def _await(self, conn: _Conn, lanes: list[str], timeout: float) -> bool:
         """Wait up to ``timeout`` for a notification naming one of ``lanes``. False if the
@@ -545,7 +451,7 @@ class PostgresAgent(Agent):
         except psycopg.Error as exc:
             log.warning(
                 "PostgreSQL agent %s: listening connection lost (%s); listening again",
-                redact_url(self.url),
+                self._where(),
                 self._clean(exc),
             )
             return False
@@ -569,15 +475,9 @@ class PostgresAgent(Agent):
         """Replace claimed jobs with new versions and release them (one statement)."""
         if not items:
             return
+        check_messages([m for _, m in items])
         args = self._receipts([c for c, _ in items])
-        args.update(
-            channel=self._channel,
-            ids=[m.id for _, m in items],
-            lanes=[m.lane for _, m in items],
-            priorities=[int(m.priority) for _, m in items],
-            dues=[float(m.due) for _, m in items],
-            bodies=[bytes(m.body) for _, m in items],
-        )
+        args.update(channel=self._channel, **_columns([m for _, m in items]))
         self._run("retry", lambda conn: conn.execute(self._sql_retry, args))
 
     def extend(self, claims: Sequence[Claimed], lease_seconds: float) -> None:
@@ -592,8 +492,12 @@ class PostgresAgent(Agent):
         """Move claimed jobs to the dead-letter table with their reasons (one statement)."""
         if not items:
             return
+        self._bury(items)
+
+    def _bury(self, items: Sequence[tuple[Claimed, str]]) -> None:
         args = self._receipts([c for c, _ in items])
-        args["reasons"] = [reason for _, reason in items]
+        args.update(_columns([c.message for c, _ in items]))
+        args["reasons"] = [storable_reason(r, self.reason_limit_bytes) for _, r in items]
         self._run("dead_letter", lambda conn: conn.execute(self._sql_dead_letter, args))
 
     # -- inspection ----------------------------------------------------------------
@@ -603,9 +507,7 @@ class PostgresAgent(Agent):
         rows = self._run(
             "dead_letters", lambda conn: conn.execute(self._sql_dead_letters, args).fetchall()
         )
-        return [
-            DeadLetter(AgentMessage(r[0], r[1], r[2], r[3], bytes(r[4])), r[5], r[6]) for r in rows
-        ]
+        return [DeadLetter(salvage_message(*r[:5]), str(r[5]), float(r[6])) for r in rows]
 
     def length(self, bucket: Bucket | None = None) -> int:
         """Jobs held (waiting or claimed) by this agent, in one bucket or in all."""
@@ -625,14 +527,13 @@ class PostgresAgent(Agent):
         row = self._run("purge", lambda conn: conn.execute(self._sql_purge, args).fetchone())
         return 0 if row is None else int(row[0])
 
-    def close(self) -> None:
-        """Close this process's pooled connections; the agent may not be used afterwards."""
-        self._closed = True
-        pool = self._pool
-        if pool.pid != os.getpid():
-            return  # the parent's connections: not ours to close
-        with pool.lock:
-            conns = pool.idle + pool.listeners
-            pool.idle, pool.listeners = [], []
-        for conn in conns:
-            self._close_quietly(conn)
+
+def _columns(messages: Sequence[AgentMessage]) -> dict[str, Any]:
+    """Messages as the array parameters of the statements that write them."""
+    return {
+        "ids": [m.id for m in messages],
+        "lanes": [m.lane for m in messages],
+        "priorities": [int(m.priority) for m in messages],
+        "dues": [float(m.due) for m in messages],
+        "bodies": [bytes(m.body) for m in messages],
+    }

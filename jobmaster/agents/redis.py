@@ -23,19 +23,31 @@ members to the lease sets. A job gets a fresh sequence number whenever it starts
 consumer whose lease expired (and whose job was claimed again) cannot touch the new claim.
 Time is the Redis server's clock (``TIME``), so leases do not depend on the workers' clocks.
 
+Nothing stored is trusted. A member that names no job (no ``:`` after its sequence number)
+is removed by the claim script and logged at ERROR level. A job whose hash entry is missing,
+has no ``|``, or holds a due time that is not a finite number, or whose id is not UTF-8, is
+claimed like any other, then moved to the dead letters with the reason, and the claim's
+other jobs are returned; none of these makes a script fail.
+
 When nothing is due, ``claim`` blocks on ``BLPOP`` of its lanes' wake-up lists for at most the
 time until the next job is due or lease expires; producers push a few tokens there per batch,
 so a waiting claim wakes well within a millisecond of a push. Wake-ups may be spurious.
 
+Pushes run on connections of their own (``PUSH_CONNECTIONS`` at most, lent to one thread
+at a time and given back after each push): a single ``.delay()`` is one round trip, and a
+server that starts a thread per request does not leave a connection behind per thread.
+Everything else goes through the redis-py client's pool.
+
 Needs Redis 6.2 or newer. Durability is Redis's own: enable AOF (``appendonly yes``) if pushed
-jobs must survive a restart of the server. The redis-py connection pool is thread-safe and
-notices ``fork`` (it compares process ids), so a forked child opens its own sockets and never
-touches its parent's. Installing ``hiredis`` speeds up reply parsing.
+jobs must survive a restart of the server. After ``fork`` the child drops the parent's push
+connections (``jobmaster.forking``); redis-py's pool notices the fork by itself, so the child
+opens its own sockets and never touches its parent's. Installing ``hiredis`` speeds up reply
+parsing.
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import struct
 import threading
 import time
@@ -50,23 +62,39 @@ from redis.commands.core import Script
 from redis.retry import Retry
 
 from jobmaster.agents.base import (
+    AGAIN_AFTER_MALFORMED,
     Agent,
     AgentMessage,
     Bucket,
     Capabilities,
     Claimed,
     DeadLetter,
+    Malformed,
+    bury_malformed,
+    check_messages,
+    read_message,
+    redact_text,
     redact_url,
+    salvage_message,
+    storable_reason,
+    stored_number,
 )
 from jobmaster.exceptions import AgentError, ConfigurationError
+from jobmaster.forking import after_fork
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 PRIORITIES = (4, 3, 2, 1, 0)
 """The priorities a bucket can have, claimed in this order."""
 
 DEAD_LETTER_CAP = 100_000
 """Dead letters kept per agent (the oldest are trimmed, approximately)."""
+
+PUSH_CONNECTIONS = 16
+"""Most connections an agent opens for pushes; a push finding all of them busy waits for
+one (at most the socket timeout)."""
 
 _LENGTH = struct.Struct(">I")
 _PUSH_CHUNK = 2_000  # jobs per script call; a bigger push pipelines several calls
@@ -112,13 +140,24 @@ end
 local function waiting(seq, deliveries, id)
   return string.format('%016d', seq) .. deliveries .. ':' .. id
 end
-local function parse(m)  -- a member -> deliveries so far, id
+-- a member -> deliveries so far, id; nothing if it is not a member (names no job)
+local function parse(m)
   local sep = string.find(m, ':', 17, true)
-  return tonumber(string.sub(m, 17, sep - 1)), string.sub(m, sep + 1)
+  if not sep then return nil end
+  local deliveries = tonumber(string.sub(m, 17, sep - 1))
+  if not deliveries then return nil end
+  return deliveries, string.sub(m, sep + 1)
 end
-local function due_of(value)
-  local sep = string.find(value, '|', 1, true)
-  return string.sub(value, 1, sep - 1), sep
+-- the score of a job: its due time, or now if its value is missing or holds none
+local function due_score(value, now)
+  if value then
+    local sep = string.find(value, '|', 1, true)
+    if sep then
+      local due = tonumber(string.sub(value, 1, sep - 1))
+      if due and due == due and due > -math.huge and due < math.huge then return due end
+    end
+  end
+  return now
 end
 local function wake(lane, count)
   local key = P .. 's:' .. lane
@@ -210,9 +249,11 @@ return 0
 )
 
 # ARGV: prefix, limit, lease seconds, lanes...
-# Returns {0, microseconds until the next job is due or lease expires, or -1} if nothing was
-# due, else {1, 0, header, blob}: the header holds four numbers per job (lane index,
-# priority, member length, value length), the blob each job's member then its value.
+# Returns {taken, microseconds until the next job is due or lease expires (-1: none; 0 when
+# something was taken), header, blob, lost}: the header holds four numbers per job taken
+# (lane index, priority, member length, value length or -1 if the job has no value), the
+# blob each job's member then its value; ``lost`` lists the members removed because they
+# name no job.
 _CLAIM = (
     _LUA_PRELUDE
     + """
@@ -222,8 +263,11 @@ local lanes = {}
 for i = 4, #ARGV do lanes[#lanes + 1] = ARGV[i] end
 local now = now_s()
 local prios = {4, 3, 2, 1, 0}
+local lost = {}
 
--- 1. expired leases go back to waiting, keeping their due (so ahead of later jobs)
+-- 1. expired leases go back to waiting, keeping their due (so ahead of later jobs); a job
+-- whose value is missing or holds no due time waits as due now, to be claimed and
+-- dead-lettered below
 for _, lane in ipairs(lanes) do
   for _, p in ipairs(prios) do
     local lk = P .. 'l:' .. lane .. ':' .. p
@@ -231,17 +275,25 @@ for _, lane in ipairs(lanes) do
     if #expired > 0 then
       chunks('ZREM', lk, expired)
       local ids, dlvs = {}, {}
-      for k, m in ipairs(expired) do dlvs[k], ids[k] = parse(m) end
-      local values = fetch('HMGET', jobs, ids)
-      local seq = redis.call('INCRBY', P .. 'seq', #ids) - #ids
-      local args = {}
-      for k, id in ipairs(ids) do
-        if values[k] then
-          args[#args + 1] = due_of(values[k])
-          args[#args + 1] = waiting(seq + k, dlvs[k] + 1, id)
+      for _, m in ipairs(expired) do
+        local dlv, id = parse(m)
+        if id then
+          ids[#ids + 1] = id
+          dlvs[#dlvs + 1] = dlv
+        else
+          lost[#lost + 1] = m
         end
       end
-      chunks('ZADD', P .. 'w:' .. lane .. ':' .. p, args)
+      if #ids > 0 then
+        local values = fetch('HMGET', jobs, ids)
+        local seq = redis.call('INCRBY', P .. 'seq', #ids) - #ids
+        local args = {}
+        for k, id in ipairs(ids) do
+          args[#args + 1] = due_score(values[k], now)
+          args[#args + 1] = waiting(seq + k, dlvs[k] + 1, id)
+        end
+        chunks('ZADD', P .. 'w:' .. lane .. ':' .. p, args)
+      end
     end
   end
 end
@@ -297,44 +349,55 @@ if #taken == 0 then
     end
     redis.call('DEL', P .. 's:' .. lane)  -- any wake-up token left is stale now
   end
-  if next_at == nil then return {0, -1} end
-  return {0, math.max(0, math.floor((next_at - now) * 1000000))}
+  if next_at == nil then return {0, -1, '', '', lost} end
+  return {0, math.max(0, math.floor((next_at - now) * 1000000)), '', '', lost}
 end
 
 -- 4. lease what was taken: a job's member (unique, as its sequence number is fresh every time
--- it starts waiting) moves as is from waiting to leased and is the claim's receipt
+-- it starts waiting) moves as is from waiting to leased and is the claim's receipt; a member
+-- that names no job is dropped
 local deadline = now + lease
-local ids = {}
+local ids, kept = {}, {}
 local per_lease = {}
-for k, t in ipairs(taken) do
-  local m = t[1]
-  ids[k] = string.sub(m, string.find(m, ':', 17, true) + 1)
-  local lk = P .. 'l:' .. lanes[t[2]] .. ':' .. t[3]
-  local args = per_lease[lk]
-  if not args then
-    args = {}
-    per_lease[lk] = args
+for _, t in ipairs(taken) do
+  local _, id = parse(t[1])
+  if id then
+    kept[#kept + 1] = t
+    ids[#ids + 1] = id
+    local lk = P .. 'l:' .. lanes[t[2]] .. ':' .. t[3]
+    local args = per_lease[lk]
+    if not args then
+      args = {}
+      per_lease[lk] = args
+    end
+    args[#args + 1] = deadline
+    args[#args + 1] = t[1]
+  else
+    lost[#lost + 1] = t[1]
   end
-  args[#args + 1] = deadline
-  args[#args + 1] = m
 end
 for lk, args in pairs(per_lease) do chunks('ZADD', lk, args) end
 local values = fetch('HMGET', jobs, ids)
 local out = {}
 local blob = {}
-for k, t in ipairs(taken) do
-  local value = values[k] or ''
+for k, t in ipairs(kept) do
+  local value = values[k]
   out[4 * k - 3] = t[2]
   out[4 * k - 2] = t[3]
   out[4 * k - 1] = #t[1]
-  out[4 * k] = #value
   blob[2 * k - 1] = t[1]
-  blob[2 * k] = value
+  if value then
+    out[4 * k] = #value
+    blob[2 * k] = value
+  else
+    out[4 * k] = -1
+    blob[2 * k] = ''
+  end
 end
 if remaining <= 0 then
   for _, lane in ipairs(lanes) do wake(lane, 1) end  -- more may be due: wake the next claimer
 end
-return {1, 0, table.concat(out, ' '), table.concat(blob)}
+return {1, 0, table.concat(out, ' '), table.concat(blob), lost}
 """
 )
 
@@ -403,7 +466,9 @@ return done
 """
 )
 
-# ARGV: prefix, cap, count, then per item: lease member, lane, priority, reason.
+# ARGV: prefix, cap, count, then per item: lease member, lane, priority, due, body, reason.
+# The dead letter holds the message as the caller has it (for a malformed job, what could be
+# kept of it), never the job's own value, which may be missing or garbled.
 _DEAD = (
     _LUA_PRELUDE
     + """
@@ -412,18 +477,13 @@ local n = tonumber(ARGV[3])
 local now = string.format('%.6f', now_s())
 local done = 0
 for i = 0, n - 1 do
-  local b = 4 + i * 4
+  local b = 4 + i * 6
   local m, lane, p = ARGV[b], ARGV[b + 1], ARGV[b + 2]
-  if redis.call('ZREM', P .. 'l:' .. lane .. ':' .. p, m) == 1 then
-    local _, id = parse(m)
-    local value = redis.call('HGET', jobs, id)
-    if value then
-      local due, sep = due_of(value)
-      redis.call('XADD', P .. 'dead', 'MAXLEN', '~', cap, '*', 'id', id, 'lane', lane,
-        'priority', p, 'due', due, 'body', string.sub(value, sep + 1),
-        'reason', ARGV[b + 3], 'at', now)
-      redis.call('HDEL', jobs, id)
-    end
+  local _, id = parse(m)
+  if id and redis.call('ZREM', P .. 'l:' .. lane .. ':' .. p, m) == 1 then
+    redis.call('XADD', P .. 'dead', 'MAXLEN', '~', cap, '*', 'id', id, 'lane', lane,
+      'priority', p, 'due', ARGV[b + 3], 'body', ARGV[b + 4], 'reason', ARGV[b + 5], 'at', now)
+    redis.call('HDEL', jobs, id)
     done = done + 1
   end
 end
@@ -434,6 +494,71 @@ return done
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class _PushConnections:
+    """Connections for pushes, lent to one thread at a time: a push takes one, sends its
+    script calls and reads the replies, and gives it back. At most ``size`` exist; a push
+    that finds all of them lent waits for one, up to ``timeout`` seconds."""
+
+    def __init__(self, make: Callable[[], Any], size: int, timeout: float) -> None:
+        self._make = make
+        self._size = size
+        self._timeout = timeout
+        self._lock = threading.Lock()  # held directly on the fast paths (cheaper)
+        self._cond = threading.Condition(self._lock)  # only for waiting
+        self._idle: list[Any] = []
+        self._count = 0  # connections made (idle or lent)
+        self._waiting = 0
+        self._closed = False
+
+    def take(self) -> Any:
+        """An idle connection, a new one, or the next one given back."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            deadline = time.monotonic() + self._timeout
+            while self._count >= self._size and not self._idle:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise redis.ConnectionError(
+                        f"all {self._size} push connections stayed busy for {self._timeout:g} s"
+                    )
+                self._waiting += 1
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
+            if self._idle:
+                return self._idle.pop()
+            self._count += 1
+            return self._make()  # connects on its first command
+
+    def give(self, conn: Any) -> None:
+        """Take back a connection (disconnected or not; it reconnects when used again)."""
+        with self._lock:
+            if not self._closed:
+                self._idle.append(conn)
+                if self._waiting:
+                    self._cond.notify()
+                return
+            self._count -= 1
+        conn.disconnect()
+
+    def count(self) -> int:
+        """Connections made and not closed."""
+        with self._lock:
+            return self._count
+
+    def close(self) -> None:
+        """Disconnect the idle connections; those lent now are disconnected when given back."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._count -= len(idle)
+            self._cond.notify_all()
+        for conn in idle:
+            conn.disconnect()
 
 
 class RedisAgent(Agent):
@@ -454,9 +579,9 @@ class RedisAgent(Agent):
             )
         self._prefix = f"{{{namespace}:{name}}}:"
         self._jobs = self._prefix + "jobs"
-        parts = urlsplit(url)
-        self._where = f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
         try:
+            parts = urlsplit(url)
+            self._where = f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
             self._client: redis.Redis = redis.Redis.from_url(
                 url,
                 socket_connect_timeout=_CONNECT_TIMEOUT,
@@ -468,9 +593,10 @@ class RedisAgent(Agent):
                 retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
             )
         except ValueError as exc:
-            raise ConfigurationError(f"bad Redis agent URL {redact_url(url)!r}: {exc}") from exc
-        self._single = threading.local()  # a connection per thread for single pushes
-        self._single_conns: list[Any] = []
+            raise ConfigurationError(
+                f"bad Redis agent URL {redact_url(url)!r}: {redact_text(str(exc), url)}"
+            ) from exc
+        self._pushers = self._push_connections()
         self._blob_loaded = False
         register = self._client.register_script
         self._push: Script = register(_PUSH)
@@ -480,6 +606,20 @@ class RedisAgent(Agent):
         self._retry: Script = register(_RETRY)
         self._extend: Script = register(_EXTEND)
         self._dead: Script = register(_DEAD)
+        after_fork(self, RedisAgent._forget)
+
+    def _push_connections(self) -> _PushConnections:
+        """A fresh set of push connections, made like the client pool's (not counted in
+        its ``max_connections``)."""
+        pool = self._client.connection_pool
+        timeout = float(pool.connection_kwargs.get("socket_timeout") or _SOCKET_TIMEOUT)
+        make = partial(pool.connection_class, **pool.connection_kwargs)
+        return _PushConnections(make, PUSH_CONNECTIONS, timeout)
+
+    def _forget(self) -> None:
+        """In a forked child: drop the parent's push connections (redis-py's own pool
+        notices the fork by itself)."""
+        self._pushers = self._push_connections()
 
     # -- plumbing ------------------------------------------------------------------
     def _call(self, what: str, fn: Callable[[], T]) -> T:
@@ -489,26 +629,19 @@ class RedisAgent(Agent):
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise AgentError(
                 f"Redis agent {self.name!r} cannot reach {redact_url(self.url)} to {what} "
-                f"({exc}); is Redis running at {self._where} and reachable from here? "
-                "The agent reconnects on its next call."
+                f"({redact_text(str(exc), self.url)}); is Redis running at {self._where} and "
+                "reachable from here? The agent reconnects on its next call."
             ) from exc
         except redis.RedisError as exc:
             raise AgentError(
-                f"Redis agent {self.name!r} at {redact_url(self.url)} failed to {what}: {exc}"
+                f"Redis agent {self.name!r} at {redact_url(self.url)} failed to {what}: "
+                f"{redact_text(str(exc), self.url)}"
             ) from exc
-
-    @staticmethod
-    def _check(message: AgentMessage) -> None:
-        if message.priority not in PRIORITIES:
-            raise ConfigurationError(
-                f"message {message.id!r} has priority {message.priority!r}; "
-                "the Redis agent holds priorities 0..4"
-            )
 
     @staticmethod
     def _claim_groups(claims: Sequence[Claimed]) -> list[Any]:
         """Receipts (lease members) as script arguments, grouped by bucket."""
-        groups: dict[tuple[str, int], list[str]] = {}
+        groups: dict[tuple[str, int], list[bytes]] = {}
         for c in claims:
             m = c.message
             groups.setdefault((m.lane, int(m.priority)), []).append(c.receipt)
@@ -522,18 +655,22 @@ class RedisAgent(Agent):
         """Store messages in one round trip; ids already held are ignored."""
         if not messages:
             return
+        check_messages(messages)
         if len(messages) <= 4:  # a few jobs: plain arguments, nothing to pack
             args: list[Any] = [self._prefix, len(messages)]
             for m in messages:
-                if m.priority not in PRIORITIES:
-                    self._check(m)
-                args += (m.id, m.lane, int(m.priority), repr(float(m.due)), m.body)
-            self._call("push", lambda: self._push_direct(args))
+                args += (m.id, m.lane, m.priority, repr(float(m.due)), m.body)
+            self._call("push", lambda: self._on_push_connection(self._push_direct, args))
             return
-        for m in messages:
-            if m.priority not in PRIORITIES:
-                self._check(m)
-        self._call("push", lambda: self._push_stream(messages))
+        self._call("push", lambda: self._on_push_connection(self._push_stream, messages))
+
+    def _on_push_connection(self, send: Callable[[Any, Any], None], what: Any) -> None:
+        """Run ``send(connection, what)`` on a push connection, then give it back."""
+        conn = self._pushers.take()
+        try:
+            send(conn, what)
+        finally:
+            self._pushers.give(conn)
 
     def _chunks(self, messages: Sequence[AgentMessage]) -> Iterator[list[Any]]:
         """The arguments of one push-script call per chunk, packed as it is needed."""
@@ -549,13 +686,12 @@ class RedisAgent(Agent):
                     add(field)
             yield [self._prefix, len(part), b"".join(pieces)]
 
-    def _push_stream(self, messages: Sequence[AgentMessage]) -> None:
+    def _push_stream(self, conn: Any, messages: Sequence[AgentMessage]) -> None:
         """Send one script call per chunk without waiting, packing the next chunk while
         Redis runs the previous one, then read every reply. Pushes are idempotent, so on
         an error (a lost connection, the script cache flushed) the whole push is sent
         again once."""
         for attempt in range(2):
-            conn = self._direct_conn()
             sent = 0
             try:
                 if not self._blob_loaded:
@@ -577,31 +713,20 @@ class RedisAgent(Agent):
                 if attempt:
                     raise
 
-    def _direct_conn(self) -> Any:
-        """This thread's own connection (opened again after a fork)."""
-        local = self._single
-        conn = getattr(local, "conn", None)
-        if conn is None or local.pid != os.getpid():
-            conn = local.conn = self._client.connection_pool.make_connection()
-            local.pid = os.getpid()
-            self._single_conns.append(conn)
-        return conn
-
-    def _push_direct(self, args: list[Any]) -> Any:
-        """One EVALSHA on this thread's own connection: a single ``.delay()`` costs one
-        round trip and no connection-pool bookkeeping."""
-        conn = self._direct_conn()
+    def _push_direct(self, conn: Any, args: list[Any]) -> None:
+        """One EVALSHA: a single ``.delay()`` costs one round trip and no connection-pool
+        bookkeeping."""
         for attempt in range(2):
             try:
                 conn.send_command("EVALSHA", self._push.sha, 1, self._jobs, *args)
-                return conn.read_response()
+                conn.read_response()
+                return
             except redis.exceptions.NoScriptError:
                 self._push.sha = self._client.script_load(_PUSH)
             except (redis.ConnectionError, redis.TimeoutError):
                 conn.disconnect()
                 if attempt:
                     raise
-        return None
 
     # -- consumer ------------------------------------------------------------------
     def claim(
@@ -615,7 +740,8 @@ class RedisAgent(Agent):
     ) -> list[Claimed]:
         """Claim up to ``limit`` due jobs in one script call; if none, block on ``BLPOP``
         of the lanes' wake-up lists (never longer than until the next job is due or lease
-        expires). ``consumer`` is not stored: the receipt identifies the claim."""
+        expires). ``consumer`` is not stored: the receipt identifies the claim. Malformed
+        jobs are moved to the dead letters (see the module docstring)."""
         if not lanes or limit <= 0:
             return []
         lanes = list(dict.fromkeys(lanes))
@@ -623,42 +749,63 @@ class RedisAgent(Agent):
         keys = [self._jobs]
         signals = [self._prefix + "s:" + lane for lane in lanes]
         deadline = time.monotonic() + wait
+        again = AGAIN_AFTER_MALFORMED
         while True:
             reply: list[Any] = self._call("claim", lambda: self._claim(keys, args))
+            claimed, malformed = self._claimed(reply, lanes)
+            removed = bool(malformed) and bury_malformed(self, malformed, self._bury)
+            if claimed:
+                return claimed
+            if (removed or reply[4]) and again > 0:
+                again -= 1  # only malformed jobs, now gone: look again at once
+                continue
             remaining = deadline - time.monotonic()
-            if len(reply) > 2 or remaining <= 0:
-                return self._claimed(reply, lanes)
+            if remaining <= 0:
+                return []
             block = min(remaining, _MAX_BLOCK)
             if reply[1] >= 0:
                 block = min(block, reply[1] / 1_000_000 + 0.001)
             block = max(block, 0.001)
             self._call("wait for jobs", partial(self._client.blpop, signals, block))
 
-    @staticmethod
-    def _claimed(reply: list[Any], lanes: Sequence[str]) -> list[Claimed]:
-        if len(reply) < 4:
-            return []
+    def _claimed(
+        self, reply: list[Any], lanes: Sequence[str]
+    ) -> tuple[list[Claimed], list[tuple[Claimed, str]]]:
+        """The claims of a claim script's reply, and its malformed jobs with their reasons;
+        members removed for naming no job are logged."""
+        lost: list[bytes] = reply[4]
+        if lost:
+            log.error(
+                "Redis agent %r at %s: removed %d stored member(s) that name no job "
+                "(expected '<seq><deliveries>:<id>'): %s",
+                self.name,
+                redact_url(self.url),
+                len(lost),
+                ", ".join(repr(m[:80]) for m in lost[:10]),
+            )
+        if reply[0] != 1:
+            return [], []
         numbers = [int(n) for n in reply[2].split()]
         blob: bytes = reply[3]
         out: list[Claimed] = []
+        malformed: list[tuple[Claimed, str]] = []
         pos = 0
         for i in range(0, len(numbers), 4):
             lane_index, priority, member_len, value_len = numbers[i : i + 4]
-            member = blob[pos : pos + member_len].decode()
+            member = blob[pos : pos + member_len]
             pos += member_len
-            colon = member.index(":", 16)
-            sep = blob.index(b"|", pos)
-            end = pos + value_len
-            message = AgentMessage(
-                member[colon + 1 :],
-                lanes[lane_index - 1],
-                priority,
-                float(blob[pos:sep]),
-                blob[sep + 1 : end],
-            )
-            out.append(Claimed(message, member, int(member[16:colon]) + 1))
-            pos = end
-        return out
+            colon = member.index(b":", 16)
+            deliveries = _deliveries(member[16:colon]) + 1
+            value = None
+            if value_len >= 0:
+                value = blob[pos : pos + value_len]
+                pos += value_len
+            read = _read_job(member[colon + 1 :], lanes[lane_index - 1], priority, value)
+            if isinstance(read, Malformed):
+                malformed.append((Claimed(read.message, member, deliveries), read.reason))
+            else:
+                out.append(Claimed(read, member, deliveries))
+        return out, malformed
 
     def ack(self, claims: Sequence[Claimed]) -> None:
         """Forget claimed jobs (those whose claim is still current) in one script call."""
@@ -671,9 +818,9 @@ class RedisAgent(Agent):
         """Replace claimed jobs with new versions and release their leases, one call."""
         if not items:
             return
+        check_messages([new for _, new in items])
         args: list[Any] = [self._prefix, len(items)]
         for claim, new in items:
-            self._check(new)
             m = claim.message
             args += (claim.receipt, m.lane, int(m.priority))
             args += (new.lane, int(new.priority), repr(float(new.due)), new.body)
@@ -690,10 +837,14 @@ class RedisAgent(Agent):
         """Move claimed jobs to the ``dead`` stream with their reasons, one call."""
         if not items:
             return
+        self._bury(items)
+
+    def _bury(self, items: Sequence[tuple[Claimed, str]]) -> None:
         args: list[Any] = [self._prefix, DEAD_LETTER_CAP, len(items)]
         for claim, reason in items:
             m = claim.message
-            args += (claim.receipt, m.lane, int(m.priority), reason)
+            args += (claim.receipt, m.lane, int(m.priority), repr(float(m.due)), m.body,
+                     storable_reason(reason, self.reason_limit_bytes))
         self._call("dead-letter", lambda: self._dead([self._jobs], args))
 
     # -- inspection ----------------------------------------------------------------
@@ -701,20 +852,22 @@ class RedisAgent(Agent):
         """The newest dead letters first, read from the ``dead`` stream."""
         if limit <= 0:
             return []
+
         def read() -> Any:
             return self._client.xrevrange(self._prefix + "dead", "+", "-", count=limit)
 
         entries: list[tuple[bytes, dict[bytes, bytes]]] = self._call("read dead letters", read)
         out: list[DeadLetter] = []
         for _, f in entries:
-            message = AgentMessage(
-                f[b"id"].decode(),
-                f[b"lane"].decode(),
-                int(f[b"priority"]),
-                float(f[b"due"]),
-                f[b"body"],
+            message = salvage_message(
+                f.get(b"id"),
+                f.get(b"lane"),
+                stored_number(f.get(b"priority"), int),
+                stored_number(f.get(b"due"), float),
+                f.get(b"body"),
             )
-            out.append(DeadLetter(message, f[b"reason"].decode(), float(f[b"at"])))
+            reason = f.get(b"reason", b"").decode("utf-8", "replace")
+            out.append(DeadLetter(message, reason, stored_number(f.get(b"at"), float) or 0.0))
         return out
 
     def length(self, bucket: Bucket | None = None) -> int:
@@ -750,9 +903,42 @@ class RedisAgent(Agent):
         return self._call("purge", drop)
 
     def close(self) -> None:
-        """Close the connection pool (in a forked child, only the child's connections)."""
-        for conn in self._single_conns:
-            if getattr(conn, "pid", os.getpid()) == os.getpid():
-                conn.disconnect()
-        self._single_conns.clear()
+        """Close the push connections and the client's pool."""
+        self._pushers.close()
         self._client.close()
+
+
+def _read_job(
+    raw_id: bytes, lane: str, priority: int, value: bytes | None
+) -> AgentMessage | Malformed:
+    """The message of a job from its id and its hash value ``<due>|<body>`` (``None`` if it
+    has no hash entry), or ``Malformed`` saying what is wrong."""
+    try:
+        job_id: str | bytes = raw_id.decode()
+    except UnicodeDecodeError:
+        job_id = raw_id
+    if value is None:
+        return Malformed(
+            salvage_message(job_id, lane, priority, None, None),
+            "stored record has no value (no hash entry for its id)",
+        )
+    sep = value.find(b"|")
+    if sep < 0:
+        return Malformed(
+            salvage_message(job_id, lane, priority, None, value),
+            "stored record has no '|' between its due time and its body",
+        )
+    due_text = value[:sep]
+    try:
+        due: float | str = float(due_text)
+    except ValueError:
+        due = due_text.decode("utf-8", "replace")
+    return read_message(job_id, lane, priority, due, value[sep + 1 :])
+
+
+def _deliveries(text: bytes) -> int:
+    """The deliveries so far a member records; a garbled count counts as none."""
+    try:
+        return int(text)
+    except ValueError:
+        return 0

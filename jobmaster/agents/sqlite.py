@@ -4,6 +4,12 @@ One table holds every waiting and claimed job; a claim is one ``UPDATE ... RETUR
 an immediate transaction, so several worker processes on one machine share the file
 safely. WAL mode lets producers push while workers claim. Workers poll it (every few
 milliseconds while waiting), so it suits one machine, not a cluster.
+
+Claimed rows are checked (``jobmaster.agents.base.read_message``): a row with a text
+priority or due time, a blob id, an empty id... is moved to the dead letters in the claim's
+own transaction, with the reason, and the claim's other jobs are returned (a row whose due
+time is not a number is treated as due, so that it is found). After ``fork`` the child drops
+the parent's connections without closing them and opens its own.
 """
 
 from __future__ import annotations
@@ -22,27 +28,31 @@ from jobmaster.agents.base import (
     Capabilities,
     Claimed,
     DeadLetter,
+    check_messages,
+    poll_claims,
+    redact_url,
+    salvage_message,
+    storable_reason,
 )
+from jobmaster.agents.sql import claims_from_rows
 from jobmaster.exceptions import AgentError, ConfigurationError
+from jobmaster.forking import after_fork
 
 # Connections opened before a fork stay referenced here so the child never closes them
 # (closing a SQLite connection inherited across fork can corrupt the parent's WAL state).
 _ORPHANS: list[object] = []
 
-_POLL_MIN = 0.002
-_POLL_MAX = 0.05
-
 
 def sqlite_path(url: str) -> str:
     """The file path of a ``sqlite:///relative.db`` or ``sqlite:////abs.db`` URL."""
     if not url.startswith("sqlite://"):
-        raise ConfigurationError(f"{url!r} is not a sqlite:// URL")
+        raise ConfigurationError(f"{redact_url(url)!r} is not a sqlite:// URL")
     path = url[len("sqlite://") :].split("?", 1)[0]
     if path.startswith("/"):
         path = path[1:]
     if not path or path == ":memory:":
         raise ConfigurationError(
-            f"the SQLite agent needs a file, got {url!r}; use sqlite:///agent.db "
+            f"the SQLite agent needs a file, got {redact_url(url)!r}; use sqlite:///agent.db "
             "(or memory:// for an in-process agent)"
         )
     return path
@@ -64,15 +74,16 @@ class SQLiteAgent(Agent):
         self._jobs = f"{prefix}_agent_jobs"
         self._dead = f"{prefix}_agent_dead"
         self._local = threading.local()
-        self._pid = os.getpid()
         self._created = False
+        after_fork(self, SQLiteAgent._forget)
 
     # -- connections ---------------------------------------------------------------
+    def _forget(self) -> None:
+        """In a forked child: drop (never close) the parent's connections."""
+        _ORPHANS.append(self._local)
+        self._local = threading.local()
+
     def _conn(self) -> sqlite3.Connection:
-        if self._pid != os.getpid():
-            _ORPHANS.append(self._local)
-            self._local = threading.local()
-            self._pid = os.getpid()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             directory = os.path.dirname(os.path.abspath(self.path))
@@ -138,8 +149,10 @@ class SQLiteAgent(Agent):
 
     # -- producer ------------------------------------------------------------------
     def push(self, messages: Sequence[AgentMessage]) -> None:
+        """Insert messages in one transaction; ids already held are ignored."""
         if not messages:
             return
+        check_messages(messages)
         rows = [(m.id, m.lane, int(m.priority), m.due, m.body) for m in messages]
         with self._tx() as conn:
             conn.executemany(
@@ -151,7 +164,9 @@ class SQLiteAgent(Agent):
     # -- consumer ------------------------------------------------------------------
     def _claim_once(
         self, lanes: Sequence[str], limit: int, lease_seconds: float, consumer: str
-    ) -> list[Claimed]:
+    ) -> tuple[list[Claimed], bool]:
+        """One claim transaction: the well-formed claims, and whether malformed rows were
+        moved to the dead letters (in the same transaction)."""
         now = time.time()
         marks = ",".join("?" * len(lanes))
         with self._tx() as conn:
@@ -161,7 +176,7 @@ class SQLiteAgent(Agent):
                    SET lease_until = ?, consumer = ?, deliveries = deliveries + 1
                  WHERE seq IN (
                        SELECT seq FROM {self._jobs}
-                        WHERE lane IN ({marks}) AND due <= ?
+                        WHERE lane IN ({marks}) AND (due <= ? OR typeof(due) <> 'real')
                           AND (lease_until IS NULL OR lease_until <= ?)
                         ORDER BY priority DESC, due, seq
                         LIMIT ?)
@@ -169,11 +184,10 @@ class SQLiteAgent(Agent):
                 """,
                 (now + lease_seconds, consumer, *lanes, now, now, limit),
             ).fetchall()
-        rows.sort(key=lambda r: (-r[3], r[4], r[0]))
-        return [
-            Claimed(AgentMessage(r[1], r[2], r[3], r[4], r[5]), (r[0], consumer), r[6])
-            for r in rows
-        ]
+            claimed, malformed = claims_from_rows(rows, lambda seq: (seq, consumer))
+            if malformed:
+                self._bury(conn, malformed, now)
+        return claimed, bool(malformed)
 
     def claim(
         self,
@@ -184,19 +198,14 @@ class SQLiteAgent(Agent):
         consumer: str,
         wait: float = 0.0,
     ) -> list[Claimed]:
+        """Claim up to ``limit`` due jobs in one transaction; if none is due, poll (2 ms
+        backing off to 50 ms) up to ``wait`` seconds."""
         if not lanes or limit <= 0:
             return []
-        deadline = time.monotonic() + wait
-        pause = _POLL_MIN
-        while True:
-            claimed = self._claim_once(lanes, limit, lease_seconds, consumer)
-            remaining = deadline - time.monotonic()
-            if claimed or remaining <= 0:
-                return claimed
-            time.sleep(min(pause, remaining))
-            pause = min(pause * 2, _POLL_MAX)
+        return poll_claims(lambda: self._claim_once(lanes, limit, lease_seconds, consumer), wait)
 
     def ack(self, claims: Sequence[Claimed]) -> None:
+        """Delete the rows still held under these claims."""
         if not claims:
             return
         with self._tx() as conn:
@@ -206,8 +215,10 @@ class SQLiteAgent(Agent):
             )
 
     def retry(self, items: Sequence[tuple[Claimed, AgentMessage]]) -> None:
+        """Replace claimed rows with new versions (a new seq, as if pushed again)."""
         if not items:
             return
+        check_messages([m for _, m in items])
         with self._tx() as conn:
             for claim, message in items:
                 # a new seq puts the job behind others of its priority, like a fresh push
@@ -229,6 +240,7 @@ class SQLiteAgent(Agent):
                     )
 
     def extend(self, claims: Sequence[Claimed], lease_seconds: float) -> None:
+        """Push back the lease expiry of the rows still held under these claims."""
         if not claims:
             return
         until = time.time() + lease_seconds
@@ -239,32 +251,43 @@ class SQLiteAgent(Agent):
             )
 
     def dead_letter(self, items: Sequence[tuple[Claimed, str]]) -> None:
+        """Move claimed jobs to the dead-letter table with their reasons (one transaction)."""
         if not items:
             return
-        now = time.time()
         with self._tx() as conn:
-            for claim, reason in items:
-                cur = conn.execute(
-                    f"DELETE FROM {self._jobs} WHERE seq = ? AND consumer = ?", claim.receipt
+            self._bury(conn, items, time.time())
+
+    def _bury(
+        self, conn: sqlite3.Connection, items: Sequence[tuple[Claimed, str]], now: float
+    ) -> None:
+        """In the caller's transaction: move the rows still held under these claims to the
+        dead letters, storing each claim's message (for a malformed row, what could be kept
+        of it) and reason."""
+        for claim, reason in items:
+            cur = conn.execute(
+                f"DELETE FROM {self._jobs} WHERE seq = ? AND consumer = ?", claim.receipt
+            )
+            if cur.rowcount:
+                m = claim.message
+                conn.execute(
+                    f"INSERT INTO {self._dead} (id, lane, priority, due, body, reason, at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (m.id, m.lane, int(m.priority), m.due, m.body,
+                     storable_reason(reason, self.reason_limit_bytes), now),
                 )
-                if cur.rowcount:
-                    m = claim.message
-                    conn.execute(
-                        f"INSERT INTO {self._dead} (id, lane, priority, due, body, reason, at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (m.id, m.lane, int(m.priority), m.due, m.body, reason, now),
-                    )
 
     # -- inspection ----------------------------------------------------------------
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The most recent dead letters, newest first."""
         rows = self._conn().execute(
             f"SELECT id, lane, priority, due, body, reason, at FROM {self._dead}"
             " ORDER BY seq DESC LIMIT ?",
             (limit,),
         )
-        return [DeadLetter(AgentMessage(*r[:5]), r[5], r[6]) for r in rows]
+        return [DeadLetter(salvage_message(*r[:5]), str(r[5]), float(r[6])) for r in rows]
 
     def length(self, bucket: Bucket | None = None) -> int:
+        """Rows held, waiting or claimed, in one bucket or in all."""
         conn = self._conn()
         if bucket is None:
             row = conn.execute(f"SELECT count(*) FROM {self._jobs}").fetchone()
@@ -276,13 +299,15 @@ class SQLiteAgent(Agent):
         return int(row[0])
 
     def purge(self) -> int:
+        """Delete every row and dead letter of this agent; return how many rows."""
         with self._tx() as conn:
             count = conn.execute(f"DELETE FROM {self._jobs}").rowcount
             conn.execute(f"DELETE FROM {self._dead}")
         return int(count)
 
     def close(self) -> None:
+        """Close this thread's connection (in a forked child, only the child's own)."""
         conn = getattr(self._local, "conn", None)
-        if conn is not None and self._pid == os.getpid():
+        if conn is not None:
             conn.close()
             self._local.conn = None

@@ -19,8 +19,10 @@ import pymysql
 import pytest
 
 from jobmaster.agents import AgentMessage, resolve_agent
+from jobmaster.agents.base import storable_reason
 from jobmaster.agents.mysql import MySQLAgent, mysql_connect_args
 from jobmaster.exceptions import AgentError, ConfigurationError
+from tests.agent_backends import leaks, sql_malformed
 from tests.services import MYSQL_URL, require
 
 T = TypeVar("T")
@@ -330,3 +332,109 @@ def test_forked_child_opens_its_own_connections(
     assert os.waitstatus_to_exitcode(status) == 0
     assert agent.length() == 2
     assert not [r for r in caplog.records if "connection lost" in r.getMessage()]
+
+
+# -- malformed rows --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("alter", "columns", "words"),
+    [
+        (None, {"priority": 7}, "priority 7, not an int 0..4"),
+        (None, {"priority": -1}, "priority -1, not an int 0..4"),
+        (None, {"id": ""}, "id '', not a non-empty string"),
+        ("priority INT NULL", {"priority": None}, "priority None, not an int 0..4"),
+        ("body LONGBLOB NULL", {"body": None}, "body of type NoneType, not bytes"),
+    ],
+    ids=["priority 7", "priority -1", "empty id", "NULL priority", "NULL body"],
+)
+def test_a_malformed_row_is_dead_lettered_and_the_good_ones_are_claimed(
+    agent: MySQLAgent,
+    admin: Any,
+    alter: str | None,
+    columns: dict[str, object],
+    words: str,
+) -> None:
+    first, last = msg(), msg()
+    agent.push([first])
+    if alter is not None:  # a column that lost its NOT NULL (an operator's hand)
+        with admin.cursor() as cur:
+            cur.execute(f"ALTER TABLE {agent._jobs} MODIFY {alter}")
+    bad_id = sql_malformed(agent, "default", **columns)
+    agent.push([last])
+    got = claim(agent)
+    assert sorted(c.message.id for c in got) == sorted([first.id, last.id])
+    [dead] = agent.dead_letters()
+    assert dead.reason == "stored record has " + words
+    assert dead.message.id == bad_id
+    assert agent.length() == 2
+    agent.ack(got)
+    assert agent.length() == 0
+    assert claim(agent) == []
+    assert len(agent.dead_letters()) == 1
+
+
+def test_a_waiting_claim_is_not_ended_by_malformed_rows(agent: MySQLAgent) -> None:
+    for _ in range(3):
+        sql_malformed(agent, "default", priority=7)
+    good = msg(priority=0)
+    timer = threading.Timer(0.2, agent.push, args=([good],))
+    timer.start()
+    got = agent.claim(["default"], 1, lease_seconds=30, consumer="c", wait=5.0)
+    timer.join()
+    assert [c.message.id for c in got] == [good.id]
+    assert len(agent.dead_letters()) == 3
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["nul \x00 and lone \udc80", "é" * 40_000, "x" * 1_000_000],
+    ids=["nul and surrogate", "80 KB of two-byte text", "one megabyte"],
+)
+def test_any_reason_fits_the_text_column(agent: MySQLAgent, reason: str) -> None:
+    agent.push([msg()])
+    [c] = claim(agent)
+    agent.dead_letter([(c, reason)])
+    [dead] = agent.dead_letters()
+    assert dead.reason == storable_reason(reason, 65_535)
+    assert len(dead.reason.encode()) <= 65_535
+    assert agent.length() == 0
+
+
+# -- credentials -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql+pymysql://jm:sekrit9@127.0.0.1:{port}/test",
+        "mysql://jm:sekrit9@127.0.0.1:{port}/test?bogus=1",
+        "mysql://jm:sekrit9@127.0.0.1:{port}/test?connect_timeout=soon",
+        "mysql://jm:sekrit9@127.0.0.1:badport/test",
+    ],
+    ids=["unreachable", "bad option", "bad timeout", "bad port"],
+)
+def test_errors_never_show_the_password(
+    url: str, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    error: BaseException
+    try:
+        agent = resolve_agent(url.format(port=free_port()), namespace=namespace)
+    except ConfigurationError as exc:
+        error = exc
+    else:
+        assert "sekrit9" not in repr(agent)
+        with pytest.raises(AgentError) as info:
+            agent.push([msg()])
+        error = info.value
+    assert leaks("sekrit9", error, caplog.records) == []
+    assert "***" in str(error)
+
+
+def test_a_refused_password_is_not_shown(namespace: str, caplog: pytest.LogCaptureFixture) -> None:
+    require("mysql")
+    args = mysql_connect_args(MYSQL_URL)
+    url = (f"mysql://{args['user']}:Wr0ngSekrit@{args['host']}:{args['port']}"
+           f"/{args['database']}")
+    caplog.set_level(logging.DEBUG)
+    agent = resolve_agent(url, namespace=namespace)
+    with pytest.raises(AgentError, match="Access denied") as info:
+        agent.length()
+    assert leaks("Wr0ngSekrit", info.value, caplog.records) == []

@@ -4,6 +4,9 @@ servers, Nats-Msg-Id dedupe, in-progress heartbeats, wake-ups, fork, names."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import logging
 import os
 import shutil
 import socket
@@ -17,7 +20,9 @@ from collections.abc import Iterator
 import pytest
 
 from jobmaster.agents import AgentMessage, Bucket
+from jobmaster.agents.base import storable_reason
 from jobmaster.exceptions import AgentError, ConfigurationError
+from tests.agent_backends import leaks, nats_malformed
 from tests.services import NATS_URL, in_ci, require
 
 nats = pytest.importorskip("nats")
@@ -69,9 +74,10 @@ class _NatsServer:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def start(self, options: list[str] | None = None) -> None:
         self.proc = subprocess.Popen(  # noqa: S603 - a fixed local binary
-            [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.dir],
+            [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.dir,
+             *(options or [])],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -349,3 +355,145 @@ def test_an_agent_recovers_when_another_one_purged_its_streams(agent: NatsAgent)
         assert len(claim(other)) == 1
     finally:
         other.close()
+
+
+# -- malformed messages ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"Jm-Due": "abc"}, "stored record has due time 'abc', not a number"),
+        ({"Jm-Due": "nan"}, "stored record has due time nan, not a finite number"),
+        ({"Jm-Due": "-inf"}, "stored record has due time -inf, not a finite number"),
+        ({}, "stored message has no Jm-Due header"),
+        (None, "stored message has no Jm-Id header"),
+    ],
+    ids=["due text", "due nan", "due -inf", "no Jm-Due", "no headers"],
+)
+def test_a_malformed_message_is_dead_lettered_and_the_good_ones_are_claimed(
+    agent: NatsAgent, headers: dict[str, str] | None, reason: str
+) -> None:
+    first, last = msg(body=b"first"), msg(body=b"last")
+    agent.push([first])
+    bad_id = uuid.uuid4().hex
+    nats_malformed(agent, "default", None if headers is None else {"Jm-Id": bad_id, **headers},
+                   body=b"poison")
+    agent.push([last])
+    got = claim(agent, limit=10)
+    assert sorted(c.message.id for c in got) == sorted([first.id, last.id])
+    [dead] = agent.dead_letters()
+    assert dead.reason == reason
+    assert dead.message.body == b"poison"
+    assert (dead.message.lane, dead.message.priority) == ("default", 2)
+    if headers is not None:
+        assert dead.message.id == bad_id
+    assert agent.length() == 2  # the malformed message was acked: gone from the stream
+    agent.ack(got)
+    assert agent.length() == 0
+    assert claim(agent) == []
+    assert len(agent.dead_letters()) == 1
+
+
+def test_a_waiting_claim_is_not_ended_by_malformed_messages(agent: NatsAgent) -> None:
+    for _ in range(3):
+        nats_malformed(agent, "default", {"Jm-Id": uuid.uuid4().hex, "Jm-Due": "x"}, priority=4)
+    good = msg(priority=0)
+    timer = threading.Timer(0.2, agent.push, args=([good],))
+    timer.start()
+    got = claim(agent, limit=1, wait=5.0)
+    timer.join()
+    assert [c.message.id for c in got] == [good.id]
+    assert len(agent.dead_letters()) == 3
+
+
+def _dead_letter_headers(agent: NatsAgent) -> list[bytes]:
+    """The raw header blocks of the agent's dead-letter stream, oldest first."""
+
+    async def read() -> list[bytes]:
+        nc = await nats.connect(NATS_URL)
+        try:
+            js = nc.jetstream()
+            info = await js.stream_info(agent._dead_stream)
+            out = []
+            for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                reply = await nc.request(
+                    f"$JS.API.STREAM.MSG.GET.{agent._dead_stream}", b'{"seq":%d}' % seq
+                )
+                out.append(base64.b64decode(json.loads(reply.data)["message"]["hdrs"]))
+            return out
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["é中😀 " * 200_000, "x" * 1_000_000, "nul \x00, bell \x07, lone \ud800, crlf \r\n end"],
+    ids=["wide text", "one megabyte", "control characters"],
+)
+def test_any_reason_is_dead_lettered_in_a_small_header(agent: NatsAgent, reason: str) -> None:
+    agent.push([msg()])
+    [c] = claim(agent)
+    agent.dead_letter([(c, reason)])
+    [dead] = agent.dead_letters()
+    assert dead.reason == storable_reason(reason, agent.reason_limit_bytes)
+    [headers] = _dead_letter_headers(agent)
+    assert len(headers) < 3300  # well under the 4 KiB a header block should stay within
+    assert agent.length() == 0
+
+
+# -- credentials -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("nats://jm:s3cretpw@127.0.0.1:{port}", "s3cretpw"),
+        ("nats://t0kenpw@127.0.0.1:{port}", "t0kenpw"),
+        ("nats://127.0.0.1:{other},nats://t0kenpw@127.0.0.1:{port}", "t0kenpw"),
+        ("nats://t0kenpw@127.0.0.1:{port}?timeout=soon", "t0kenpw"),
+        ("nats://t0kenpw@127.0.0.1:{port}?token=t0kenpw", "t0kenpw"),
+    ],
+    ids=["user and password", "token", "server list", "bad option", "unknown option"],
+)
+def test_errors_never_show_the_credentials(
+    url: str, secret: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    error: BaseException
+    try:
+        a = NatsAgent(url.format(port=_free_port(), other=_free_port()), namespace="jmtdown")
+    except ConfigurationError as exc:
+        error = exc
+    else:
+        assert secret not in repr(a)
+        try:
+            with pytest.raises(AgentError) as info:
+                a.push([msg()])
+            error = info.value
+        finally:
+            a.close()
+    assert leaks(secret, error, caplog.records) == []
+    assert "***" in str(error)
+
+
+def test_a_server_with_a_token_never_shows_it_when_it_goes_away(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = _NatsServer()
+    server.start(["--auth", "t0kenpw"])
+    a = NatsAgent(f"nats://t0kenpw@127.0.0.1:{server.port}?timeout=1", namespace="jmtauth")
+    try:
+        caplog.set_level(logging.DEBUG)
+        a.push([msg()])
+        assert a.length() == 1
+        server.stop()
+        with pytest.raises(AgentError) as info:
+            a.push([msg()])
+        deadline = time.monotonic() + 5
+        while not any("lost its connection" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "no log of the lost connection"
+            time.sleep(0.05)
+        assert leaks("t0kenpw", info.value, caplog.records) == []
+    finally:
+        a.close()
+        server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -22,6 +23,7 @@ from jobmaster.agents import AgentMessage, resolve_agent
 from jobmaster.agents import postgres as pg_module
 from jobmaster.agents.postgres import PostgresAgent, postgres_conninfo
 from jobmaster.exceptions import AgentError, ConfigurationError
+from tests.agent_backends import leaks, sql_malformed
 from tests.services import POSTGRES_URL, require
 
 T = TypeVar("T")
@@ -365,3 +367,119 @@ def test_forked_child_opens_its_own_connections(
     assert os.waitstatus_to_exitcode(status) == 0
     assert agent.length() == 2
     assert not [r for r in caplog.records if "connection lost" in r.getMessage()]
+
+
+# -- malformed rows --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("alter", "columns", "words"),
+    [
+        (None, {"priority": 9}, "priority 9, not an int 0..4"),
+        (None, {"priority": -1}, "priority -1, not an int 0..4"),
+        (None, {"due": float("-inf")}, "due time -inf, not a finite number"),
+        (None, {"id": ""}, "id '', not a non-empty string"),
+        ("priority", {"priority": None}, "priority None, not an int 0..4"),
+        ("body", {"body": None}, "body of type NoneType, not bytes"),
+    ],
+    ids=["priority 9", "priority -1", "due -inf", "empty id", "NULL priority", "NULL body"],
+)
+def test_a_malformed_row_is_dead_lettered_and_the_good_ones_are_claimed(
+    agent: PostgresAgent,
+    admin: psycopg.Connection,
+    alter: str | None,
+    columns: dict[str, object],
+    words: str,
+) -> None:
+    first, last = msg(), msg()
+    agent.push([first])
+    if alter is not None:  # a column that lost its NOT NULL (an operator's hand)
+        admin.execute(f"ALTER TABLE {agent._jobs} ALTER COLUMN {alter} DROP NOT NULL")
+    bad_id = sql_malformed(agent, "default", **columns)
+    agent.push([last])
+    got = claim(agent)
+    assert sorted(c.message.id for c in got) == sorted([first.id, last.id])
+    [dead] = agent.dead_letters()
+    assert dead.reason == "stored record has " + words
+    assert dead.message.id == bad_id
+    assert agent.length() == 2
+    agent.ack(got)
+    assert agent.length() == 0
+    assert claim(agent) == []
+    assert len(agent.dead_letters()) == 1
+
+
+def test_a_waiting_claim_is_not_ended_by_malformed_rows(agent: PostgresAgent) -> None:
+    for _ in range(3):
+        sql_malformed(agent, "default", priority=9)
+    good = msg(priority=0)
+    timer = _push_later(agent, good, 0.2)
+    got = agent.claim(["default"], 1, lease_seconds=30, consumer="c", wait=5.0)
+    timer.join()
+    assert [c.message.id for c in got] == [good.id]
+    assert len(agent.dead_letters()) == 3
+
+
+def test_a_reason_with_nul_bytes_and_surrogates_is_stored(agent: PostgresAgent) -> None:
+    agent.push([msg()])
+    [c] = claim(agent)
+    agent.dead_letter([(c, "nul \x00 here, lone \udc80 there")])
+    [dead] = agent.dead_letters()
+    assert dead.reason == "nul  here, lone \ufffd there"
+
+
+# -- credentials -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://jm:sekrit9@127.0.0.1:{port}/test",
+        "postgresql://127.0.0.1:{port}/test?user=jm&password=sekrit9",
+        "postgresql://jm:sekrit9@127.0.0.1:{port}/test?bogus=1",
+        "postgresql://jm:sekrit9@127.0.0.1:badport/test",
+    ],
+    ids=["user and password", "query password", "bad option", "bad port"],
+)
+def test_errors_never_show_the_password(
+    url: str, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    error: BaseException
+    try:
+        agent = resolve_agent(url.format(port=free_port()), namespace=namespace)
+    except ConfigurationError as exc:
+        error = exc
+    else:
+        assert "sekrit9" not in repr(agent)
+        with pytest.raises(AgentError) as info:
+            agent.push([msg()])
+        error = info.value
+    assert leaks("sekrit9", error, caplog.records) == []
+    assert "***" in str(error)
+
+
+def test_a_lost_connection_is_logged_without_the_password(
+    namespace: str, admin: psycopg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    # trust authentication accepts any password: the URL carries one all the same
+    parts = urlsplit(POSTGRES_URL)
+    if parts.password or "trust" not in _auth_methods(admin):
+        pytest.skip("needs a user without a password, trusted by the server")
+    netloc = f"{parts.username}:sekrit9@{parts.hostname}:{parts.port or 5432}"
+    url = urlunsplit(parts._replace(netloc=netloc))
+    agent = resolve_agent(url, namespace=namespace)
+    try:
+        agent.push([msg()])
+        caplog.set_level(logging.DEBUG)
+        assert kill_sessions(admin, namespace) >= 1
+        assert tolerating_one_error(agent.length) == 1
+        assert [r for r in caplog.records if "connection lost" in r.getMessage()]
+        assert leaks("sekrit9", None, caplog.records) == []
+    finally:
+        agent.purge()
+        agent.close()
+
+
+def _auth_methods(admin: psycopg.Connection) -> set[str]:
+    """The authentication methods of the server's pg_hba rules (empty if unreadable)."""
+    try:
+        return {str(r[0]) for r in admin.execute("SELECT auth_method FROM pg_hba_file_rules")}
+    except psycopg.Error:
+        return set()

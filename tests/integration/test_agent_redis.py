@@ -3,6 +3,7 @@ consumers, stale receipts, wake-ups, fork, key layout."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -19,10 +20,12 @@ import pytest
 
 from jobmaster.agents import AgentMessage, Bucket
 from jobmaster.exceptions import AgentError, ConfigurationError
+from tests.agent_backends import leaks, redis_malformed
 from tests.services import REDIS_URL, in_ci, require
 
 redis = pytest.importorskip("redis")
 
+from jobmaster.agents import redis as redis_agent_module  # noqa: E402
 from jobmaster.agents.redis import RedisAgent  # noqa: E402
 
 
@@ -359,7 +362,7 @@ def test_a_big_batch_is_pushed_in_one_call_and_keeps_its_order(agent: RedisAgent
 
 
 def test_out_of_range_priority_is_refused(agent: RedisAgent) -> None:
-    with pytest.raises(ConfigurationError, match="priorities 0..4"):
+    with pytest.raises(ConfigurationError, match="not an int 0..4"):
         agent.push([msg(priority=7)])
     assert agent.length() == 0
 
@@ -371,3 +374,270 @@ def test_pushes_survive_a_flushed_script_cache(agent: RedisAgent) -> None:
     agent.push([msg() for _ in range(5000)])  # several chunks, script reloaded
     agent.push([msg()])
     assert agent.length() == 5012
+
+
+# -- malformed jobs --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"no separator", "stored record has no '|' between its due time and its body"),
+        (None, "stored record has no value (no hash entry for its id)"),
+        (b"abc|body", "stored record has due time 'abc', not a number"),
+        (b"nan|body", "stored record has due time nan, not a finite number"),
+        (b"-inf|body", "stored record has due time -inf, not a finite number"),
+    ],
+    ids=["no separator", "no hash entry", "due text", "due nan", "due -inf"],
+)
+def test_a_malformed_job_is_dead_lettered_and_the_good_ones_are_claimed(
+    agent: RedisAgent, value: bytes | None, reason: str
+) -> None:
+    first, last = msg(body=b"first"), msg(body=b"last")
+    agent.push([first])
+    bad_id = redis_malformed(agent, "default", value)
+    agent.push([last])
+    got = claim(agent, limit=10)
+    assert sorted(c.message.id for c in got) == sorted([first.id, last.id])
+    [dead] = agent.dead_letters()
+    assert dead.reason == reason
+    assert dead.message.id == bad_id.decode()
+    assert (dead.message.lane, dead.message.priority) == ("default", 2)
+    admin = redis.Redis.from_url(REDIS_URL)
+    assert not admin.hexists(agent._jobs, bad_id)  # gone, not retried
+    assert agent.length() == 2
+    agent.ack(got)
+    assert agent.length() == 0
+    assert claim(agent) == []
+    assert len(agent.dead_letters()) == 1
+
+
+def test_a_job_whose_id_is_not_utf8_is_dead_lettered(agent: RedisAgent) -> None:
+    good = msg()
+    agent.push([good])
+    member = b"%016d0:\xff\xfeid" % 0
+    redis.Redis.from_url(REDIS_URL).hset(agent._jobs, b"\xff\xfeid", b"1.0|body")
+    redis_malformed(agent, "default", None, member=member)
+    got = claim(agent)
+    assert [c.message.id for c in got] == [good.id]
+    [dead] = agent.dead_letters()
+    assert dead.reason.startswith("stored record has id b'\\xff\\xfeid'")
+    assert dead.message.id == "\ufffd\ufffdid"
+    assert dead.message.body == b"body"
+
+
+@pytest.mark.parametrize("kind", ["w", "l"])
+def test_a_member_that_names_no_job_is_removed_with_an_error_log(
+    agent: RedisAgent, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    good = msg()
+    agent.push([good])
+    admin = redis.Redis.from_url(REDIS_URL)
+    key = f"{agent._prefix}{kind}:default:2"
+    admin.zadd(key, {b"garbage-without-a-colon": time.time() - 10})
+    caplog.set_level(logging.ERROR, logger="jobmaster.agents.redis")
+    got = claim(agent)
+    assert [c.message.id for c in got] == [good.id]
+    assert admin.zscore(key, b"garbage-without-a-colon") is None
+    assert agent.dead_letters() == []  # no job to dead-letter
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "name no job" in record.getMessage()
+    assert "garbage-without-a-colon" in record.getMessage()
+
+
+def test_an_expired_lease_on_a_garbled_job_is_dead_lettered_by_the_next_claim(
+    agent: RedisAgent,
+) -> None:
+    admin = redis.Redis.from_url(REDIS_URL)
+    admin.hset(agent._jobs, b"lost-job", b"garbled")
+    admin.zadd(f"{agent._prefix}l:default:2", {b"%016d3:lost-job" % 7: time.time() - 5})
+    good = msg()
+    agent.push([good])
+    got = claim(agent)
+    assert [c.message.id for c in got] == [good.id]
+    [dead] = agent.dead_letters()
+    assert dead.message.id == "lost-job"
+    assert dead.reason == "stored record has no '|' between its due time and its body"
+    assert not admin.hexists(agent._jobs, b"lost-job")
+
+
+def test_a_waiting_claim_is_not_ended_by_malformed_jobs(agent: RedisAgent) -> None:
+    for _ in range(3):
+        redis_malformed(agent, "default", b"abc|x", priority=4)
+    good = msg(priority=0)
+    timer = threading.Timer(0.2, agent.push, args=([good],))
+    timer.start()
+    got = claim(agent, limit=1, wait=5.0)
+    timer.join()
+    assert [c.message.id for c in got] == [good.id]
+    assert len(agent.dead_letters()) == 3
+
+
+# -- push connections ----------------------------------------------------------------------
+def _connections(agent: RedisAgent) -> int:
+    """Connections Redis holds for this agent (its connections carry the agent's name)."""
+    name = f"jobmaster-agent:{agent.namespace}:{agent.name}"
+    admin = redis.Redis.from_url(REDIS_URL)
+    try:
+        return sum(1 for c in admin.client_list() if c["name"] == name)
+    finally:
+        admin.close()
+
+
+def _push_from_threads(agent: RedisAgent, count: int) -> tuple[list[BaseException], int]:
+    """Push one job from each of ``count`` short-lived threads started at once; the errors
+    and the most connections Redis held for the agent meanwhile."""
+    errors: list[BaseException] = []
+    peak = 0
+    stop = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _connections(agent))
+            time.sleep(0.002)
+
+    def push_one() -> None:
+        try:
+            agent.push([msg()])
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    threads = [threading.Thread(target=push_one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    stop.set()
+    watcher.join()
+    return errors, max(peak, _connections(agent))
+
+
+def test_short_lived_threads_pushing_share_a_bounded_set_of_connections(
+    agent: RedisAgent,
+) -> None:
+    from jobmaster.agents.redis import PUSH_CONNECTIONS
+
+    errors, peak = _push_from_threads(agent, 300)
+    assert errors == []
+    assert agent.length() == 300
+    assert peak <= PUSH_CONNECTIONS + 2
+    errors, peak = _push_from_threads(agent, 300)  # the same connections serve again
+    assert errors == []
+    assert agent.length() == 600
+    assert peak <= PUSH_CONNECTIONS + 2
+    agent.close()
+    deadline = time.monotonic() + 5
+    while _connections(agent) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _connections(agent) == 0
+
+
+def test_pushes_wait_for_a_connection_when_all_are_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    require("redis")
+    monkeypatch.setattr(redis_agent_module, "PUSH_CONNECTIONS", 2)
+    a = RedisAgent(REDIS_URL, name="few", namespace=f"jmt{uuid.uuid4().hex[:10]}")
+    try:
+        errors, peak = _push_from_threads(a, 60)
+        assert errors == []
+        assert a.length() == 60
+        assert peak <= 2 + 2
+        assert a._pushers.count() <= 2
+    finally:
+        a.purge()
+        a.close()
+
+
+# -- credentials ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("redis://jm:s3cretpw@127.0.0.1:{port}/0", "s3cretpw"),
+        ("redis://t0kenpw@127.0.0.1:{port}/0", "t0kenpw"),
+        ("redis://127.0.0.1:{port}/0?password=s3cretpw", "s3cretpw"),
+    ],
+    ids=["user and password", "bare token", "query password"],
+)
+def test_an_unreachable_server_error_never_shows_the_credentials(
+    url: str, secret: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    a = RedisAgent(url.format(port=_free_port()), namespace="jmtdown")
+    assert secret not in repr(a)
+    errors = []
+    for call in (lambda: a.push([msg()]), lambda: a.push([msg() for _ in range(10)]),
+                 lambda: claim(a), a.length, a.dead_letters):
+        with pytest.raises(AgentError) as info:
+            call()
+        errors.append(info.value)
+    a.close()
+    for error in errors:
+        assert leaks(secret, error, caplog.records) == []
+    assert "***" in str(errors[0])
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://:s3cretpw@127.0.0.1:notaport/0", "redis://:s3cretpw@127.0.0.1:6379/0?socket_timeout=x"],
+    ids=["bad port", "bad option"],
+)
+def test_a_bad_url_error_never_shows_the_password(url: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RedisAgent(url)
+    assert leaks("s3cretpw", info.value, []) == []
+    assert ":***@" in str(info.value)
+
+
+def test_a_server_with_a_password_never_shows_it_when_it_goes_away(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = _RedisServer()
+    server.start()
+    try:
+        admin = redis.Redis(port=server.port)
+        admin.config_set("requirepass", "s3cretpw")
+        caplog.set_level(logging.DEBUG)
+        a = RedisAgent(f"redis://:s3cretpw@127.0.0.1:{server.port}/0", namespace="jmtauth")
+        wrong = RedisAgent(f"redis://:wr0ngpw@127.0.0.1:{server.port}/0", namespace="jmtauth")
+        a.push([msg()])
+        assert a.length() == 1
+        with pytest.raises(AgentError) as refused:
+            wrong.push([msg()])
+        server.stop()
+        with pytest.raises(AgentError) as gone:
+            a.push([msg()])
+        assert leaks("s3cretpw", gone.value, caplog.records) == []
+        assert leaks("wr0ngpw", refused.value, caplog.records) == []
+        a.close()
+        wrong.close()
+    finally:
+        server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)
+
+
+def test_the_good_jobs_are_returned_even_when_dead_lettering_fails(
+    agent: RedisAgent, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = msg()
+    agent.push([good])
+    redis_malformed(agent, "default", b"abc|x")
+
+    def broken(items: object) -> None:
+        raise AgentError("the dead-letter stream is gone")
+
+    monkeypatch.setattr(agent, "_bury", broken)
+    caplog.set_level(logging.ERROR)
+    got = claim(agent, lease=0.5)
+    assert [c.message.id for c in got] == [good.id]
+    assert any("could not move 1 malformed record" in r.getMessage() for r in caplog.records)
+    assert agent.length() == 2  # the malformed job stays, leased: met again later
+    agent.ack(got)
+    monkeypatch.undo()
+    deadline = time.monotonic() + 5
+    while not agent.dead_letters():  # its lease ends, the next claim dead-letters it
+        assert time.monotonic() < deadline, "the malformed job was never dead-lettered"
+        assert claim(agent, consumer="later") == []
+        time.sleep(0.05)
+    assert agent.length() == 0
