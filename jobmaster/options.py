@@ -294,7 +294,8 @@ class JobOptions:
         Jobs of one definition carry the same options, so a combination checked once is
         remembered (by value and type) and shared: options are immutable."""
         try:
-            key = tuple((v, type(v)) for v in map(values.get, _SCALARS))
+            scalars = tuple(map(values.get, _SCALARS))
+            key: tuple[Any, ...] = (scalars, tuple(map(type, scalars)))
             metadata = values.get("metadata")
             if type(metadata) is dict and not metadata:
                 cached = _STORED.get(key)
@@ -302,6 +303,7 @@ class JobOptions:
                     return cached
             else:
                 key = ()
+            hash(key)
         except TypeError:  # an unhashable value where a scalar belongs: checked below
             key = ()
         options = cls._check_stored(values, argument)

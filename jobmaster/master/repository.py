@@ -196,33 +196,44 @@ class Master:
         are written, and the refused ones come back with the reason. Raises when the
         master cannot be reached or refuses every row alike (nothing is lost: call again
         later)."""
-        return [(unit[0], error) for unit, error in
-                self._isolating(lambda units: self.insert_jobs([u[0] for u in units]),
-                                [(r,) for r in rows], force=force)]
+        refused = self._isolating(
+            lambda: self.insert_jobs(rows), lambda: [(r,) for r in rows],
+            lambda units: self.insert_jobs([u[0] for u in units]), force=force)
+        return [(unit[0], error) for unit, error in refused]
 
-    def _isolating(self, write: Callable[[Sequence[Any]], None], units: Sequence[Any],
-                   *, force: bool = False) -> list[tuple[Any, str]]:
-        """Write ``units`` with ``write``; when that fails for a reason other than the
-        connection, write halves of them until each refused unit stands alone. Returns
-        the refused units with their errors (an empty list when all were written)."""
-        if not units:
-            return []
+    def _isolating(self, write_all: Callable[[], None], units: Callable[[], Sequence[Any]],
+                   write: Callable[[Sequence[Any]], None], *, force: bool
+                   ) -> list[tuple[Any, str]]:
+        """``write_all()``; when that fails for a reason other than the connection, write
+        halves of the ``units()`` until each refused unit stands alone. Returns the refused
+        units with their errors (an empty list when all were written)."""
         try:
-            write(units)
+            write_all()
             return []
-        except Exception as exc:  # noqa: BLE001 - classified below
+        except Exception as exc:  # noqa: BLE001 - classified here
             if not force and (is_transient(exc) or not self.reachable()):
                 raise
-            if len(units) == 1:
-                return [(units[0], describe_error(exc))]
             first = exc
-        middle = len(units) // 2
-        refused = (self._isolating(write, units[:middle], force=True)
-                   + self._isolating(write, units[middle:], force=True))
-        if not force and len(refused) == len(units):
+        parts = units()
+        if len(parts) <= 1:
+            return [(part, describe_error(first)) for part in parts]
+        refused = self._halves(write, parts)
+        if not force and len(refused) == len(parts):
             # not one row went in: the table itself is the problem (a migration not run,
             # a permission), not a row; refusing them all would lose nothing but history
             raise first
+        return refused
+
+    def _halves(self, write: Callable[[Sequence[Any]], None], units: Sequence[Any]
+                ) -> list[tuple[Any, str]]:
+        middle = len(units) // 2
+        refused: list[tuple[Any, str]] = []
+        for part in (units[:middle], units[middle:]):
+            try:
+                write(part)
+            except Exception as exc:  # noqa: BLE001 - narrowed down below
+                refused += [(part[0], describe_error(exc))] if len(part) == 1 else \
+                    self._halves(write, part)
         return refused
 
     def reachable(self) -> bool:
@@ -322,17 +333,20 @@ class Master:
         Raises when the master cannot be reached, or (unless ``force``) when the failure
         looks transient (a lock timeout...) or refuses every job alike (a schema problem
         rather than a row's): call again later."""
-        units: dict[str, tuple[list[Any], list[Any], list[Any]]] = {}
-        for kind, items in enumerate((rows, attempt_rows, progress_rows)):
-            for item in items:
-                key = item["id"] if kind != 1 else item["job_id"]
-                units.setdefault(key, ([], [], []))[kind].append(item)
+        def by_job() -> list[tuple[list[Any], list[Any], list[Any]]]:
+            units: dict[str, tuple[list[Any], list[Any], list[Any]]] = {}
+            for kind, items in enumerate((rows, attempt_rows, progress_rows)):
+                for item in items:
+                    key = item["id"] if kind != 1 else item["job_id"]
+                    units.setdefault(key, ([], [], []))[kind].append(item)
+            return list(units.values())
 
         def write(part: Sequence[tuple[list[Any], list[Any], list[Any]]]) -> None:
             self.record([r for u in part for r in u[0]], [r for u in part for r in u[1]],
                         [r for u in part for r in u[2]])
 
-        refused = self._isolating(write, list(units.values()), force=force)
+        refused = self._isolating(lambda: self.record(rows, attempt_rows, progress_rows),
+                                  by_job, write, force=force)
         result: dict[str, str] = {}
         for unit, error in refused:
             first = (unit[0] or unit[2])[0]["id"] if unit[0] or unit[2] else unit[1][0]["job_id"]

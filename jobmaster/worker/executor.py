@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from jobmaster.context import JobContext
 from jobmaster.definitions import Retry
-from jobmaster.envelope import Envelope, EnvelopeError
+from jobmaster.envelope import Envelope
 from jobmaster.middleware import EndRun
 from jobmaster.models import JobError
 from jobmaster.outcomes import Outcome, Raised, Rejected, Succeeded
@@ -74,10 +74,11 @@ def execute(
     """Run the job in ``body`` (an envelope) and report how it ended."""
     started = time.time()
     try:
-        env = Envelope.from_bytes(body)
-    except EnvelopeError as exc:
-        return Report.of("", Rejected(JobError("InvalidEnvelope", str(exc))), started,
-                         time.time())
+        env = Envelope.from_checked_bytes(body)  # the supervisor checked these very bytes
+    except (ValueError, TypeError, KeyError) as exc:
+        return Report.of("", Rejected(JobError("InvalidEnvelope", f"not a jobmaster "
+                                               f"envelope: {describe(exc).message}")),
+                         started, time.time())
     outcome = _run(app, env, started, progress, stop_flag)
     finished = time.time()
     if app.pipeline.after_run:
@@ -96,7 +97,8 @@ def _run(app: App, env: Envelope, started: float, progress: ProgressSink | None,
         if serializer is None:
             raise ValueError(f"payload encoding {env.encoding!r} is not enabled in this app")
         kwargs = serializer.loads(env.payload)
-        if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        if type(kwargs) is not dict or (serializer.name != "json"  # JSON keys are str
+                                        and not all(isinstance(k, str) for k in kwargs)):
             raise ValueError("payload is not a mapping of argument names to values")
     except Exception as exc:  # noqa: BLE001 - any decode failure fails the job, not the worker
         error = describe(exc)

@@ -40,6 +40,9 @@ class Report(NamedTuple):
     @classmethod
     def of(cls, job_id: str, outcome: Outcome, started: float, finished: float) -> Report:
         """The report of an outcome (one the running process can reach)."""
+        if type(outcome) is Succeeded:  # the common case first
+            return cls(job_id, "succeeded", outcome.result, "", "", "", None, True, started,
+                       finished)
         match outcome:
             case Succeeded(result=result):
                 return cls(job_id, "succeeded", result, "", "", "", None, True, started,

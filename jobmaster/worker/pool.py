@@ -155,8 +155,7 @@ class _ChildState:
     def __init__(self) -> None:
         self.cwd = os.getcwd()
         self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-        self.fds = {fd: os.dup(fd) for fd in (0, 1, 2) if _is_open(fd)}
-        self.ids = {fd: _identity(saved) for fd, saved in self.fds.items()}
+        self.fds = [(os.dup(fd), fd) for fd in (0, 1, 2) if _is_open(fd)]
         self.streams = {name: getattr(sys, name) for name in ("stdin", "stdout", "stderr")}
 
     def restore(self) -> None:
@@ -168,9 +167,8 @@ class _ChildState:
             with contextlib.suppress(OSError):
                 os.chdir(self.cwd)
         signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
-        for fd, saved in self.fds.items():
-            if _identity(fd) != self.ids[fd]:
-                os.dup2(saved, fd)
+        for saved, fd in self.fds:  # cheaper than checking whether it changed
+            os.dup2(saved, fd)
         for name, stream in self.streams.items():
             current = getattr(sys, name)
             if current is stream and not getattr(stream, "closed", False):
@@ -190,14 +188,6 @@ def _is_open(fd: int) -> bool:
         return True
     except OSError:
         return False
-
-
-def _identity(fd: int) -> tuple[int, int] | None:
-    try:
-        st = os.fstat(fd)
-        return st.st_dev, st.st_ino
-    except OSError:
-        return None
 
 
 def _set_parent_death_signal() -> None:
