@@ -10,18 +10,28 @@ from jobmaster.envelope import Envelope, EnvelopeError
 from jobmaster.exceptions import InvalidOptionError
 from jobmaster.master.repository import from_timestamp
 from jobmaster.models import Job, JobError, JobStatus, Priority
-from jobmaster.options import OPTIONS, JobOptions
+from jobmaster.options import OPTIONS, JobOptions, option_values
 from jobmaster.serialization import Serializer
 
 
 def option_columns(options: JobOptions) -> dict[str, Any]:
-    """The master columns of a job's resolved options."""
+    """The master columns of a job's resolved options (remembered per options object:
+    jobs of one definition share theirs)."""
+    cached = _COLUMNS_OF.get(id(options))
+    if cached is not None and cached[0] is options:
+        return cached[1]
     values: dict[str, Any] = {}
-    for name, spec in OPTIONS.items():
-        if spec.column is not None:
-            value = getattr(options, name)
-            values[spec.column] = from_timestamp(value) if spec.sql == "timestamp" else value
+    for (column, stamp), value in zip(_COLUMNS, option_values(options), strict=True):
+        if column is not None:
+            values[column] = from_timestamp(value) if stamp else value
+    if len(_COLUMNS_OF) >= 1024:
+        _COLUMNS_OF.clear()
+    _COLUMNS_OF[id(options)] = (options, values)
     return values
+
+
+_COLUMNS = [(spec.column, spec.sql == "timestamp") for spec in OPTIONS.values()]
+_COLUMNS_OF: dict[int, tuple[JobOptions, dict[str, Any]]] = {}
 
 
 def options_from_row(row: Mapping[Any, Any]) -> JobOptions:

@@ -418,6 +418,9 @@ class Worker:
             if held.started is None or not held.start_recorded:
                 held.started = report.started
             outcome = report.outcome()
+            # the job's own run time, as its process measured it: the supervisor's clock
+            # would add the time the report waited for it, and shrink batches as it slows
+            self._avg_duration += 0.05 * (report.finished - report.started - self._avg_duration)
             # a run ended by middleware before its handler (expiry) never started
             self._finish(held, outcome, ran=not isinstance(outcome, Cancelled))
 
@@ -444,7 +447,7 @@ class Worker:
         never started, so a start recorded at dispatch is taken back."""
         self.held.pop(held.env.id, None)
         now = time.time()
-        if ran and held.started is not None and not isinstance(outcome, Released):
+        if ran and held.started is not None and isinstance(outcome, Lost | TimedOut):
             self._avg_duration += 0.05 * (now - held.started - self._avg_duration)
         self._settle(held.claim, held.env, outcome, started=held.started if ran else None,
                      start_recorded=held.start_recorded, ran=ran)
@@ -457,6 +460,9 @@ class Worker:
         now = time.time()
         if env is None:
             decision = decide(outcome, attempt=1, policy=_NO_RETRIES, now=now)
+        elif type(outcome) is Succeeded:  # the common case: no policy to weigh
+            decision = _SUCCEEDED
+            self._write(env, outcome, decision, started, now, start_recorded, ran)
         else:
             options = env.options
             policy = RetryPolicy(options.max_retries or 0, options.retry_delay or 0.0,
@@ -667,6 +673,7 @@ class Worker:
 
 _NO_RETRIES = RetryPolicy(0, 0.0, 1.0, 0.0)
 _AGAIN = (AgentAction.RETRY, AgentAction.RELEASE)
+_SUCCEEDED = Decision(JobStatus.SUCCEEDED)
 
 
 def _short(error: JobError | None) -> str:
