@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
-from jobmaster.config import Config
 from jobmaster.context import JobContext
 from jobmaster.exceptions import ArgumentsError, DefinitionError
+from jobmaster.host import AppResources
 from jobmaster.jobs import JobHandle, JobsAPI
 from jobmaster.options import NO_OPTIONS, OPTIONS, JobOptions
 from jobmaster.producer import Producer
@@ -47,11 +47,8 @@ class _Schedules(Protocol):
                **options: Any) -> Any: ...
 
 
-class DefinitionHost(Protocol):
+class DefinitionHost(AppResources, Protocol):
     """What a job definition needs from its app."""
-
-    @property
-    def config(self) -> Config: ...
 
     @property
     def producer(self) -> Producer: ...

@@ -10,26 +10,17 @@ from datetime import timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 from jobmaster.exceptions import JobFailedError, JobmasterError, JobNotFoundError, JobTimeoutError
-from jobmaster.master.repository import Master, from_timestamp
+from jobmaster.host import AppResources
+from jobmaster.master.repository import from_timestamp
 from jobmaster.master.rows import envelope_from_row, job_from_row
 from jobmaster.models import Job, JobStatus
 from jobmaster.producer import Producer
-from jobmaster.serialization import Serializer
 
 R = TypeVar("R")
 
 
-class JobsHost(Protocol):
+class JobsHost(AppResources, Protocol):
     """What ``app.jobs`` needs from its app."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def master(self) -> Master: ...
-
-    @property
-    def serializers(self) -> dict[str, Serializer]: ...
 
     @property
     def producer(self) -> Producer: ...

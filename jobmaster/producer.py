@@ -15,20 +15,18 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from jobmaster.agents.base import Agent
-from jobmaster.config import Config
 from jobmaster.envelope import Envelope
 from jobmaster.exceptions import InvalidOptionError, JobmasterError, PayloadTooLargeError
 from jobmaster.forking import after_fork
+from jobmaster.host import AppResources
 from jobmaster.ids import new_job_id
-from jobmaster.master.repository import Master, utcnow
+from jobmaster.master.repository import utcnow
 from jobmaster.master.rows import job_row
-from jobmaster.middleware import Pipeline
 from jobmaster.models import JobStatus
 from jobmaster.options import NO_OPTIONS, JobOptions, app_defaults, check_name, duration
-from jobmaster.serialization import JSONSerializer, Serializer, encode_arguments
+from jobmaster.serialization import JSONSerializer, encode_arguments
 
 log = logging.getLogger("jobmaster")
 
@@ -38,24 +36,6 @@ _FLUSH_CHUNK = 2000
 _FORCE_AFTER = 20
 """Failed flushes in a row after which rows the master refuses are set aside even when it
 refuses all of them alike (the jobs stay on their agents; workers record them)."""
-
-
-class ProducerHost(Protocol):
-    """What a producer needs from its app."""
-
-    @property
-    def config(self) -> Config: ...
-
-    @property
-    def master(self) -> Master: ...
-
-    @property
-    def serializer(self) -> Serializer: ...
-
-    @property
-    def pipeline(self) -> Pipeline: ...
-
-    def agent(self, name: str | None = None) -> Agent: ...
 
 
 def due_time(at: datetime | None, after: timedelta | float | None, now: float) -> float:
@@ -74,7 +54,7 @@ def due_time(at: datetime | None, after: timedelta | float | None, now: float) -
 class Producer:
     """Enqueues jobs for one app (one cluster)."""
 
-    def __init__(self, host: ProducerHost) -> None:
+    def __init__(self, host: AppResources) -> None:
         self.host = host
         self._lock = threading.RLock()
         self._pending: list[tuple[Envelope, datetime]] = []  # pushed, not yet in the master

@@ -13,35 +13,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from jobmaster.config import Config
 from jobmaster.definitions import JobDefinition
 from jobmaster.exceptions import ConfigurationError, ScheduleError, ScheduleNotFoundError
+from jobmaster.host import AppResources
 from jobmaster.ids import new_job_id
-from jobmaster.master.repository import Master, utcnow
+from jobmaster.master.repository import utcnow
 from jobmaster.options import OPTIONS, JobOptions
 from jobmaster.schedules import MisfirePolicy, OverlapPolicy, Schedule, first_fire
-from jobmaster.serialization import Serializer, encode_arguments
+from jobmaster.serialization import encode_arguments
 
 _SCHEDULE_OPTIONS = ("tz", "start", "end", "misfire", "misfire_cap", "overlap")
 
 
-class SchedulesHost(Protocol):
+class SchedulesHost(AppResources, Protocol):
     """What ``app.schedules`` needs from its app."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def config(self) -> Config: ...
-
-    @property
-    def master(self) -> Master: ...
-
-    @property
-    def serializer(self) -> Serializer: ...
-
-    @property
-    def serializers(self) -> dict[str, Serializer]: ...
 
     definitions: dict[str, JobDefinition[Any, Any]]
     static_schedules: dict[str, dict[str, Any]]
