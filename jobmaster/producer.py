@@ -57,6 +57,7 @@ class Producer:
     def __init__(self, host: AppResources) -> None:
         self.host = host
         self._lock = threading.RLock()
+        self._flushing = threading.Lock()
         self._pending: list[tuple[Envelope, datetime]] = []  # pushed, not yet in the master
         self._pending_ids: set[str] = set()
         self._flusher: threading.Thread | None = None
@@ -68,6 +69,7 @@ class Producer:
     def _forget(self) -> None:
         """In a forked child: the parent's pending jobs and flusher are the parent's."""
         self._lock = threading.RLock()
+        self._flushing = threading.Lock()
         self._pending = []
         self._pending_ids = set()
         self._flusher = None
@@ -256,7 +258,13 @@ class Producer:
         """Write the jobs this process pushed to agents into the master now; return how
         many were written. Rows the master refuses (not for want of a connection) are
         logged with the reason and set aside: the worker that runs the job records it.
-        Runs on its own every ``master_sync_seconds`` and at exit."""
+        Runs on its own every ``master_sync_seconds`` and at exit; a call while the
+        background thread is writing waits for it, so what was pushed before the call is in
+        the master when it returns."""
+        with self._flushing:
+            return self._flush()
+
+    def _flush(self) -> int:
         with self._lock:
             pending, self._pending = self._pending, []
         if not pending:
