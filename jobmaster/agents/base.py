@@ -98,11 +98,15 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A message moved aside, with the reason it could not be run."""
+    """A message moved aside, with the reason it could not be run and when (``at``, a Unix
+    timestamp). ``key`` is the backend's own handle for this one dead letter (a row's seq,
+    a stream entry's id...): ``remove_dead_letters`` and paging go by it, so a message
+    dead-lettered again under the same id is a different dead letter."""
 
     message: AgentMessage
     reason: str
     at: float
+    key: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,10 +184,39 @@ class Agent(abc.ABC):
         """Move claimed messages aside with the reason they cannot be run. Any ``str`` is a
         valid reason: it is stored as ``storable_reason(reason, self.reason_limit_bytes)``."""
 
-    # -- inspection ----------------------------------------------------------------
+    # -- dead letters ----------------------------------------------------------------
+    # Operators list, requeue and purge dead letters. Requeueing is "push, then remove":
+    # ``push`` ignores an id still held, so repeating a requeue cut short between the two
+    # never holds a job twice, and a crash in between leaves the message in the dead
+    # letters as well as in the queue (it may run again: at-least-once), never in neither.
+    # ``remove_dead_letters`` goes by ``DeadLetter.key``, so a job requeued, run and
+    # dead-lettered again before the removal keeps its new dead letter.
     @abc.abstractmethod
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """The most recent dead-lettered messages, newest first."""
+    def dead_letters(
+        self, limit: int = 100, *, before: DeadLetter | None = None
+    ) -> list[DeadLetter]:
+        """The most recent dead-lettered messages, newest first, at most ``limit``; with
+        ``before`` (the last dead letter of a previous page), the ones older than it. One
+        round trip per page."""
+
+    def find_dead_letters(self, ids: Sequence[str]) -> list[DeadLetter]:
+        """The dead letters of these message ids, newest first (none for an id without
+        one; a backend may return only the newest of several under one id). One round trip
+        per batch."""
+        raise NotImplementedError(f"{type(self).__name__} cannot look up dead letters by id")
+
+    def remove_dead_letters(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+        """Delete these dead letters (matched by ``key``, as ``dead_letters`` or
+        ``find_dead_letters`` returned them); return those that were still there, so each
+        is removed by one caller only. One round trip per batch."""
+        raise NotImplementedError(f"{type(self).__name__} cannot remove dead letters")
+
+    def purge_dead_letters(self, before: float | None = None) -> int:
+        """Delete every dead letter, or those dead-lettered before ``before`` (a Unix
+        timestamp); return how many."""
+        raise NotImplementedError(f"{type(self).__name__} cannot purge dead letters")
+
+    # -- inspection ----------------------------------------------------------------
 
     @abc.abstractmethod
     def length(self, bucket: Bucket | None = None) -> int:

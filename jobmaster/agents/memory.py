@@ -185,14 +185,45 @@ class MemoryAgent(Agent):
                     continue
                 del store.entries[claim.message.id]
                 kept = storable_reason(reason, self.reason_limit_bytes)
-                store.dead.append(DeadLetter(claim.message, kept, time.time()))
+                store.dead.append(
+                    DeadLetter(claim.message, kept, time.time(), next(store.counter))
+                )
 
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """The latest dead letters, newest first."""
+    def dead_letters(
+        self, limit: int = 100, *, before: DeadLetter | None = None
+    ) -> list[DeadLetter]:
+        """The latest dead letters, newest first (older than ``before`` if given)."""
         if limit <= 0:
             return []
         with self._store.cond:
-            return list(reversed(self._store.dead[-limit:]))
+            dead = self._store.dead
+            if before is not None:
+                dead = [d for d in dead if d.key < before.key]
+            return list(reversed(dead[-limit:]))
+
+    def find_dead_letters(self, ids: Sequence[str]) -> list[DeadLetter]:
+        """The dead letters of these message ids, newest first."""
+        wanted = set(ids)
+        with self._store.cond:
+            return [d for d in reversed(self._store.dead) if d.message.id in wanted]
+
+    def remove_dead_letters(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+        """Delete these dead letters (by key); return those that were still there."""
+        keys = {d.key for d in letters}
+        store = self._store
+        with store.cond:
+            gone = [d for d in store.dead if d.key in keys]
+            store.dead = [d for d in store.dead if d.key not in keys]
+        return gone
+
+    def purge_dead_letters(self, before: float | None = None) -> int:
+        """Delete every dead letter, or those older than ``before``; return how many."""
+        store = self._store
+        with store.cond:
+            kept = [] if before is None else [d for d in store.dead if d.at >= before]
+            count = len(store.dead) - len(kept)
+            store.dead = kept
+            return count
 
     def length(self, bucket: Bucket | None = None) -> int:
         """Messages held, waiting or claimed, in one bucket or in all."""

@@ -210,7 +210,8 @@ class MySQLAgent(SQLAgent[_Conn]):
                     body LONGBLOB NOT NULL,
                     reason TEXT NOT NULL,
                     at DOUBLE NOT NULL,
-                    KEY agent_seq (agent, seq)
+                    KEY agent_seq (agent, seq),
+                    KEY agent_id (agent, id)
                 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin""",
         ]
         # a duplicate id is a no-op (unlike INSERT IGNORE, other errors still raise)
@@ -244,10 +245,21 @@ class MySQLAgent(SQLAgent[_Conn]):
             f"INSERT INTO {dead} (agent, id, lane, priority, due, body, reason, at)"  # noqa: S608
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         )
+        cols = "id, lane, priority, due, body, reason, at, seq"
         self._sql_dead_letters = (
-            f"SELECT id, lane, priority, due, body, reason, at FROM {dead}"  # noqa: S608
-            " WHERE agent = %s ORDER BY seq DESC LIMIT %s"
+            f"SELECT {cols} FROM {dead}"  # noqa: S608 - validated identifier
+            " WHERE agent = %s AND seq < %s ORDER BY seq DESC LIMIT %s"
         )
+        self._sql_find_dead = (
+            f"SELECT {cols} FROM {dead}"  # noqa: S608 - validated identifier
+            " WHERE agent = %s AND id IN ({ids}) ORDER BY seq DESC"
+        )
+        self._sql_lock_dead = (
+            f"SELECT {cols} FROM {dead}"  # noqa: S608 - validated identifier
+            " WHERE agent = %s AND seq IN ({seqs}) ORDER BY seq DESC FOR UPDATE"
+        )
+        self._sql_remove_dead = f"DELETE FROM {dead} WHERE agent = %s AND seq IN ({{seqs}})"  # noqa: S608
+        self._sql_purge_dead_before = f"DELETE FROM {dead} WHERE agent = %s AND at < %s"  # noqa: S608
         self._sql_length = f"SELECT count(*) FROM {jobs} WHERE agent = %s"  # noqa: S608
         self._sql_length_bucket = (
             f"SELECT count(*) FROM {jobs}"  # noqa: S608 - validated identifier
@@ -506,18 +518,65 @@ class MySQLAgent(SQLAgent[_Conn]):
         """A message as the values of its columns."""
         return m.id, m.lane, int(m.priority), float(m.due), bytes(m.body)
 
-    # -- inspection ----------------------------------------------------------------
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """The most recent dead letters of this agent, newest first."""
+    # -- dead letters --------------------------------------------------------------
+    # Requeue is push, then remove (see ``Agent``). Listing, finding and purging are one
+    # statement; removing is one transaction (lock and read the rows, then delete them:
+    # MySQL has no DELETE ... RETURNING).
+    def dead_letters(
+        self, limit: int = 100, *, before: DeadLetter | None = None
+    ) -> list[DeadLetter]:
+        """The most recent dead letters of this agent, newest first (older than
+        ``before`` if given): one query."""
+        if limit <= 0:
+            return []
+        below = 2**63 - 1 if before is None else int(before.key)
 
         def run(cur: pymysql.cursors.Cursor) -> list[tuple[Any, ...]]:
-            cur.execute(self._sql_dead_letters, (self.name, int(limit)))
+            cur.execute(self._sql_dead_letters, (self.name, below, int(limit)))
             return list(cur.fetchall())
 
-        return [
-            DeadLetter(salvage_message(*r[:5]), str(r[5]), float(r[6]))
-            for r in self._execute("dead_letters", run)
-        ]
+        return [_dead_letter(r) for r in self._execute("dead_letters", run)]
+
+    def find_dead_letters(self, ids: Sequence[str]) -> list[DeadLetter]:
+        """The dead letters of these message ids, newest first (one query)."""
+        if not ids:
+            return []
+        query = self._sql_find_dead.format(ids=_marks(len(ids)))
+
+        def run(cur: pymysql.cursors.Cursor) -> list[tuple[Any, ...]]:
+            cur.execute(query, (self.name, *ids))
+            return list(cur.fetchall())
+
+        return [_dead_letter(r) for r in self._execute("find dead letters", run)]
+
+    def remove_dead_letters(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+        """Delete these dead letters (by seq) in one transaction; return those deleted."""
+        if not letters:
+            return []
+        seqs = [int(d.key) for d in letters]
+        lock = self._sql_lock_dead.format(seqs=_marks(len(seqs)))
+        delete = self._sql_remove_dead.format(seqs=_marks(len(seqs)))
+
+        def run(cur: pymysql.cursors.Cursor) -> list[tuple[Any, ...]]:
+            cur.execute(lock, (self.name, *seqs))
+            rows = list(cur.fetchall())
+            if rows:
+                cur.execute(delete, (self.name, *(r[7] for r in rows)))
+            return rows
+
+        return [_dead_letter(r) for r in self._execute("remove dead letters", run, tx=True)]
+
+    def purge_dead_letters(self, before: float | None = None) -> int:
+        """Delete this agent's dead letters, or those older than ``before``; how many."""
+
+        def run(cur: pymysql.cursors.Cursor) -> int:
+            if before is None:
+                return int(cur.execute(self._sql_purge_dead, (self.name,)))
+            return int(cur.execute(self._sql_purge_dead_before, (self.name, float(before))))
+
+        return self._execute("purge dead letters", run)
+
+    # -- inspection ----------------------------------------------------------------
 
     def length(self, bucket: Bucket | None = None) -> int:
         """Jobs held (waiting or claimed) by this agent, in one bucket or in all."""
@@ -544,3 +603,8 @@ class MySQLAgent(SQLAgent[_Conn]):
             return int(count)
 
         return self._execute("purge", run, tx=True)
+
+
+def _dead_letter(row: Sequence[Any]) -> DeadLetter:
+    """A dead letter from a row ``(id, lane, priority, due, body, reason, at, seq)``."""
+    return DeadLetter(salvage_message(*row[:5]), str(row[5]), float(row[6]), int(row[7]))

@@ -5,7 +5,9 @@ Layout, with ``<ns>``, ``<name>`` and ``<lane>`` made subject-safe by ``subject_
 
     stream   JM_<ns>_<name>             work queue; subjects <ns>.<name>.jobs.<lane>.<priority>
     consumer <lane>_<priority>          durable pull consumer per bucket, filtered by its subject
-    stream   JM_<ns>_<name>_DLQ         dead letters (limits retention), subject <ns>.<name>.dead
+    stream   JM_<ns>_<name>_DLQ         dead letters (limits retention), subjects
+                                        <ns>.<name>.dead.<job id> (and <ns>.<name>.dead,
+                                        where versions before lookup by id put them)
     subject  <ns>.<name>.wake.<lane>    core NATS wake-ups, not stored
 
 A pushed job is one message: its body is the payload, ``Jm-Id`` the job id, ``Nats-Msg-Id``
@@ -476,10 +478,11 @@ class NatsAgent(Agent):
                 duplicate_window=self._duplicate_window,
             )
         )
+        dead_subjects = [self._subject + ".dead", self._subject + ".dead.>"]
         await self._add_stream(
             StreamConfig(
                 name=self._dead_stream,
-                subjects=[self._subject + ".dead"],
+                subjects=dead_subjects,
                 retention=RetentionPolicy.LIMITS,
                 storage=self._storage,
                 num_replicas=self._replicas,
@@ -487,6 +490,11 @@ class NatsAgent(Agent):
                 discard=DiscardPolicy.OLD,
             )
         )
+        info = await self._jsc.stream_info(self._dead_stream)
+        if set(dead_subjects) - set(info.config.subjects or []):  # made by an older version
+            config = info.config
+            config.subjects = sorted(set(config.subjects or []) | set(dead_subjects))
+            await self._jsc.update_stream(config)
         self._streams_ready = True
 
     async def _add_stream(self, config: StreamConfig) -> None:
@@ -829,44 +837,132 @@ class NatsAgent(Agent):
                 ),
                 "Jm-At": at,
             }
-            requests.append((self._subject + ".dead", m.body, headers))
+            requests.append((self._dead_subject(m.id), m.body, headers))
         await self._publish_all(requests)
         await self._ack([claim.receipt for claim, _ in items])
 
-    # -- inspection ----------------------------------------------------------------
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """The newest dead letters first, read back from the dead-letter stream."""
+    # -- dead letters --------------------------------------------------------------
+    # A dead letter's key is its stream sequence. Requests of one batch are sent together
+    # (``asyncio.gather``: one round trip); requeue is push, then remove (see ``Agent``).
+    # ``find_dead_letters`` returns the newest dead letter of each id (the last message of
+    # its subject); dead letters stored by versions before lookup by id are not found by
+    # it, only listed and purged.
+    def _dead_subject(self, job_id: str) -> str:
+        return f"{self._subject}.dead.{subject_token(job_id)}"
+
+    def dead_letters(
+        self, limit: int = 100, *, before: DeadLetter | None = None
+    ) -> list[DeadLetter]:
+        """The newest dead letters first (older than ``before`` if given), read back from
+        the dead-letter stream: one batch of requests per page, more only where messages
+        were removed from the range."""
         if limit <= 0:
             return []
-        return self._run("read dead letters", lambda: self._dead_letters(limit))
+        below = None if before is None else int(before.key)
+        return self._run("read dead letters", lambda: self._dead_letters(limit, below))
 
-    async def _dead_letters(self, limit: int) -> list[DeadLetter]:
+    async def _dead_letters(self, limit: int, below: int | None) -> list[DeadLetter]:
         try:
             info = await self._jsc.stream_info(self._dead_stream)
         except nats.js.errors.NotFoundError:
             return []
-        last, first = info.state.last_seq, info.state.first_seq
-        seqs = range(last, max(first, last - limit + 1) - 1, -1) if info.state.messages else []
+        if not info.state.messages:
+            return []
+        first = info.state.first_seq
+        top = info.state.last_seq if below is None else min(below - 1, info.state.last_seq)
+        out: list[DeadLetter] = []
+        while len(out) < limit and top >= first:
+            want = limit - len(out)
+            seqs = range(top, max(first, top - want + 1) - 1, -1)
+            out += await self._get_dead(seqs)
+            top = seqs[-1] - 1
+        return out[:limit]
+
+    async def _get_dead(self, seqs: Sequence[int]) -> list[DeadLetter]:
+        """The dead letters at these stream sequences (none for a sequence deleted)."""
         raws = await asyncio.gather(
             *(self._jsc.get_msg(self._dead_stream, seq) for seq in seqs), return_exceptions=True
         )
-        out: list[DeadLetter] = []
-        for raw in raws:
-            if isinstance(raw, BaseException):
-                if isinstance(raw, nats.js.errors.NotFoundError):
-                    continue
-                raise raw
-            h = raw.headers or {}
-            message = salvage_message(
-                unquote(h.get(_ID, "")),
-                unquote(h.get("Jm-Lane", "")),
-                stored_number(h.get("Jm-Priority"), int),
-                stored_number(h.get(_DUE), float),
-                raw.data or b"",
-            )
-            reason = unquote(h.get("Jm-Reason", ""))
-            out.append(DeadLetter(message, reason, stored_number(h.get("Jm-At"), float) or 0.0))
-        return out
+        return [_dead_letter(raw) for raw in _found(raws)]
+
+    def find_dead_letters(self, ids: Sequence[str]) -> list[DeadLetter]:
+        """The newest dead letter of each of these job ids, newest first."""
+        if not ids:
+            return []
+        return self._run("find dead letters", lambda: self._find_dead(ids))
+
+    async def _find_dead(self, ids: Sequence[str]) -> list[DeadLetter]:
+        await self._ensure_streams()
+        raws = await asyncio.gather(
+            *(self._jsc.get_last_msg(self._dead_stream, self._dead_subject(i)) for i in set(ids)),
+            return_exceptions=True,
+        )
+        found = [_dead_letter(raw) for raw in _found(raws)]
+        return sorted(found, key=lambda d: -int(d.key))
+
+    def remove_dead_letters(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+        """Delete these dead letters (by stream sequence); return those that were there."""
+        if not letters:
+            return []
+        return self._run("remove dead letters", lambda: self._remove_dead(letters))
+
+    async def _remove_dead(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+        try:
+            await self._jsc.stream_info(self._dead_stream)
+        except nats.js.errors.NotFoundError:
+            return []
+        done = await asyncio.gather(
+            *(self._jsc.delete_msg(self._dead_stream, int(d.key)) for d in letters),
+            return_exceptions=True,
+        )
+        gone: list[DeadLetter] = []
+        for letter, ok in zip(letters, done, strict=True):
+            if isinstance(ok, BaseException):
+                if _not_found(ok):
+                    continue  # removed already
+                raise ok
+            if ok:
+                gone.append(letter)
+        return gone
+
+    def purge_dead_letters(self, before: float | None = None) -> int:
+        """Delete every dead letter, or those older than ``before``; return how many.
+        With ``before``, the first dead letter not older is found by binary search over
+        the stream's sequences (a few requests), and everything below it is purged."""
+        return self._run("purge dead letters", lambda: self._purge_dead(before))
+
+    async def _purge_dead(self, before: float | None) -> int:
+        try:
+            info = await self._jsc.stream_info(self._dead_stream)
+        except nats.js.errors.NotFoundError:
+            return 0
+        held = int(info.state.messages)
+        if not held:
+            return 0
+        if before is None:
+            await self._jsc.purge_stream(self._dead_stream)
+            return held
+        low, high = info.state.first_seq, info.state.last_seq + 1  # the answer is in [low, high]
+        while low < high:
+            mid = (low + high) // 2
+            try:  # the first message at or after mid
+                raw = await self._jsc.get_msg(self._dead_stream, mid, subject=">", next=True)
+            except nats.js.errors.NotFoundError:
+                high = mid
+                continue
+            at = stored_number((raw.headers or {}).get("Jm-At"), float) or 0.0
+            seq = int(raw.seq or mid)
+            if at < before:
+                low = seq + 1
+            else:
+                high = mid
+        if low <= info.state.first_seq:
+            return 0
+        await self._jsc.purge_stream(self._dead_stream, seq=low)
+        after = await self._jsc.stream_info(self._dead_stream)
+        return held - int(after.state.messages)
+
+    # -- inspection ----------------------------------------------------------------
 
     def length(self, bucket: Bucket | None = None) -> int:
         """Messages held (waiting, delayed or claimed) in one bucket or the whole stream."""
@@ -960,3 +1056,37 @@ def _read(
         )
     due = stored_number(raw_due, float)
     return read_message(unquote(raw_id), lane, priority, raw_due if due is None else due, body)
+
+
+def _found(raws: Sequence[Any]) -> list[Any]:
+    """The messages of gathered ``get_msg`` calls, skipping those not found."""
+    out = []
+    for raw in raws:
+        if isinstance(raw, BaseException):
+            if _not_found(raw):
+                continue
+            raise raw
+        out.append(raw)
+    return out
+
+
+def _not_found(exc: BaseException) -> bool:
+    """Whether a JetStream API error says the message is not there (err_code 10037
+    "no message found" from a get, 10057 from a delete)."""
+    return isinstance(exc, nats.js.errors.NotFoundError) or (
+        isinstance(exc, nats.js.errors.APIError) and exc.err_code in (10037, 10057)
+    )
+
+
+def _dead_letter(raw: Any) -> DeadLetter:
+    """A dead letter from a message of the dead-letter stream."""
+    h = raw.headers or {}
+    message = salvage_message(
+        unquote(h.get(_ID, "")),
+        unquote(h.get("Jm-Lane", "")),
+        stored_number(h.get("Jm-Priority"), int),
+        stored_number(h.get(_DUE), float),
+        raw.data or b"",
+    )
+    reason = unquote(h.get("Jm-Reason", ""))
+    return DeadLetter(message, reason, stored_number(h.get("Jm-At"), float) or 0.0, raw.seq)

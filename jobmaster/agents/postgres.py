@@ -188,6 +188,7 @@ class PostgresAgent(SQLAgent[_Conn]):
                     at double precision NOT NULL
                 )""",
             f"CREATE INDEX IF NOT EXISTS {dead}_agent ON {dead} (agent, seq)",
+            f"CREATE INDEX IF NOT EXISTS {dead}_id ON {dead} (agent, id)",
         ]
         self._sql_push = f"""
             WITH ins AS (
@@ -267,9 +268,26 @@ class PostgresAgent(SQLAgent[_Conn]):
             SELECT agent, id, lane, priority, due, body, reason, {_NOW}
               FROM gone ORDER BY ord
             """  # noqa: S608 - table names from a validated identifier
+        cols = "id, lane, priority, due, body, reason, at, seq"
         self._sql_dead_letters = (
-            f"SELECT id, lane, priority, due, body, reason, at FROM {dead}"  # noqa: S608
+            f"SELECT {cols} FROM {dead}"  # noqa: S608 - validated identifier
             " WHERE agent = %(agent)s ORDER BY seq DESC LIMIT %(limit)s"
+        )
+        self._sql_dead_letters_before = (
+            f"SELECT {cols} FROM {dead}"  # noqa: S608 - validated identifier
+            " WHERE agent = %(agent)s AND seq < %(before)s ORDER BY seq DESC LIMIT %(limit)s"
+        )
+        self._sql_find_dead = (
+            f"SELECT {cols} FROM {dead}"  # noqa: S608 - validated identifier
+            " WHERE agent = %(agent)s AND id = ANY(%(ids)s::text[]) ORDER BY seq DESC"
+        )
+        self._sql_remove_dead = (
+            f"DELETE FROM {dead}"  # noqa: S608 - validated identifier
+            f" WHERE agent = %(agent)s AND seq = ANY(%(seqs)s::int8[]) RETURNING {cols}"
+        )
+        self._sql_purge_dead = (
+            f"DELETE FROM {dead}"  # noqa: S608 - validated identifier
+            " WHERE agent = %(agent)s AND (%(before)s::float8 IS NULL OR at < %(before)s::float8)"
         )
         self._sql_length = f"SELECT count(*) FROM {jobs} WHERE agent = %(agent)s"  # noqa: S608
         self._sql_length_bucket = (
@@ -500,14 +518,48 @@ class PostgresAgent(SQLAgent[_Conn]):
         args["reasons"] = [storable_reason(r, self.reason_limit_bytes) for _, r in items]
         self._run("dead_letter", lambda conn: conn.execute(self._sql_dead_letter, args))
 
+    # -- dead letters --------------------------------------------------------------
+    # Each operation is one statement; requeue is push, then remove (see ``Agent``).
+    def dead_letters(
+        self, limit: int = 100, *, before: DeadLetter | None = None
+    ) -> list[DeadLetter]:
+        """The most recent dead letters of this agent, newest first (older than
+        ``before`` if given): one query."""
+        if limit <= 0:
+            return []
+        args: dict[str, Any] = {"agent": self.name, "limit": int(limit)}
+        query = self._sql_dead_letters
+        if before is not None:
+            query, args["before"] = self._sql_dead_letters_before, int(before.key)
+        return self._dead_rows("dead_letters", query, args)
+
+    def find_dead_letters(self, ids: Sequence[str]) -> list[DeadLetter]:
+        """The dead letters of these message ids, newest first (one query)."""
+        if not ids:
+            return []
+        args = {"agent": self.name, "ids": list(ids)}
+        return self._dead_rows("find dead letters", self._sql_find_dead, args)
+
+    def remove_dead_letters(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+        """Delete these dead letters (by seq) in one statement; return those deleted."""
+        if not letters:
+            return []
+        args = {"agent": self.name, "seqs": [int(d.key) for d in letters]}
+        gone = self._dead_rows("remove dead letters", self._sql_remove_dead, args)
+        return sorted(gone, key=lambda d: -int(d.key))
+
+    def purge_dead_letters(self, before: float | None = None) -> int:
+        """Delete this agent's dead letters, or those older than ``before``; how many."""
+        args = {"agent": self.name, "before": None if before is None else float(before)}
+        return int(self._run(
+            "purge dead letters", lambda conn: conn.execute(self._sql_purge_dead, args).rowcount
+        ))
+
+    def _dead_rows(self, what: str, query: str, args: dict[str, Any]) -> list[DeadLetter]:
+        rows = self._run(what, lambda conn: conn.execute(query, args).fetchall())
+        return [DeadLetter(salvage_message(*r[:5]), str(r[5]), float(r[6]), r[7]) for r in rows]
+
     # -- inspection ----------------------------------------------------------------
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """The most recent dead letters of this agent, newest first."""
-        args = {"agent": self.name, "limit": int(limit)}
-        rows = self._run(
-            "dead_letters", lambda conn: conn.execute(self._sql_dead_letters, args).fetchall()
-        )
-        return [DeadLetter(salvage_message(*r[:5]), str(r[5]), float(r[6])) for r in rows]
 
     def length(self, bucket: Bucket | None = None) -> int:
         """Jobs held (waiting or claimed) by this agent, in one bucket or in all."""

@@ -9,6 +9,7 @@ tag, so all of an agent's keys live in one slot and its scripts may touch any of
     seq           STRING  INCR counter: push order
     s:<lane>      LIST    wake-up tokens, BLPOP-ed by idle claimers
     dead          STREAM  dead letters with their reasons, capped at ``DEAD_LETTER_CAP``
+    deadids       HASH    job id -> its dead letters' stream entry ids, space-separated
 
 A waiting job's score is its due time and its member starts with a zero-padded sequence
 number, so one ``ZRANGEBYSCORE -inf now`` returns a bucket's due jobs by (due, push order);
@@ -90,7 +91,7 @@ PRIORITIES = (4, 3, 2, 1, 0)
 """The priorities a bucket can have, claimed in this order."""
 
 DEAD_LETTER_CAP = 100_000
-"""Dead letters kept per agent (the oldest are trimmed, approximately)."""
+"""Dead letters kept per agent (the oldest are trimmed)."""
 
 PUSH_CONNECTIONS = 16
 """Most connections an agent opens for pushes; a push finding all of them busy waits for
@@ -466,13 +467,44 @@ return done
 """
 )
 
+# Dead letters are found by job id through the ``deadids`` hash, kept exact by every script
+# that adds or deletes a stream entry (so trimming is done here, not by XADD MAXLEN).
+_DEAD_PRELUDE = """
+local D = P .. 'dead'
+local IDX = P .. 'deadids'
+local function dead_index_add(id, eid)
+  local cur = redis.call('HGET', IDX, id)
+  if cur then redis.call('HSET', IDX, id, cur .. ' ' .. eid)
+  else redis.call('HSET', IDX, id, eid) end
+end
+local function field(e, name)
+  local f = e[2]
+  for i = 1, #f, 2 do if f[i] == name then return f[i + 1] end end
+  return nil
+end
+local function dead_drop(e)
+  redis.call('XDEL', D, e[1])
+  local id = field(e, 'id')
+  if not id then return end
+  local cur = redis.call('HGET', IDX, id)
+  if not cur then return end
+  local keep = {}
+  for eid in string.gmatch(cur, '%S+') do
+    if eid ~= e[1] then keep[#keep + 1] = eid end
+  end
+  if #keep == 0 then redis.call('HDEL', IDX, id)
+  else redis.call('HSET', IDX, id, table.concat(keep, ' ')) end
+end
+"""
+
 # ARGV: prefix, cap, count, then per item: lease member, lane, priority, due, body, reason.
 # The dead letter holds the message as the caller has it (for a malformed job, what could be
 # kept of it), never the job's own value, which may be missing or garbled.
 _DEAD = (
     _LUA_PRELUDE
+    + _DEAD_PRELUDE
     + """
-local cap = ARGV[2]
+local cap = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local now = string.format('%.6f', now_s())
 local done = 0
@@ -481,15 +513,72 @@ for i = 0, n - 1 do
   local m, lane, p = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local _, id = parse(m)
   if id and redis.call('ZREM', P .. 'l:' .. lane .. ':' .. p, m) == 1 then
-    redis.call('XADD', P .. 'dead', 'MAXLEN', '~', cap, '*', 'id', id, 'lane', lane,
+    local eid = redis.call('XADD', P .. 'dead', '*', 'id', id, 'lane', lane,
       'priority', p, 'due', ARGV[b + 3], 'body', ARGV[b + 4], 'reason', ARGV[b + 5], 'at', now)
+    dead_index_add(id, eid)
     redis.call('HDEL', jobs, id)
     done = done + 1
+  end
+end
+local over = redis.call('XLEN', P .. 'dead') - cap
+if over > 0 then
+  for _, e in ipairs(redis.call('XRANGE', P .. 'dead', '-', '+', 'COUNT', over)) do
+    dead_drop(e)
   end
 end
 return done
 """
 )
+
+# ARGV: prefix, then job ids. Returns the stream entries of their dead letters.
+_FIND_DEAD = _LUA_PRELUDE + _DEAD_PRELUDE + """
+local out = {}
+for i = 2, #ARGV do
+  local cur = redis.call('HGET', IDX, ARGV[i])
+  if cur then
+    for eid in string.gmatch(cur, '%S+') do
+      local got = redis.call('XRANGE', D, eid, eid)
+      if got[1] then out[#out + 1] = got[1] end
+    end
+  end
+end
+return out
+"""
+
+# ARGV: prefix, then stream entry ids. Deletes them; returns the entries that were there.
+_REMOVE_DEAD = _LUA_PRELUDE + _DEAD_PRELUDE + """
+local out = {}
+for i = 2, #ARGV do
+  local got = redis.call('XRANGE', D, ARGV[i], ARGV[i])
+  if got[1] then
+    dead_drop(got[1])
+    out[#out + 1] = got[1]
+  end
+end
+return out
+"""
+
+# ARGV: prefix, and a time ("" for all). Deletes the dead letters older than it, oldest
+# first (entry order is the order of their ``at``, both from the server's clock).
+_PURGE_DEAD = _LUA_PRELUDE + _DEAD_PRELUDE + """
+if ARGV[2] == '' then
+  local n = redis.call('XLEN', D)
+  redis.call('DEL', D, IDX)
+  return n
+end
+local before = tonumber(ARGV[2])
+local n = 0
+while true do
+  local batch = redis.call('XRANGE', D, '-', '+', 'COUNT', 500)
+  if #batch == 0 then return n end
+  for _, e in ipairs(batch) do
+    local at = tonumber(field(e, 'at') or '')
+    if at and at >= before then return n end
+    dead_drop(e)
+    n = n + 1
+  end
+end
+"""
 
 
 def _glob_escape(text: str) -> str:
@@ -606,6 +695,9 @@ class RedisAgent(Agent):
         self._retry: Script = register(_RETRY)
         self._extend: Script = register(_EXTEND)
         self._dead: Script = register(_DEAD)
+        self._find_dead: Script = register(_FIND_DEAD)
+        self._remove_dead: Script = register(_REMOVE_DEAD)
+        self._purge_dead: Script = register(_PURGE_DEAD)
         after_fork(self, RedisAgent._forget)
 
     def _push_connections(self) -> _PushConnections:
@@ -847,28 +939,53 @@ class RedisAgent(Agent):
                      storable_reason(reason, self.reason_limit_bytes))
         self._call("dead-letter", lambda: self._dead([self._jobs], args))
 
-    # -- inspection ----------------------------------------------------------------
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """The newest dead letters first, read from the ``dead`` stream."""
+    # -- dead letters --------------------------------------------------------------
+    # A dead letter's key is its stream entry id. Each operation is one call (a script
+    # for find, remove and purge, which keep the ``deadids`` index exact); requeue is push,
+    # then remove (see ``Agent``). Entries written before the index existed are listed and
+    # purged, but not found by id.
+    def dead_letters(
+        self, limit: int = 100, *, before: DeadLetter | None = None
+    ) -> list[DeadLetter]:
+        """The newest dead letters first (older than ``before`` if given), read from the
+        ``dead`` stream in one call."""
         if limit <= 0:
             return []
+        top = "+" if before is None else "(" + _text(before.key)
 
         def read() -> Any:
-            return self._client.xrevrange(self._prefix + "dead", "+", "-", count=limit)
+            return self._client.xrevrange(self._prefix + "dead", top, "-", count=limit)
 
         entries: list[tuple[bytes, dict[bytes, bytes]]] = self._call("read dead letters", read)
-        out: list[DeadLetter] = []
-        for _, f in entries:
-            message = salvage_message(
-                f.get(b"id"),
-                f.get(b"lane"),
-                stored_number(f.get(b"priority"), int),
-                stored_number(f.get(b"due"), float),
-                f.get(b"body"),
-            )
-            reason = f.get(b"reason", b"").decode("utf-8", "replace")
-            out.append(DeadLetter(message, reason, stored_number(f.get(b"at"), float) or 0.0))
-        return out
+        return [_dead_letter(eid, f) for eid, f in entries]
+
+    def find_dead_letters(self, ids: Sequence[str]) -> list[DeadLetter]:
+        """The dead letters of these job ids, newest first (one script call)."""
+        if not ids:
+            return []
+        raw = self._call(
+            "find dead letters", lambda: self._find_dead([self._jobs], [self._prefix, *ids])
+        )
+        return _newest_first(_entries(raw))
+
+    def remove_dead_letters(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+        """Delete these stream entries (one script call); return those that were there."""
+        if not letters:
+            return []
+        keys = [_text(d.key) for d in letters]
+        raw = self._call(
+            "remove dead letters", lambda: self._remove_dead([self._jobs], [self._prefix, *keys])
+        )
+        return _newest_first(_entries(raw))
+
+    def purge_dead_letters(self, before: float | None = None) -> int:
+        """Delete every dead letter, or those older than ``before`` (one script call)."""
+        arg = "" if before is None else repr(float(before))
+        return int(self._call(
+            "purge dead letters", lambda: self._purge_dead([self._jobs], [self._prefix, arg])
+        ))
+
+    # -- inspection ----------------------------------------------------------------
 
     def length(self, bucket: Bucket | None = None) -> int:
         """Jobs held, waiting or claimed, in one bucket or in the whole agent."""
@@ -942,3 +1059,37 @@ def _deliveries(text: bytes) -> int:
         return int(text)
     except ValueError:
         return 0
+
+
+def _text(key: object) -> str:
+    """A stream entry id (bytes or str) as text."""
+    return key.decode() if isinstance(key, bytes) else str(key)
+
+
+def _entries(raw: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """Stream entries a script returned (``{id, {field, value, ...}}``) as redis-py's."""
+    out = []
+    for eid, flat in raw or []:
+        out.append((eid, dict(zip(flat[::2], flat[1::2], strict=False))))
+    return out
+
+
+def _newest_first(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[DeadLetter]:
+    def order(entry: tuple[bytes, dict[bytes, bytes]]) -> tuple[int, int]:
+        ms, _, seq = _text(entry[0]).partition("-")
+        return int(ms), int(seq or 0)
+
+    return [_dead_letter(eid, f) for eid, f in sorted(entries, key=order, reverse=True)]
+
+
+def _dead_letter(eid: bytes, f: dict[bytes, bytes]) -> DeadLetter:
+    """A dead letter from its stream entry."""
+    message = salvage_message(
+        f.get(b"id"),
+        f.get(b"lane"),
+        stored_number(f.get(b"priority"), int),
+        stored_number(f.get(b"due"), float),
+        f.get(b"body"),
+    )
+    reason = f.get(b"reason", b"").decode("utf-8", "replace")
+    return DeadLetter(message, reason, stored_number(f.get(b"at"), float) or 0.0, _text(eid))

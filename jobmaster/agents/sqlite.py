@@ -276,15 +276,56 @@ class SQLiteAgent(Agent):
                      storable_reason(reason, self.reason_limit_bytes), now),
                 )
 
-    # -- inspection ----------------------------------------------------------------
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """The most recent dead letters, newest first."""
+    # -- dead letters --------------------------------------------------------------
+    # Requeue is push (one transaction), then remove (another): see the ``Agent`` contract.
+    _DEAD_COLUMNS = "id, lane, priority, due, body, reason, at, seq"
+
+    def dead_letters(
+        self, limit: int = 100, *, before: DeadLetter | None = None
+    ) -> list[DeadLetter]:
+        """The most recent dead letters, newest first (older than ``before`` if given)."""
+        if limit <= 0:
+            return []
+        older = "" if before is None else " WHERE seq < ?"
+        args = (limit,) if before is None else (int(before.key), limit)
         rows = self._conn().execute(
-            f"SELECT id, lane, priority, due, body, reason, at FROM {self._dead}"
-            " ORDER BY seq DESC LIMIT ?",
-            (limit,),
+            f"SELECT {self._DEAD_COLUMNS} FROM {self._dead}{older} ORDER BY seq DESC LIMIT ?",
+            args,
         )
-        return [DeadLetter(salvage_message(*r[:5]), str(r[5]), float(r[6])) for r in rows]
+        return [_dead_letter(r) for r in rows]
+
+    def find_dead_letters(self, ids: Sequence[str]) -> list[DeadLetter]:
+        """The dead letters of these message ids, newest first (one query)."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self._conn().execute(
+            f"SELECT {self._DEAD_COLUMNS} FROM {self._dead} WHERE id IN ({marks})"
+            " ORDER BY seq DESC",
+            list(ids),
+        )
+        return [_dead_letter(r) for r in rows]
+
+    def remove_dead_letters(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+        """Delete these dead letters (by seq) in one transaction; return those deleted."""
+        if not letters:
+            return []
+        marks = ",".join("?" * len(letters))
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"DELETE FROM {self._dead} WHERE seq IN ({marks}) RETURNING {self._DEAD_COLUMNS}",
+                [int(d.key) for d in letters],
+            ).fetchall()
+        return sorted((_dead_letter(r) for r in rows), key=lambda d: -d.key)
+
+    def purge_dead_letters(self, before: float | None = None) -> int:
+        """Delete every dead letter, or those older than ``before``; return how many."""
+        with self._tx() as conn:
+            if before is None:
+                return int(conn.execute(f"DELETE FROM {self._dead}").rowcount)
+            return int(conn.execute(f"DELETE FROM {self._dead} WHERE at < ?", (before,)).rowcount)
+
+    # -- inspection ----------------------------------------------------------------
 
     def length(self, bucket: Bucket | None = None) -> int:
         """Rows held, waiting or claimed, in one bucket or in all."""
@@ -311,3 +352,12 @@ class SQLiteAgent(Agent):
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _dead_letter(row: Sequence[object]) -> DeadLetter:
+    """A dead letter from a row ``(id, lane, priority, due, body, reason, at, seq)``."""
+    at = row[6]
+    return DeadLetter(
+        salvage_message(*row[:5]), str(row[5]),
+        float(at) if isinstance(at, int | float) else 0.0, row[7],
+    )

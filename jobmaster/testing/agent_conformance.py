@@ -71,6 +71,16 @@ def claim(
     return agent.claim(list(lanes), limit, lease_seconds=lease, consumer=consumer, wait=wait)
 
 
+def _bury(agent: Agent, body: bytes = b"x", reason: str = "poison") -> AgentMessage:
+    """Push a message, claim it and dead-letter it with ``reason``; return it."""
+    m = message(body=body)
+    agent.push([m])
+    [c] = claim_within(agent, 5)
+    assert c.message.id == m.id
+    agent.dead_letter([(c, reason)])
+    return m
+
+
 def claim_within(agent: Agent, timeout: float, **options: float | str) -> list[Claimed]:
     """Claim until something comes, polling for at most ``timeout`` seconds; fail if
     nothing does."""
@@ -296,6 +306,93 @@ class AgentConformance:
         assert len(stored.encode()) <= agent.reason_limit_bytes
         assert "\x00" not in stored
         assert dead[awkward.id].message.body == b"awkward"
+
+    # -- working with dead letters -----------------------------------------------------
+    def test_dead_letters_page_newest_first(self, agent: Agent) -> None:
+        """``dead_letters(limit, before=last)`` pages through every dead letter, newest
+        first, each exactly once."""
+        ids = [_bury(agent, body=f"m{i}".encode()).id for i in range(5)]
+        pages, before = [], None
+        while True:
+            page = agent.dead_letters(2, before=before)
+            if not page:
+                break
+            assert len(page) <= 2
+            pages.append([d.message.id for d in page])
+            before = page[-1]
+            assert len(pages) <= 3, pages
+        assert [i for page in pages for i in page] == ids[::-1]
+        assert [len(p) for p in pages] == [2, 2, 1]
+
+    def test_find_dead_letters_by_message_id(self, agent: Agent) -> None:
+        """``find_dead_letters`` returns the dead letter of each id asked for, with its
+        message and reason; an id without one is left out."""
+        a = _bury(agent, body=b"a", reason="reason a")
+        b = _bury(agent, body=b"b", reason="reason b")
+        [found] = agent.find_dead_letters([a.id, "no-such-id"])
+        assert found.message == a
+        assert found.reason == "reason a"
+        assert {d.message.id for d in agent.find_dead_letters([a.id, b.id])} == {a.id, b.id}
+        assert agent.find_dead_letters([]) == []
+
+    def test_remove_dead_letters_returns_each_once(self, agent: Agent) -> None:
+        """``remove_dead_letters`` deletes the dead letters given and returns those that
+        were there: removing again returns nothing, and the others stay."""
+        a, b = _bury(agent, body=b"a"), _bury(agent, body=b"b")
+        [letter] = agent.find_dead_letters([a.id])
+        [gone] = agent.remove_dead_letters([letter])
+        assert gone.message == a
+        assert agent.remove_dead_letters([letter]) == []
+        assert agent.find_dead_letters([a.id]) == []
+        assert [d.message.id for d in agent.dead_letters()] == [b.id]
+
+    def test_requeue_push_then_remove_survives_a_crash_in_between(self, agent: Agent) -> None:
+        """The requeue protocol: push the message back (as a new version: a fresh attempt
+        has a new body), then remove its dead letter. Cut short after the push and done
+        again, the job is still held once; when done, it is claimable and no longer dead."""
+        m = _bury(agent, body=b"v1")
+        [letter] = agent.find_dead_letters([m.id])
+        fresh = AgentMessage(m.id, m.lane, m.priority, time.time(), b"v2")
+        agent.push([fresh])  # ... and the requeue stops here (a crash)
+        assert agent.find_dead_letters([m.id]) != []  # nothing is lost meanwhile
+        agent.push([fresh])  # done again from the start
+        [letter] = agent.find_dead_letters([m.id])
+        assert [d.message.id for d in agent.remove_dead_letters([letter])] == [m.id]
+        assert agent.length() == 1
+        [c] = claim_within(agent, 5)
+        assert (c.message.id, c.message.body) == (m.id, b"v2")
+        assert agent.dead_letters() == []
+
+    def test_removing_an_old_dead_letter_keeps_a_new_one_of_the_same_job(
+        self, agent: Agent
+    ) -> None:
+        """A job requeued, claimed and dead-lettered again before its old dead letter is
+        removed keeps the new dead letter: removal goes by dead letter, not by job id."""
+        m = _bury(agent, body=b"v1", reason="first")
+        [old] = agent.find_dead_letters([m.id])
+        agent.push([AgentMessage(m.id, m.lane, m.priority, time.time(), b"v2")])
+        [c] = claim_within(agent, 5)
+        agent.dead_letter([(c, "second")])
+        assert [d.reason for d in agent.remove_dead_letters([old])] == ["first"]
+        [new] = agent.find_dead_letters([m.id])
+        assert (new.reason, new.message.body) == ("second", b"v2")
+
+    def test_purge_dead_letters_older_than_a_time_then_all(self, agent: Agent) -> None:
+        """``purge_dead_letters(before)`` drops the dead letters older than ``before`` and
+        returns how many; without ``before`` it drops them all. Jobs are not touched."""
+        a = _bury(agent, body=b"a")
+        b = _bury(agent, body=b"b")
+        [da], [db] = agent.find_dead_letters([a.id]), agent.find_dead_letters([b.id])
+        assert da.at < db.at
+        waiting = message()
+        agent.push([waiting])
+        assert agent.purge_dead_letters(before=db.at) == 1
+        assert [d.message.id for d in agent.dead_letters()] == [b.id]
+        assert agent.purge_dead_letters() == 1
+        assert agent.dead_letters() == []
+        assert agent.find_dead_letters([a.id, b.id]) == []
+        assert agent.purge_dead_letters() == 0
+        assert agent.length() == 1
 
     # -- malformed input -------------------------------------------------------------
     @pytest.mark.parametrize("kind", sorted(_MALFORMED))
