@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 from jobmaster.agents.base import Agent, resolve_agent
 from jobmaster.config import Config, env_overrides
 from jobmaster.context import JobContext
+from jobmaster.dead_letters import DeadLettersAPI
 from jobmaster.definitions import JobDefinition
 from jobmaster.exceptions import (
     ArgumentsError,
@@ -60,6 +62,7 @@ class App:
         agents: Mapping[str, str] | str | None = None,
         *,
         middleware: Sequence[Middleware] = (),
+        event_log: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
         **options: Any,
     ) -> None:
@@ -103,9 +106,14 @@ class App:
         self.static_schedules: dict[str, dict[str, Any]] = {}
         self.child_init_hooks: list[Callable[[], None]] = []
         self.middleware: list[Middleware] = list(middleware)
+        if event_log is not None:  # one JSONL line per job event, in that directory
+            from jobmaster.middleware.event_log import EventLog
+
+            self.middleware.append(EventLog(event_log))
         self.pipeline = Pipeline([Expiry(), *self.middleware])
         self.producer = Producer(self)
         self.jobs = JobsAPI(self)
+        self.dead_letters = DeadLettersAPI(self)
         self._schedules: SchedulesAPI | None = None
         self._serializer: Serializer | None = None
         self._serializers: dict[str, Serializer] | None = None
@@ -179,6 +187,13 @@ class App:
         if func is not None:
             return register(func)
         return register
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Add a middleware after those given to ``App(middleware=...)``, e.g. from the
+        command line (``jobmaster worker --metrics-port``). Add it before starting the
+        worker: processes forked earlier keep the pipeline they had."""
+        self.middleware.append(middleware)
+        self.pipeline = Pipeline([Expiry(), *self.middleware])
 
     def on_worker_process_start(self, func: Callable[[], None]) -> Callable[[], None]:
         """Register a function run in each worker process (forked child) when it starts,

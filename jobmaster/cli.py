@@ -1,9 +1,11 @@
-"""The ``jobmaster`` command: worker, beat, migrate, jobs, schedules, status."""
+"""The ``jobmaster`` command: worker, metrics, beat, migrate, jobs, schedules, dead-letters,
+status."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -75,11 +77,14 @@ def main() -> None:
 @click.option("--max-memory-per-child", type=click.IntRange(min=1), default=None,
               metavar="KIB", help="Replace a worker process once its memory passed this "
               "many KiB (checked after each job).")
+@click.option("--metrics-port", type=click.IntRange(min=0, max=65535), default=None,
+              metavar="PORT", help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics "
+              "(needs jobmaster[metrics]).")
 @click.option("-l", "--loglevel", default="INFO", show_default=True)
 def worker(app_target: str | None, concurrency: int | None, lanes: tuple[str, ...],
            agent: str | None, pool: str, prefetch: int | None, beat: bool,
            max_jobs_per_child: int | None, max_memory_per_child: int | None,
-           loglevel: str) -> None:
+           metrics_port: int | None, loglevel: str) -> None:
     """Claim jobs from an agent and run them."""
     from jobmaster.worker import Worker
 
@@ -89,8 +94,47 @@ def worker(app_target: str | None, concurrency: int | None, lanes: tuple[str, ..
         app.config.max_jobs_per_child = max_jobs_per_child
     if max_memory_per_child is not None:
         app.config.max_memory_per_child = max_memory_per_child
+    if metrics_port is not None:  # before the pool forks: its children run the same pipeline
+        from jobmaster.middleware import metrics
+
+        try:
+            metrics.installed(app).serve(metrics_port, app=app, lanes=lanes)
+        except OSError as exc:
+            raise click.ClickException(f"--metrics-port {metrics_port}: {exc}") from None
     Worker(app, concurrency=concurrency, lanes=lanes or None, agent=agent, pool=pool,
            prefetch=prefetch, beat=beat).run()
+
+
+@main.command("metrics")
+@app_option
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=9100,
+              show_default=True)
+@click.option("--host", default="0.0.0.0", show_default=True,  # noqa: S104
+              help="Address to listen on.")
+@click.option("--lane", "lanes", multiple=True, metavar="LANE",
+              help="Also measure this lane's queue depth (repeatable); the app's default "
+              "lane, its routes and its definitions' lanes are always measured.")
+@click.option("-l", "--loglevel", default="INFO", show_default=True)
+def metrics_command(app_target: str | None, port: int, host: str, lanes: tuple[str, ...],
+                    loglevel: str) -> None:
+    """Serve the cluster's gauges (queue depths, workers alive) to Prometheus at /metrics,
+    without running a worker (needs jobmaster[metrics])."""
+    import threading
+
+    from jobmaster.middleware.metrics import serve_cluster
+
+    _setup_logging(loglevel)
+    app = _load(app_target)
+    try:
+        server = serve_cluster(app, port, addr=host, lanes=lanes)
+    except OSError as exc:
+        raise click.ClickException(f"--port {port}: {exc}") from None
+    click.echo(f"serving cluster {app.name!r} metrics at "
+               f"http://{host}:{server.server_port}/metrics")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
 
 
 @main.command()
@@ -294,6 +338,125 @@ def status(app_target: str | None) -> None:
         age = (now - row["last_seen"]).total_seconds()
         click.echo(f"  {row['id']:<40} {row['status']:<9} seen {age:.0f}s ago, "
                    f"{row['processed']} processed")
+
+
+_AGE = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def _cutoff(before: str | None, older_than: str | None) -> float | None:
+    """A Unix time from ``--before ISO`` or ``--older-than 7d`` (one of them, or none)."""
+    if before is not None and older_than is not None:
+        raise click.ClickException("give --before or --older-than, not both")
+    if before is not None:
+        try:
+            when = datetime.fromisoformat(before)
+        except ValueError:
+            raise click.ClickException(f"--before {before!r} is not an ISO date or time, "
+                                       "e.g. 2026-11-26T09:00") from None
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    if older_than is not None:
+        match = _AGE.fullmatch(older_than.strip())
+        if not older_than.strip() or match is None:
+            raise click.ClickException(f"--older-than {older_than!r} is not an age such as "
+                                       "30m, 12h or 7d")
+        weeks, days, hours, minutes, secs = (int(g or 0) for g in match.groups())
+        age = (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + secs
+        return datetime.now(UTC).timestamp() - age
+    return None
+
+
+@main.group("dead-letters")
+def dead_letters() -> None:
+    """Messages the agents moved aside: list, show, requeue, purge."""
+
+
+@dead_letters.command("list")
+@app_option
+@click.option("--agent", default=None, help="Only this agent's dead letters.")
+@click.option("--definition", "definition_id", default=None)
+@click.option("--reason", default=None, help="Only reasons containing this text.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def dead_letters_list(app_target: str | None, agent: str | None, definition_id: str | None,
+                      reason: str | None, limit: int, as_json: bool) -> None:
+    """Dead letters of every agent of the app, newest first."""
+    app = _load(app_target)
+    for item in app.dead_letters.list(agent=agent, definition_id=definition_id,
+                                      reason=reason, limit=limit):
+        if as_json:
+            click.echo(json.dumps(item.to_dict()))
+        else:
+            at = _when(datetime.fromtimestamp(item.at, UTC))
+            click.echo(f"{item.id}  {item.agent:<8} {item.definition_id or '-':<24} {at}  "
+                       f"{item.reason.splitlines()[0][:100] if item.reason else ''}")
+
+
+@dead_letters.command("show")
+@app_option
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="As one JSON object.")
+def dead_letters_show(app_target: str | None, job_id: str, as_json: bool) -> None:
+    """One dead letter in full: agent, definition, reason, and the body's beginning."""
+    app = _load(app_target)
+    item = app.dead_letters.get(job_id)
+    preview = item.letter.message.body[:500].decode("utf-8", "replace")
+    if as_json:
+        click.echo(json.dumps({**item.to_dict(), "body_preview": preview}))
+        return
+    for key, value in item.to_dict().items():
+        if key != "reason":
+            click.echo(f"{key:>12}: {value}")
+    click.echo(f"{'reason':>12}: {item.reason}")
+    click.echo(f"{'body':>12}: {preview}")
+
+
+@dead_letters.command("requeue")
+@app_option
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Every dead letter the filters select.")
+@click.option("--agent", default=None)
+@click.option("--definition", "definition_id", default=None)
+@click.option("--reason", default=None)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def dead_letters_requeue(app_target: str | None, job_ids: tuple[str, ...], everything: bool,
+                         agent: str | None, definition_id: str | None, reason: str | None,
+                         yes: bool) -> None:
+    """Push dead-lettered jobs back to their agents as fresh attempts (their history in the
+    master is kept): the given JOB_IDS, or with --all every one the filters select."""
+    if not job_ids and not everything:
+        raise click.ClickException("name the job ids to requeue, or pass --all")
+    if job_ids and everything:
+        raise click.ClickException("give job ids or --all, not both")
+    app = _load(app_target)
+    what = f"{len(job_ids)} dead letter(s)" if job_ids else "every selected dead letter"
+    if not yes:
+        click.confirm(f"Requeue {what} of cluster {app.name!r}?", abort=True)
+    result = app.dead_letters.requeue(list(job_ids) or None, agent=agent,
+                                      definition_id=definition_id, reason=reason)
+    click.echo(f"requeued {int(result)}")
+    for job_id, error in result.errors.items():
+        click.echo(f"not requeued {job_id}: {error}", err=True)
+    if result.errors and not int(result):
+        sys.exit(1)
+
+
+@dead_letters.command("purge")
+@app_option
+@click.argument("job_ids", nargs=-1)
+@click.option("--agent", default=None)
+@click.option("--before", default=None, metavar="ISO", help="Only dead-lettered before this.")
+@click.option("--older-than", default=None, metavar="AGE", help="Only older than 30m, 7d...")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def dead_letters_purge(app_target: str | None, job_ids: tuple[str, ...], agent: str | None,
+                       before: str | None, older_than: str | None, yes: bool) -> None:
+    """Delete dead letters for good: the given JOB_IDS, or all (older than a time)."""
+    cutoff = _cutoff(before, older_than)
+    app = _load(app_target)
+    if not yes:
+        what = f"{len(job_ids)} dead letter(s)" if job_ids else "dead letters"
+        click.confirm(f"Delete {what} of cluster {app.name!r} for good?", abort=True)
+    count = app.dead_letters.purge(list(job_ids) or None, before=cutoff, agent=agent)
+    click.echo(f"purged {count}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -191,6 +191,28 @@ def _expires_at(value: float | datetime, now: float) -> float:
     return value.timestamp() if isinstance(value, datetime) else now + value
 
 
+MAX_TRACE_CONTEXT_BYTES = 8 * 1024
+"""The largest trace context (W3C ``traceparent``, ``tracestate``, ``baggage``...)."""
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
+_HEADER_VALUE = re.compile(r"[ -~]*")  # printable ASCII
+
+
+def _check_trace_context(value: Any, argument: str = "trace_context") -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise _bad(argument, value, "must be a dict of propagation headers (str to str)")
+    result = dict(value)
+    size = 0
+    for key, item in result.items():
+        if not isinstance(key, str) or not _HEADER_NAME.fullmatch(key) \
+                or not isinstance(item, str) or not _HEADER_VALUE.fullmatch(item):
+            raise _bad(argument, value, "must map header names to printable ASCII str values")
+        size += len(key) + len(item)
+    if len(result) > 32 or size > MAX_TRACE_CONTEXT_BYTES:
+        raise _bad(argument, value, f"holds more than 32 entries or {MAX_TRACE_CONTEXT_BYTES:,} "
+                   "bytes")
+    return result
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     """How one job option behaves; see the module docstring."""
@@ -270,6 +292,10 @@ class JobOptions:
         "(reason: expired) and never runs.", _check_expires,
         stored=_optional(_check_timestamp), at_enqueue=_expires_at, column="expires_at",
         sql="timestamp")
+    trace_context: dict[str, str] | None = option(
+        "Trace propagation headers (W3C traceparent...), set by tracing middleware so the "
+        "run continues the producer's trace.", _check_trace_context,
+        stored=_optional(_check_trace_context))
 
     @classmethod
     def build(cls, values: Mapping[str, Any] | None = None, /, *, prefix: str = "",
