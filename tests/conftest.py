@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,14 +40,13 @@ class Stack:
     log: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def app(self):  # type: ignore[no-untyped-def]
-        """A fresh in-process app on this stack (the same definitions as the workers')."""
+    def app(self, module: str = "tests.fixtures.workapp", **kwargs: Any):  # type: ignore[no-untyped-def]
+        """A fresh in-process app of fixture ``module`` (its ``make_app(**kwargs)``) on this
+        stack: the same definitions as the workers running that module."""
         saved = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
         try:
-            from tests.fixtures.workapp import make_app
-
-            return make_app()
+            return importlib.import_module(module).make_app(**kwargs)
         finally:
             for k, v in saved.items():
                 if v is None:

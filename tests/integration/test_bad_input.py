@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import os
 import time
 import uuid
 from collections import Counter
@@ -37,17 +36,8 @@ COUNT = "tests.fixtures.countapp"
 
 def app_for(stack: Stack, module: str = BAD) -> App:
     """A fresh in-process app of fixture ``module`` on ``stack`` (what its workers run)."""
-    saved = {k: os.environ.get(k) for k in stack.env}
-    os.environ.update(stack.env)
-    try:
-        app: App = importlib.import_module(module).make_app()
-        return app
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    app: App = stack.app(module)
+    return app
 
 
 def records(stack: Stack, prefix: str) -> list[list[str]]:

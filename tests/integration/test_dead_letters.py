@@ -5,7 +5,6 @@ its earlier history kept."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 
 import pytest
@@ -20,18 +19,8 @@ BAD = "tests.fixtures.badapp"  # has the definition "pid", which the work app la
 
 def producer(stack: Stack) -> App:
     """An app with the "pid" definition, on the stack's cluster."""
-    saved = {k: os.environ.get(k) for k in stack.env}
-    os.environ.update(stack.env)
-    try:
-        from tests.fixtures.badapp import make_app
-
-        return make_app()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    app: App = stack.app(BAD)
+    return app
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])

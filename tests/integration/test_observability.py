@@ -4,7 +4,6 @@ event log, and observability that fails without failing a job."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import socket
@@ -28,17 +27,8 @@ OBS = "tests.fixtures.obsapp"
 
 def app_for(stack: Stack, **kwargs: Any) -> App:
     """A fresh in-process ``obsapp`` on ``stack`` (what its workers run)."""
-    saved = {k: os.environ.get(k) for k in stack.env}
-    os.environ.update(stack.env)
-    try:
-        app: App = importlib.import_module(OBS).make_app(**kwargs)
-        return app
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    app: App = stack.app(OBS, **kwargs)
+    return app
 
 
 def free_port() -> int:
