@@ -13,7 +13,7 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast, overload
 
 from jobmaster.agents.base import Agent, resolve_agent
 from jobmaster.config import Config, env_overrides
@@ -34,10 +34,12 @@ from jobmaster.middleware import Middleware, Pipeline
 from jobmaster.middleware.expiry import Expiry
 from jobmaster.options import NO_OPTIONS, JobOptions, check_name
 from jobmaster.producer import Producer
+from jobmaster.registry import Definitions
 from jobmaster.serialization import JSONSerializer, Serializer, make_serializer
+from jobmaster.workers_api import WorkersAPI
 
 if TYPE_CHECKING:
-    from jobmaster.scheduling import SchedulesAPI
+    from jobmaster.scheduling import SchedulesAPI, SchedulesHost
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -102,7 +104,7 @@ class App:
                 raise ConfigurationError(
                     f"environment variable JOBMASTER_AGENT_URL: {message}") from None
             raise
-        self.definitions: dict[str, JobDefinition[Any, Any]] = {}
+        self.definitions = Definitions(self)
         self.static_schedules: dict[str, dict[str, Any]] = {}
         self.child_init_hooks: list[Callable[[], None]] = []
         self.middleware: list[Middleware] = list(middleware)
@@ -114,6 +116,7 @@ class App:
         self.producer = Producer(self)
         self.jobs = JobsAPI(self)
         self.dead_letters = DeadLettersAPI(self)
+        self.workers = WorkersAPI(self)
         self._schedules: SchedulesAPI | None = None
         self._serializer: Serializer | None = None
         self._serializers: dict[str, Serializer] | None = None
@@ -303,18 +306,16 @@ class App:
     ) -> JobHandle[Any]:
         """Enqueue a job by definition id, without importing its handler. Takes the same
         options as ``JobDefinition.apply``. If the definition is registered here, its
-        defaults and signature apply; on another cluster (``cluster=...``) the keyword
-        arguments are sent as given."""
+        defaults and signature apply; otherwise, on this cluster, the master's registry of
+        definitions (what workers registered, looked up at most every few seconds) gives
+        them: an id no worker registered raises ``UnknownDefinitionError`` naming the close
+        matches, arguments that do not fit ``ArgumentsError``. On another cluster
+        (``cluster=...``) the keyword arguments are sent as given."""
         check_name(definition_id, "definition_id")  # before the lookup: say what is wrong
         definition = self.definitions.get(definition_id)
         if definition is not None:
             return definition.apply(args, kwargs, cluster=cluster, **options)
         target = self.cluster(cluster)
-        if target is self:
-            raise UnknownDefinitionError(
-                f"no job definition {definition_id!r} in app {self.name!r}; register it with "
-                "@app.job, or pass cluster=... to enqueue it on another cluster"
-            )
         if args:
             raise ArgumentsError(
                 f"job {definition_id!r} is not registered in this process, so positional "
@@ -323,7 +324,12 @@ class App:
             raise ArgumentsError(f"kwargs must be a dict, not {type(kwargs).__name__}")
         at, after, job_key = (options.pop(k, None) for k in ("at", "after", "job_key"))
         call = JobOptions.build(options) if options else NO_OPTIONS
-        job_id = target.producer.submit(definition_id, dict(kwargs or {}), NO_OPTIONS, call,
+        base, values = NO_OPTIONS, dict(kwargs or {})
+        if target is self:  # checked against what this cluster's workers registered
+            registered = self.definitions.registered(definition_id)
+            values = registered.bind(kwargs)
+            base = registered.job_options()
+        job_id = target.producer.submit(definition_id, values, base, call,
                                         at=at, after=after, job_key=job_key)
         return JobHandle(target.jobs, job_id, definition_id)
 
@@ -355,7 +361,8 @@ class App:
         if self._schedules is None:  # imported here: croniter loads only when schedules are used
             from jobmaster.scheduling import SchedulesAPI
 
-            self._schedules = SchedulesAPI(self)
+            # SchedulesHost declares a plain dict of definitions; Definitions is one
+            self._schedules = SchedulesAPI(cast("SchedulesHost", self))
         return self._schedules
 
     def recurring(self, expression: str | timedelta, job: JobDefinition[Any, Any] | str, *,

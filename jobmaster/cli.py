@@ -8,7 +8,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
@@ -178,27 +178,113 @@ def jobs() -> None:
     """Inspect and act on jobs recorded in the master."""
 
 
+def _job_filter_options(func: F) -> F:
+    """The filters ``jobs list`` and ``jobs count`` share (those of ``app.jobs.list``)."""
+    options = [
+        click.option("--status", "statuses", multiple=True, metavar="STATUS",
+                     help="Only jobs in this status (repeatable: any of them)."),
+        click.option("--definition", "definition_id", default=None, metavar="ID"),
+        click.option("--lane", default=None),
+        click.option("--priority", default=None,
+                     help="A priority name (high) or number (0-4)."),
+        click.option("--metadata", "metadata", multiple=True, metavar="KEY=VALUE",
+                     help="Only jobs whose metadata KEY equals VALUE (repeatable: all must "
+                     "match); VALUE is read as JSON when it parses (42, true, null), else "
+                     "as a string."),
+        click.option("--worker", default=None, help="Only jobs last run by this worker id."),
+        click.option("--since", default=None, metavar="ISO|AGE",
+                     help="Only jobs created at or after this time: ISO (naive = UTC) or "
+                     "an age such as 30m, 12h, 7d."),
+        click.option("--until", default=None, metavar="ISO|AGE",
+                     help="Only jobs created before this time: ISO or an age."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _job_filters(statuses: tuple[str, ...], definition_id: str | None, lane: str | None,
+                 priority: str | None, metadata: tuple[str, ...], worker: str | None,
+                 since: str | None, until: str | None) -> dict[str, Any]:
+    """The keyword arguments of ``app.jobs.list``/``count`` from the command line; a bad
+    value is one clear line (no usage block)."""
+    from jobmaster.models import JobStatus
+    from jobmaster.options import check_priority
+
+    known = [s.value for s in JobStatus]
+    for value in statuses:
+        if value not in known:
+            raise click.ClickException(
+                f"--status {value!r} is not a status; use one of {', '.join(known)}")
+    level: int | None = None
+    if priority is not None:
+        try:
+            level = check_priority(int(priority) if priority.strip().isdigit() else priority,
+                                   "--priority")
+        except JobmasterError as exc:
+            raise click.ClickException(str(exc)) from None
+    meta: dict[str, Any] = {}
+    for item in metadata:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.ClickException(
+                f"--metadata {item!r} is not KEY=VALUE, e.g. --metadata tenant=acme")
+        try:
+            meta[key.strip()] = json.loads(raw)
+        except ValueError:
+            meta[key.strip()] = raw
+    return {"status": list(statuses) or None, "definition_id": definition_id, "lane": lane,
+            "priority": level, "metadata": meta or None, "worker": worker,
+            "created_after": _moment("--since", since),
+            "created_before": _moment("--until", until)}
+
+
+def _moment(option: str, value: str | None) -> datetime | None:
+    """A time from ``ISO`` (naive = UTC) or an age before now (``30m``, ``7d``)."""
+    if value is None:
+        return None
+    text = value.strip()
+    match = _AGE.fullmatch(text)
+    if text and match is not None:
+        weeks, days, hours, minutes, secs = (int(g or 0) for g in match.groups())
+        age = (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + secs
+        return datetime.now(UTC) - timedelta(seconds=age)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.ClickException(
+            f"{option} {value!r} is neither an ISO time (2026-11-26T09:00) nor an age "
+            "(30m, 12h, 7d)") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
 @jobs.command("list")
 @app_option
-@click.option("--status", "statuses", multiple=True, help="Only jobs in this status.")
-@click.option("--definition", "definition_id", default=None)
-@click.option("--lane", default=None)
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_job_filter_options
+@click.option("--limit", default="50", show_default=True, metavar="N",
+              help="Jobs per page (1-10000).")
+@click.option("--cursor", default=None,
+              help="Continue after the page that printed this cursor.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line; the next page's cursor goes to stderr as "
+              '{"next_cursor": ...}.')
 def jobs_list(app_target: str | None, statuses: tuple[str, ...], definition_id: str | None,
-              lane: str | None, limit: int, as_json: bool) -> None:
-    """List recent jobs, newest first."""
-    from jobmaster.models import JobStatus
-
-    for value in statuses:
-        if value not in {s.value for s in JobStatus}:
-            raise click.BadParameter(
-                f"{value!r} is not a status; use one of {', '.join(s.value for s in JobStatus)}",
-                param_hint="--status")
+              lane: str | None, priority: str | None, metadata: tuple[str, ...],
+              worker: str | None, since: str | None, until: str | None, limit: str,
+              cursor: str | None, as_json: bool) -> None:
+    """List jobs, newest first, one page at a time. When more jobs match, the cursor of the
+    next page is printed on stderr (stdout holds only jobs): pass it as --cursor."""
+    filters = _job_filters(statuses, definition_id, lane, priority, metadata, worker,
+                           since, until)
+    if not limit.strip().isdigit() or not 1 <= int(limit) <= 10_000:
+        raise click.ClickException(f"--limit {limit!r} is not a number from 1 to 10000")
     app = _load(app_target)
-    found = app.jobs.list(status=list(statuses) or None, definition_id=definition_id,
-                          lane=lane, limit=limit)
-    for job in found:
+    page = app.jobs.list(**filters, limit=int(limit), cursor=cursor)
+    for job in page:
         if as_json:
             click.echo(json.dumps({"id": job.id, "definition_id": job.definition_id,
                                    "status": job.status.value, "lane": job.lane,
@@ -207,15 +293,59 @@ def jobs_list(app_target: str | None, statuses: tuple[str, ...], definition_id: 
         else:
             click.echo(f"{job.id}  {job.status.value:<9}  {job.definition_id:<30}  "
                        f"{job.lane:<10}  attempts={job.attempts}  {_when(job.created_at)}")
+    if page.next_cursor is not None:
+        if as_json:
+            click.echo(json.dumps({"next_cursor": page.next_cursor}), err=True)
+        else:
+            click.echo(f"more: --cursor {page.next_cursor}", err=True)
+
+
+@jobs.command("count")
+@app_option
+@_job_filter_options
+@click.option("--json", "as_json", is_flag=True, help='As {"count": N}.')
+def jobs_count(app_target: str | None, statuses: tuple[str, ...], definition_id: str | None,
+               lane: str | None, priority: str | None, metadata: tuple[str, ...],
+               worker: str | None, since: str | None, until: str | None,
+               as_json: bool) -> None:
+    """How many jobs match the filters (those of jobs list)."""
+    filters = _job_filters(statuses, definition_id, lane, priority, metadata, worker,
+                           since, until)
+    app = _load(app_target)
+    count = app.jobs.count(**filters)
+    click.echo(json.dumps({"count": count}) if as_json else str(count))
 
 
 @jobs.command("show")
 @app_option
 @click.argument("job_id")
-def jobs_show(app_target: str | None, job_id: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="As one JSON object.")
+def jobs_show(app_target: str | None, job_id: str, as_json: bool) -> None:
     """Show one job in full."""
     app = _load(app_target)
     job = app.jobs.get(job_id)
+    expires_at: datetime | None = None
+    if job.options is not None and job.options.expires is not None:
+        expires = job.options.expires
+        expires_at = (expires if isinstance(expires, datetime)
+                      else datetime.fromtimestamp(expires, UTC))
+    if as_json:
+        record = {
+            "id": job.id, "cluster": job.cluster, "definition_id": job.definition_id,
+            "status": job.status.value, "lane": job.lane, "priority": int(job.priority),
+            "attempts": job.attempts, "max_retries": job.max_retries,
+            "timeout": job.timeout, "job_key": job.job_key, "kwargs": job.kwargs,
+            "metadata": job.metadata, "created_at": _iso(job.created_at),
+            "scheduled_at": _iso(job.scheduled_at), "started_at": _iso(job.started_at),
+            "finished_at": _iso(job.finished_at), "expires_at": _iso(expires_at),
+            "worker": job.worker, "result": job.result, "progress": job.progress,
+            "progress_message": job.progress_message,
+            "error": None if job.error is None else {
+                "type": job.error.type, "message": job.error.message,
+                "traceback": job.error.traceback},
+        }
+        click.echo(json.dumps(record, default=str))
+        return
     rows = [
         ("id", job.id), ("definition", job.definition_id), ("status", job.status.value),
         ("lane", job.lane), ("priority", getattr(job.priority, "name", job.priority)),
@@ -229,10 +359,8 @@ def jobs_show(app_target: str | None, job_id: str) -> None:
         ("progress", "-" if job.progress is None else f"{job.progress}% "
          f"{job.progress_message or ''}"),
     ]
-    if job.options is not None and job.options.expires is not None:
-        expires = job.options.expires
-        rows.append(("expires", _when(expires if isinstance(expires, datetime)
-                                      else datetime.fromtimestamp(expires, UTC))))
+    if expires_at is not None:
+        rows.append(("expires", _when(expires_at)))
     for key, value in rows:
         click.echo(f"{key:>12}: {value}")
     if job.error is not None:
@@ -258,6 +386,45 @@ def jobs_retry(app_target: str | None, job_id: str) -> None:
     app = _load(app_target)
     handle = app.jobs.retry(job_id)
     click.echo(f"{handle.id}: queued")
+
+
+@jobs.command("purge")
+@app_option
+@click.option("--status", "statuses", multiple=True,
+              help="Only jobs in this status (repeatable); default: every finished status.")
+@click.option("--before", default=None, metavar="ISO", help="Only jobs finished before this.")
+@click.option("--older-than", default=None, metavar="AGE",
+              help="Only jobs finished longer ago than 30m, 12h, 7d...")
+@click.option("--definition", "definition_id", default=None)
+@click.option("--force", is_flag=True,
+              help="Allow unfinished statuses (queued, running...) named with --status.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def jobs_purge(app_target: str | None, statuses: tuple[str, ...], before: str | None,
+               older_than: str | None, definition_id: str | None, force: bool,
+               batch_size: int, yes: bool) -> None:
+    """Delete jobs and their attempt history from the master for good, in batches."""
+    cutoff = _cutoff(before, older_than)
+    app = _load(app_target)
+    selection: dict[str, Any] = {"status": list(statuses) or None, "before": cutoff,
+                                 "definition_id": definition_id, "force": force}
+    total = app.jobs.purge(dry_run=True, **selection)
+    if not total:
+        click.echo("purged 0: no job matches")
+        return
+    what = "/".join(statuses) if statuses else "finished"
+    if not yes:
+        click.confirm(f"Delete {total} {what} job(s) of cluster {app.name!r} and their "
+                      "history for good?", abort=True)
+    done = 0
+
+    def progress(count: int) -> None:
+        nonlocal done
+        done += count
+        click.echo(f"  deleted {done}/{total}")
+
+    purged = app.jobs.purge(batch_size=batch_size, on_batch=progress, **selection)
+    click.echo(f"purged {purged}")
 
 
 @main.group()
@@ -322,24 +489,6 @@ def schedules_preview(expression: str, tz: str | None, count: int) -> None:
         click.echo(f"  {fire.astimezone(zone).isoformat()}  ({_when(fire)} UTC)")
 
 
-@main.command()
-@app_option
-def status(app_target: str | None) -> None:
-    """Jobs per status, and workers seen recently."""
-    app = _load(app_target)
-    counts = app.jobs.counts()
-    click.echo(f"cluster {app.name!r}, master {app.master.dialect}")
-    for name in ("scheduled", "queued", "running", "retrying", "succeeded", "failed",
-                 "cancelled"):
-        click.echo(f"  {name:<10} {counts.get(name, 0)}")
-    click.echo("workers:")
-    now = datetime.now(UTC)
-    for row in app.master.list_workers(cluster=app.name)[:20]:
-        age = (now - row["last_seen"]).total_seconds()
-        click.echo(f"  {row['id']:<40} {row['status']:<9} seen {age:.0f}s ago, "
-                   f"{row['processed']} processed")
-
-
 _AGE = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
@@ -363,6 +512,208 @@ def _cutoff(before: str | None, older_than: str | None) -> float | None:
         age = (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + secs
         return datetime.now(UTC).timestamp() - age
     return None
+
+
+_STATUSES = ("scheduled", "queued", "running", "retrying", "succeeded", "failed", "cancelled")
+
+
+def _depth_buckets(app: App, workers: list[Any]) -> list[tuple[str, str]]:
+    """``(agent, lane)`` pairs the app knows of: its default lane, its routes, its
+    definitions' lanes, and the lanes its live workers serve."""
+    config = app.config
+    lanes = dict.fromkeys([config.default_lane, *config.routes])
+    pairs = dict.fromkeys((config.routes.get(lane) or config.default_agent, lane)
+                          for lane in lanes)
+    for definition in app.definitions.values():
+        options = definition.options
+        lane = options.lane or config.default_lane
+        pairs[(options.agent or config.routes.get(lane) or config.default_agent, lane)] = None
+    for info in workers:
+        if info.alive and info.agent in config.agents:
+            for lane in info.lanes:
+                pairs[(info.agent, lane)] = None
+    return list(pairs)
+
+
+def _status_snapshot(app: App) -> dict[str, Any]:
+    """What ``jobmaster status`` shows, as JSON-ready data."""
+    from datetime import timedelta
+
+    from jobmaster.agents.base import Bucket
+    from jobmaster.priority import Priority
+
+    app.flush()
+    now = datetime.now(UTC)
+    counts = app.master.count_jobs(cluster=app.name)
+    workers = app.workers.list()
+    depth: list[dict[str, Any]] = []
+    for agent_name, lane in _depth_buckets(app, workers):
+        entry: dict[str, Any] = {"agent": agent_name, "lane": lane}
+        try:
+            agent = app.agent(agent_name)
+            entry["priorities"] = {p.name: agent.length(Bucket(lane, int(p))) for p in Priority}
+            entry["total"] = sum(entry["priorities"].values())
+        except JobmasterError as exc:
+            entry["error"] = str(exc)
+        depth.append(entry)
+    finished = app.master.count_finished_since(app.name, now - timedelta(minutes=1))
+    return {
+        "cluster": app.name, "master": app.master.dialect, "at": now.isoformat(),
+        "jobs": {name: counts.get(name, 0) for name in _STATUSES},
+        "depth": depth,
+        "workers": {"alive": sum(1 for w in workers if w.alive),
+                    "lost": sum(1 for w in workers if w.status == "lost"),
+                    "seen": len(workers), "recent": [w.to_dict() for w in workers[:10]]},
+        "last_minute": {"finished": sum(finished.values()),
+                        "succeeded": finished.get("succeeded", 0),
+                        "failed": finished.get("failed", 0),
+                        "cancelled": finished.get("cancelled", 0)},
+    }
+
+
+def _status_text(snapshot: dict[str, Any]) -> str:
+    from jobmaster.priority import Priority
+
+    lines = [f"cluster {snapshot['cluster']!r}, master {snapshot['master']}, "
+             f"at {snapshot['at'][:19].replace('T', ' ')} UTC", "jobs:"]
+    lines += [f"  {name:<10} {n}" for name, n in snapshot["jobs"].items()]
+    names = [p.name for p in Priority]
+    lines.append("queue depth (agent/lane × priority):")
+    lines.append(f"  {'':<24}" + "".join(f"{n:>10}" for n in names) + f"{'total':>10}")
+    for entry in snapshot["depth"]:
+        label = f"{entry['agent']}/{entry['lane']}"
+        if "error" in entry:
+            lines.append(f"  {label:<24}unavailable: {entry['error']}")
+        else:
+            lines.append(f"  {label:<24}" + "".join(f"{entry['priorities'][n]:>10}"
+                                                    for n in names) + f"{entry['total']:>10}")
+    w, m = snapshot["workers"], snapshot["last_minute"]
+    lines.append("workers:")
+    now = datetime.fromisoformat(snapshot["at"])
+    for info in w["recent"]:
+        age = (now - datetime.fromisoformat(info["last_seen"])).total_seconds()
+        lines.append(f"  {info['id']:<40} {info['status']:<8} {info['pool'] or '?'}"
+                     f"×{info['concurrency']}  seen {age:.0f}s ago, {info['processed']} "
+                     f"processed, {len(info['running'])} running")
+    lines.append(f"  {w['alive']} alive, {w['lost']} lost, {w['seen']} seen in all")
+    lines.append(f"last minute: {m['finished']} finished ({m['succeeded']} succeeded, "
+                 f"{m['failed']} failed, {m['cancelled']} cancelled)")
+    return "\n".join(lines)
+
+
+@main.command()
+@app_option
+@click.option("--watch", type=click.FloatRange(min=0.1), is_flag=False, flag_value=2.0,
+              default=None, metavar="[SECONDS]",
+              help="Refresh every SECONDS (default 2) until Ctrl-C.")
+@click.option("--json", "as_json", is_flag=True,
+              help="As one JSON object (one per line with --watch).")
+def status(app_target: str | None, watch: float | None, as_json: bool) -> None:
+    """Jobs per status, queue depth per lane and priority, workers alive, and throughput
+    and failures over the last minute."""
+    import time
+
+    app = _load(app_target)
+    try:
+        while True:
+            snapshot = _status_snapshot(app)
+            if as_json:
+                click.echo(json.dumps(snapshot))
+            else:
+                if watch is not None:
+                    click.clear()
+                click.echo(_status_text(snapshot))
+            if watch is None:
+                return
+            time.sleep(watch)
+    except KeyboardInterrupt:
+        return
+
+
+@main.command("workers")
+@app_option
+@click.option("--all", "include_stopped", is_flag=True,
+              help="Also stopped and lost workers.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def workers_command(app_target: str | None, include_stopped: bool, as_json: bool) -> None:
+    """Workers of the cluster, most recently seen first: running and stopping ones, or
+    with --all also stopped and lost ones."""
+    app = _load(app_target)
+    now = datetime.now(UTC)
+    for info in app.workers.list(include_stopped=include_stopped):
+        if as_json:
+            click.echo(json.dumps(info.to_dict()))
+            continue
+        running = ",".join(info.running[:5]) + ("..." if len(info.running) > 5 else "")
+        click.echo(
+            f"{info.id}  {info.status:<8} {info.pool or '?'}×{info.concurrency}  "
+            f"agent={info.agent} lanes={','.join(info.lanes)}  v{info.version or '?'}  "
+            f"started {_when(info.started)}  seen {(now - info.last_seen).total_seconds():.0f}s "
+            f"ago  processed={info.processed}  running={len(info.running)}"
+            + (f" [{running}]" if running else ""))
+
+
+def _age(value: str, option: str) -> float:
+    """Seconds from an age such as ``30s``, ``5m``, ``12h``, ``7d``, ``1w2d``."""
+    match = _AGE.fullmatch(value.strip())
+    if not value.strip() or match is None:
+        raise click.ClickException(f"{option} {value!r} is not an age such as 30s, 5m, 12h "
+                                   "or 7d")
+    weeks, days, hours, minutes, secs = (int(g or 0) for g in match.groups())
+    return float((((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + secs)
+
+
+@main.command()
+@app_option
+@click.argument("definition_id")
+@click.option("--kwargs", "kwargs_json", default="{}", metavar="JSON", show_default=True,
+              help="The job's keyword arguments, as a JSON object.")
+@click.option("--at", default=None, metavar="ISO",
+              help="Run at this time (ISO 8601; without a zone: UTC).")
+@click.option("--after", default=None, metavar="AGE", help="Run after 30s, 5m, 2h...")
+@click.option("--lane", default=None)
+@click.option("--priority", default=None, metavar="NAME|0-4",
+              help="VERY_LOW, LOW, MEDIUM, HIGH, CRITICAL (or 0..4).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object, not the id.")
+def enqueue(app_target: str | None, definition_id: str, kwargs_json: str, at: str | None,
+            after: str | None, lane: str | None, priority: str | None, as_json: bool) -> None:
+    """Enqueue a job by definition id; print its id."""
+    from datetime import timedelta
+
+    from jobmaster.priority import Priority
+
+    try:
+        kwargs = json.loads(kwargs_json)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"--kwargs is not valid JSON: {exc}") from None
+    if not isinstance(kwargs, dict):
+        raise click.ClickException(f"--kwargs must be a JSON object ({{\"name\": value}}), "
+                                   f"not a JSON {type(kwargs).__name__}")
+    if at is not None and after is not None:
+        raise click.ClickException("give --at or --after, not both")
+    options: dict[str, Any] = {}
+    if at is not None:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            raise click.ClickException(f"--at {at!r} is not an ISO date or time, e.g. "
+                                       "2026-11-26T09:00:00+00:00") from None
+        options["at"] = when if when.tzinfo else when.replace(tzinfo=UTC)
+    if after is not None:
+        options["after"] = timedelta(seconds=_age(after, "--after"))
+    if lane is not None:
+        options["lane"] = lane
+    if priority is not None:
+        options["priority"] = Priority.coerce(
+            int(priority) if priority.strip().isdigit() else priority, "--priority")
+    app = _load(app_target)
+    handle = app.enqueue(definition_id, kwargs, **options)
+    app.flush()
+    if as_json:
+        click.echo(json.dumps({"id": handle.id, "definition_id": definition_id,
+                               "status": handle.status().value}))
+    else:
+        click.echo(handle.id)
 
 
 @main.group("dead-letters")
@@ -457,6 +808,24 @@ def dead_letters_purge(app_target: str | None, job_ids: tuple[str, ...], agent: 
         click.confirm(f"Delete {what} of cluster {app.name!r} for good?", abort=True)
     count = app.dead_letters.purge(list(job_ids) or None, before=cutoff, agent=agent)
     click.echo(f"purged {count}")
+
+
+@main.command("definitions")
+@app_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def definitions_command(app_target: str | None, as_json: bool) -> None:
+    """Job definitions the cluster's workers registered in the master, by id: lanes,
+    parameters, options and when last seen."""
+    app = _load(app_target)
+    now = datetime.now(UTC)
+    for d in app.definitions.list():
+        if as_json:
+            click.echo(json.dumps(d.to_dict()))
+            continue
+        options = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(d.options.items()))
+        click.echo(f"{d.id}{d.signature}  lanes={','.join(d.lanes)}"
+                   + (f"  {options}" if options else "")
+                   + f"  seen {(now - d.last_seen).total_seconds():.0f}s ago on {d.worker}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,20 +3,91 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 import typing
-from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
-from jobmaster.exceptions import JobFailedError, JobmasterError, JobNotFoundError, JobTimeoutError
+from jobmaster.exceptions import (
+    InvalidOptionError,
+    JobFailedError,
+    JobmasterError,
+    JobNotFoundError,
+    JobTimeoutError,
+)
 from jobmaster.host import AppResources
 from jobmaster.master.repository import from_timestamp
 from jobmaster.master.rows import envelope_from_row, job_from_row
 from jobmaster.models import Job, JobStatus
+from jobmaster.options import check_priority
+from jobmaster.priority import Priority
 from jobmaster.producer import Producer
 
 R = TypeVar("R")
+
+
+MAX_PAGE = 10_000
+"""The largest ``limit`` of one ``app.jobs.list`` page."""
+
+
+class JobPage(list[Job[Any]]):
+    """One page of ``app.jobs.list``: a list of jobs (newest first), and ``next_cursor``,
+    the cursor of the next page (``None`` when this is the last one)."""
+
+    def __init__(self, items: Iterable[Job[Any]] = (), next_cursor: str | None = None) -> None:
+        super().__init__(items)
+        self.next_cursor = next_cursor
+
+    @property
+    def items(self) -> list[Job[Any]]:
+        """The jobs of this page, as a plain list."""
+        return list(self)
+
+    def __repr__(self) -> str:
+        return f"JobPage({list.__repr__(self)}, next_cursor={self.next_cursor!r})"
+
+
+def encode_cursor(created_at: datetime, job_id: str) -> str:
+    """An opaque cursor for the jobs after (older than) ``(created_at, job_id)``."""
+    micros = (created_at - _EPOCH) // timedelta(microseconds=1)
+    raw = f"1:{micros}:{job_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The ``(created_at, id)`` a cursor from ``encode_cursor`` holds; ``InvalidOptionError``
+    if it is not one."""
+    try:
+        text = cursor.strip()
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+        version, micros, job_id = raw.split(":", 2)
+        if version != "1" or not job_id or not micros.lstrip("-").isdigit():
+            raise ValueError(raw)
+        return _EPOCH + timedelta(microseconds=int(micros)), job_id
+    except (ValueError, TypeError, AttributeError, OverflowError, binascii.Error):
+        raise InvalidOptionError(
+            f"cursor={cursor!r} is not a cursor from app.jobs.list (pass a page's "
+            "next_cursor unchanged)") from None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _moment(value: datetime | float | None, name: str) -> datetime | None:
+    """An aware UTC datetime from a datetime (naive = UTC) or a Unix time."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (ValueError, OverflowError, OSError):
+            pass
+    raise InvalidOptionError(f"{name}={value!r} must be a datetime or a Unix time")
 
 
 class JobsHost(AppResources, Protocol):
@@ -132,26 +203,94 @@ class JobsAPI:
         status: JobStatus | str | Sequence[JobStatus | str] | None = None,
         definition_id: str | None = None,
         lane: str | None = None,
+        priority: Priority | int | str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        worker: str | None = None,
+        created_after: datetime | float | None = None,
+        created_before: datetime | float | None = None,
         limit: int = 100,
-        offset: int = 0,
-    ) -> list[Job[Any]]:
-        """Jobs of this cluster, newest first, filtered by status, definition id, lane and
-        metadata values. A metadata value matches only a stored value of the same JSON type
-        (``1`` never matches ``"1"`` or ``true``); ``None`` matches a JSON null or a job
-        without that key."""
+        cursor: str | None = None,
+    ) -> JobPage:
+        """One page of this cluster's jobs, newest first, filtered by status (one or
+        several), definition id, lane, priority, worker, creation time
+        (``created_after <= created_at < created_before``; aware datetimes, naive = UTC, or
+        Unix times) and metadata values. A metadata value matches only a stored value of
+        the same JSON type (``1`` never matches ``"1"`` or ``true``); ``None`` matches a
+        JSON null or a job without that key.
+
+        The page is a list of at most ``limit`` jobs; its ``next_cursor`` (``None`` on the
+        last page), passed back as ``cursor=`` with the same filters, gives the next page.
+        Paging is by keyset (the last job's creation time and id), so a deep page costs what
+        the first does, and jobs enqueued while paging never repeat nor shift others."""
+        filters = self._filters(status, definition_id, lane, priority, metadata, worker,
+                                created_after, created_before)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidOptionError(f"limit={limit!r} must be an integer from 1 to {MAX_PAGE}")
+        after = None if cursor is None else decode_cursor(cursor)
         self.flush()
+        rows = self._app.master.list_jobs(cluster=self._app.name, after=after,
+                                          limit=limit + 1, **filters)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+        return JobPage([job_from_row(r, self._app.serializers) for r in rows], next_cursor)
+
+    def count(
+        self,
+        *,
+        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
+        definition_id: str | None = None,
+        lane: str | None = None,
+        priority: Priority | int | str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        worker: str | None = None,
+        created_after: datetime | float | None = None,
+        created_before: datetime | float | None = None,
+    ) -> int:
+        """How many jobs of this cluster match the filters of ``list`` (over all pages)."""
+        filters = self._filters(status, definition_id, lane, priority, metadata, worker,
+                                created_after, created_before)
+        self.flush()
+        return self._app.master.count_matching_jobs(cluster=self._app.name, **filters)
+
+    @staticmethod
+    def _filters(
+        status: JobStatus | str | Sequence[JobStatus | str] | None,
+        definition_id: str | None,
+        lane: str | None,
+        priority: Priority | int | str | None,
+        metadata: Mapping[str, Any] | None,
+        worker: str | None,
+        created_after: datetime | float | None,
+        created_before: datetime | float | None,
+    ) -> dict[str, Any]:
+        """The filters of ``list`` and ``count``, checked and in the master's terms."""
+        statuses: list[str] | None
         if status is None:
             statuses = None
-        elif isinstance(status, str | JobStatus):
-            statuses = [JobStatus(status).value]
         else:
-            statuses = [JobStatus(s).value for s in status]
-        rows = self._app.master.list_jobs(
-            cluster=self._app.name, status=statuses, definition_id=definition_id, lane=lane,
-            metadata=metadata, limit=limit, offset=offset,
-        )
-        return [job_from_row(r, self._app.serializers) for r in rows]
+            values = [status] if isinstance(status, str | JobStatus) else list(status)
+            statuses = []
+            for value in values:
+                try:
+                    statuses.append(JobStatus(value).value)
+                except ValueError:
+                    raise InvalidOptionError(
+                        f"status={value!r} is not a job status; use one of "
+                        f"{', '.join(s.value for s in JobStatus)}") from None
+        for name, text in (("definition_id", definition_id), ("lane", lane),
+                           ("worker", worker)):
+            if text is not None and not isinstance(text, str):
+                raise InvalidOptionError(f"{name}={text!r} must be a string")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidOptionError(f"metadata={metadata!r} must be a mapping of key to value")
+        return {
+            "status": statuses, "definition_id": definition_id, "lane": lane,
+            "priority": None if priority is None else check_priority(priority),
+            "metadata": metadata, "worker": worker,
+            "created_after": _moment(created_after, "created_after"),
+            "created_before": _moment(created_before, "created_before"),
+        }
 
     def counts(self) -> dict[str, int]:
         """How many jobs of this cluster are in each status."""
@@ -182,3 +321,66 @@ class JobsAPI:
             raise JobNotFoundError(f"job {job_id!r} disappeared from the master")
         self._app.producer.push([envelope_from_row(row)])
         return JobHandle(self, job_id, current.definition_id)
+
+    def purge(
+        self,
+        *,
+        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
+        before: datetime | float | timedelta | None = None,
+        definition_id: str | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+        batch_size: int = 1000,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete jobs of this cluster from the master for good, with their attempt
+        history, in batches of ``batch_size`` (one transaction each; ``on_batch(n)`` is
+        called after each). Return how many were deleted (with ``dry_run``: would be).
+
+        ``status``: one status or several; by default every finished one (succeeded,
+        failed, cancelled). ``before``: an aware datetime (naive = UTC), a Unix time, or a
+        ``timedelta`` age: only jobs that finished before then (unfinished ones: created
+        before then). Unfinished statuses (scheduled, queued, running, retrying) are
+        refused unless ``force=True``: a worker may be running such a job, and an agent
+        still holds it."""
+        if status is None:
+            wanted = sorted(s.value for s in JobStatus if s.is_final)
+        else:
+            values = [status] if isinstance(status, str | JobStatus) else status
+            try:
+                wanted = sorted({JobStatus(s).value for s in values})
+            except ValueError:
+                raise JobmasterError(
+                    f"status={status!r}: use {', '.join(s.value for s in JobStatus)}"
+                ) from None
+        unfinished = [s for s in wanted if not JobStatus(s).is_final]
+        if unfinished and not force:
+            raise JobmasterError(
+                f"refusing to purge {', '.join(unfinished)} jobs: they have not finished "
+                "(a worker may be running them, an agent still holds them); purge finished "
+                "jobs, or pass force=True (--force) to delete them anyway")
+        if batch_size < 1:
+            raise JobmasterError(f"batch_size={batch_size!r} must be >= 1")
+        cutoff: datetime | None
+        if isinstance(before, timedelta):
+            cutoff = datetime.now(UTC) - before
+        elif isinstance(before, int | float):
+            cutoff = datetime.fromtimestamp(before, UTC)
+        elif isinstance(before, datetime):
+            cutoff = before if before.tzinfo is not None else before.replace(tzinfo=UTC)
+        else:
+            cutoff = None
+        self.flush()
+        master = self._app.master
+        if dry_run:
+            return master.count_purgeable(self._app.name, statuses=wanted, before=cutoff,
+                                          definition_id=definition_id)
+        total = 0
+        while True:
+            deleted = master.purge_jobs(self._app.name, statuses=wanted, before=cutoff,
+                                        definition_id=definition_id, limit=batch_size)
+            total += deleted
+            if deleted and on_batch is not None:
+                on_batch(deleted)
+            if deleted < batch_size:
+                return total

@@ -28,7 +28,10 @@ from jobmaster.exceptions import ConfigurationError, JobmasterError
 from jobmaster.forking import after_fork
 from jobmaster.master import migrations
 from jobmaster.master.schema import UTCDateTime, attempts, jobs, leases, schedules, workers
+from jobmaster.master.schema import definitions as registry
 from jobmaster.models import FINAL_STATUSES, JobStatus
+
+_MIGRATION_LOCK = 0x6A6F626D  # "jobm": the advisory lock key of migrations
 
 # Engines created before a fork stay referenced so the child never closes them.
 _ORPHANS: list[Engine] = []
@@ -138,15 +141,28 @@ class Master:
         """Bring the schema to the newest revision; return the revision it was at before."""
         try:
             with self.engine.begin() as conn:
+                self._migration_lock(conn)  # one migrator at a time; the others wait
                 before = migrations.current_revision(conn)
                 if before != migrations.HEAD_REVISION:
                     migrations.upgrade(conn)
+                if self.dialect == "mysql":  # a named lock is the session's: give it back
+                    conn.execute(sa.text("SELECT RELEASE_LOCK('jobmaster_migrate')"))
         except OperationalError as exc:
             raise JobmasterError(
                 f"cannot reach the master at {_redact(self.url)}: {exc.orig}"
             ) from exc
         self._ready = True
         return before
+
+    def _migration_lock(self, conn: sa.Connection) -> None:
+        """Serialise migrations of one database: several processes starting at once (a
+        worker and a producer that both auto-migrate) must not run the same DDL twice.
+        PostgreSQL: a transaction-level advisory lock; MySQL: a named lock; SQLite's
+        ``BEGIN IMMEDIATE`` already serialises writers."""
+        if self.dialect == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        elif self.dialect == "mysql":
+            conn.execute(sa.text("SELECT GET_LOCK('jobmaster_migrate', 300)"))
 
     def ensure_ready(self) -> None:
         """Check (once) that the schema is current, migrating it if the app allows."""
@@ -432,7 +448,8 @@ class Master:
             updated = conn.execute(
                 workers.update().where(workers.c.id == values["id"]).values(
                     last_seen=values["last_seen"], status=values["status"],
-                    processed=values["processed"],
+                    processed=values["processed"], running=values.get("running"),
+                    pool=values.get("pool"), version=values.get("version"),
                 )
             ).rowcount
             if not updated:
@@ -469,32 +486,99 @@ class Master:
         status: Sequence[str] | None = None,
         definition_id: str | None = None,
         lane: str | None = None,
+        priority: int | None = None,
         metadata: Mapping[str, Any] | None = None,
+        worker: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
         limit: int = 100,
-        offset: int = 0,
     ) -> list[sa.RowMapping]:
-        """Jobs of a cluster, newest first, filtered by status, definition, lane and
-        metadata values (each ``key: value`` must match)."""
-        query = sa.select(jobs).where(jobs.c.cluster == cluster)
+        """Jobs of a cluster, newest first (``created_at``, then ``id``, descending),
+        filtered as ``_job_filters`` says. ``after`` is the ``(created_at, id)`` of the last
+        job of the previous page: the page continues past it (keyset paging: every page
+        costs the same, and jobs inserted meanwhile neither repeat nor shift rows)."""
+        query = sa.select(jobs).where(*self._job_filters(
+            cluster=cluster, status=status, definition_id=definition_id, lane=lane,
+            priority=priority, metadata=metadata, worker=worker,
+            created_after=created_after, created_before=created_before))
+        if after is not None:
+            at, job_id = after
+            if self.dialect == "postgresql":  # a row comparison is one index range there
+                query = query.where(sa.tuple_(jobs.c.created_at, jobs.c.id)
+                                    < sa.tuple_(sa.literal(at, UTCDateTime), sa.literal(job_id)))
+            else:  # MySQL and SQLite: a range on created_at, the tie broken by id
+                query = query.where(jobs.c.created_at <= at, sa.or_(
+                    jobs.c.created_at < at, jobs.c.id < job_id))
+        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+        with self._begin() as conn:
+            return list(conn.execute(query).mappings())
+
+    def count_matching_jobs(
+        self,
+        *,
+        cluster: str,
+        status: Sequence[str] | None = None,
+        definition_id: str | None = None,
+        lane: str | None = None,
+        priority: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        worker: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> int:
+        """How many jobs of a cluster ``list_jobs`` would return with these filters, over
+        all its pages."""
+        query = sa.select(sa.func.count()).select_from(jobs).where(*self._job_filters(
+            cluster=cluster, status=status, definition_id=definition_id, lane=lane,
+            priority=priority, metadata=metadata, worker=worker,
+            created_after=created_after, created_before=created_before))
+        with self._begin() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def _job_filters(
+        self,
+        *,
+        cluster: str,
+        status: Sequence[str] | None,
+        definition_id: str | None,
+        lane: str | None,
+        priority: int | None,
+        metadata: Mapping[str, Any] | None,
+        worker: str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+    ) -> list[sa.ColumnElement[bool]]:
+        """The conditions of ``list_jobs`` and ``count_matching_jobs``: one of the statuses,
+        equal definition, lane, priority and worker, ``created_after <= created_at <
+        created_before``, and each metadata ``key: value`` matching."""
+        where: list[sa.ColumnElement[bool]] = [jobs.c.cluster == cluster]
         if status:
-            query = query.where(jobs.c.status.in_(list(status)))
+            statuses = list(status)
+            where.append(jobs.c.status == statuses[0] if len(statuses) == 1
+                         else jobs.c.status.in_(statuses))
         if definition_id is not None:
-            query = query.where(jobs.c.definition_id == definition_id)
+            where.append(jobs.c.definition_id == definition_id)
         if lane is not None:
-            query = query.where(jobs.c.lane == lane)
+            where.append(jobs.c.lane == lane)
+        if priority is not None:
+            where.append(jobs.c.priority == priority)
+        if worker is not None:
+            where.append(jobs.c.worker == worker)
+        if created_after is not None:
+            where.append(jobs.c.created_at >= created_after)
+        if created_before is not None:
+            where.append(jobs.c.created_at < created_before)
         for key, value in (metadata or {}).items():
             field = jobs.c.meta[key]
             if value is None:  # JSON null (or no such key), never the string "None"
                 missing = field.as_string().is_(None)
                 if self.dialect == "mysql":
                     missing = sa.or_(missing, sa.func.json_type(field) == "NULL")
-                query = query.where(missing)
+                where.append(missing)
             else:
-                query = query.where(self._meta_equals(key, value))
-        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
-        query = query.limit(limit).offset(offset)
-        with self._begin() as conn:
-            return list(conn.execute(query).mappings())
+                where.append(self._meta_equals(key, value))
+        return where
 
     def _meta_equals(self, key: str, value: Any) -> sa.ColumnElement[bool]:
         """``meta[key] == value``, true only for a stored value of the same JSON type: the
@@ -858,6 +942,52 @@ class Master:
                 conn.execute(jobs.delete().where(jobs.c.id.in_(ids)))
         return len(ids)
 
+    def _purge_filter(self, cluster: str, statuses: Sequence[str], before: datetime | None,
+                      definition_id: str | None) -> list[sa.ColumnElement[bool]]:
+        """Which jobs a purge selects: finished jobs by finish time, others by creation."""
+        where = [jobs.c.cluster == cluster, jobs.c.status.in_(list(statuses))]
+        if before is not None:
+            where.append(sa.func.coalesce(jobs.c.finished_at, jobs.c.created_at) < before)
+        if definition_id is not None:
+            where.append(jobs.c.definition_id == definition_id)
+        return where
+
+    def count_purgeable(self, cluster: str, *, statuses: Sequence[str],
+                        before: datetime | None, definition_id: str | None = None) -> int:
+        """How many jobs ``purge_jobs`` would delete with these filters."""
+        with self._begin() as conn:
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(jobs).where(
+                    *self._purge_filter(cluster, statuses, before, definition_id))
+            ).scalar() or 0)
+
+    def purge_jobs(self, cluster: str, *, statuses: Sequence[str], before: datetime | None,
+                   definition_id: str | None = None, limit: int = 1000) -> int:
+        """Delete up to ``limit`` jobs in ``statuses`` (finished, or created if unfinished,
+        before ``before``), with their attempt history, in one transaction; return how
+        many. Call again until it returns less than ``limit``."""
+        with self._begin() as conn:
+            ids = [str(i) for i in conn.execute(
+                sa.select(jobs.c.id).where(
+                    *self._purge_filter(cluster, statuses, before, definition_id)
+                ).limit(limit)
+            ).scalars()]
+            if ids:
+                conn.execute(attempts.delete().where(attempts.c.job_id.in_(ids)))
+                conn.execute(jobs.delete().where(jobs.c.id.in_(ids)))
+        return len(ids)
+
+    def count_finished_since(self, cluster: str, since: datetime) -> dict[str, int]:
+        """Jobs of a cluster that finished at or after ``since``, per final status."""
+        with self._begin() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.status, sa.func.count())
+                .where(jobs.c.cluster == cluster, jobs.c.finished_at >= since,
+                       jobs.c.status.in_(_FINAL))
+                .group_by(jobs.c.status)
+            )
+            return {str(s): int(n) for s, n in rows}
+
     def count_scheduled(self, cluster: str) -> int:
         """Jobs of a cluster held in the master as ``scheduled``."""
         with self._begin() as conn:
@@ -865,6 +995,44 @@ class Master:
                 sa.select(sa.func.count()).select_from(jobs).where(
                     jobs.c.cluster == cluster, jobs.c.status == JobStatus.SCHEDULED.value)
             ).scalar() or 0)
+
+    # -- definitions registry --------------------------------------------------------
+    def register_definitions(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert or update (by cluster and definition id) the definitions a worker
+        registers, in one statement; a definition registered before keeps its
+        ``registered_at`` and takes everything else from the new row."""
+        if not rows:
+            return
+        changing = ("parameters", "options", "lanes", "hostname", "worker", "last_seen")
+        stmt: Any
+        if self.dialect == "mysql":
+            stmt = mysql_dialect.insert(registry)
+            stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in changing})
+        else:
+            stmt = (pg_dialect if self.dialect == "postgresql" else sqlite_dialect
+                    ).insert(registry)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[registry.c.cluster, registry.c.definition_id],
+                set_={c: stmt.excluded[c] for c in changing})
+        with self._begin() as conn:
+            conn.execute(stmt, [dict(row) for row in rows])
+
+    def definitions(self, cluster: str) -> list[sa.RowMapping]:
+        """The registered definitions of a cluster, by id."""
+        with self._begin() as conn:
+            return list(conn.execute(
+                sa.select(registry).where(registry.c.cluster == cluster)
+                .order_by(registry.c.definition_id)
+            ).mappings())
+
+    def definition(self, cluster: str, definition_id: str) -> sa.RowMapping | None:
+        """One registered definition, or ``None``."""
+        with self._begin() as conn:
+            row: sa.RowMapping | None = conn.execute(
+                sa.select(registry).where(registry.c.cluster == cluster,
+                                          registry.c.definition_id == definition_id)
+            ).mappings().first()
+            return row
 
 
 def _pg_kind(column: sa.Column[Any]) -> str:

@@ -105,7 +105,14 @@ jobs = sa.Table(
     sa.UniqueConstraint("cluster", "schedule_name", "occurrence"),
     sa.Index(None, "status", "scheduled_at"),
     sa.Index(None, "cluster", "definition_id", "status"),
-    sa.Index(None, "cluster", "created_at"),
+    # app.jobs.list/count: newest first with keyset paging on (created_at, id), one index
+    # per equality filter so a page is an index range whatever the filter (migration 0003)
+    sa.Index(None, "cluster", "created_at", "id"),
+    sa.Index(None, "cluster", "status", "created_at", "id"),
+    sa.Index(None, "cluster", "definition_id", "created_at", "id"),
+    sa.Index(None, "cluster", "lane", "created_at", "id"),
+    sa.Index(None, "cluster", "worker", "created_at", "id"),
+    sa.Index(None, "cluster", "priority", "created_at", "id"),
 )
 """Every job ever accepted, with its latest status, outcome and timings."""
 
@@ -178,5 +185,25 @@ workers = sa.Table(
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("last_seen", UTCDateTime, nullable=False),
     sa.Column("processed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("pool", sa.String(16), nullable=True),
+    sa.Column("version", sa.String(64), nullable=True),
+    sa.Column("running", sa.JSON, nullable=True),
 )
-"""Workers seen by the master, with their last heartbeat."""
+"""Workers seen by the master, with their last heartbeat: pool kind, jobmaster version and
+the ids of the jobs running on them at that heartbeat (``running``)."""
+
+definitions = sa.Table(
+    f"{PREFIX}definitions",
+    metadata,
+    sa.Column("cluster", sa.String(100), primary_key=True),
+    sa.Column("definition_id", sa.String(200), primary_key=True),
+    sa.Column("parameters", sa.JSON, nullable=False),
+    sa.Column("options", sa.JSON, nullable=False),
+    sa.Column("lanes", sa.JSON, nullable=False),
+    sa.Column("hostname", sa.String(200), nullable=False),
+    sa.Column("worker", sa.String(200), nullable=False),
+    sa.Column("registered_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+)
+"""The registry of job definitions: what the workers of a cluster registered (parameters,
+options, lanes served), so producers without the code can enqueue by id."""

@@ -44,6 +44,7 @@ from jobmaster.outcomes import (
     TimedOut,
     decide,
 )
+from jobmaster.registry import definition_rows, lanes_banner
 from jobmaster.worker.executor import safe_text
 from jobmaster.worker.messages import (
     Item,
@@ -63,6 +64,7 @@ log = logging.getLogger("jobmaster.worker")
 
 _FLUSH_SECONDS = 0.05
 _FLUSH_ROWS = 500
+_REGISTER_SECONDS = 300.0  # refresh of the definitions registry's last_seen
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -142,6 +144,7 @@ class Worker:
         self._cancel_checked_at: datetime | None = None
         self._next_cancel_check = 0.0
         self._next_heartbeat = 0.0
+        self._next_registration = 0.0
         self._started_at = datetime.now(UTC)
         self._beat_service: Any = None
 
@@ -172,6 +175,7 @@ class Worker:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
         self.pool.start()
+        self._register_definitions()
         self._heartbeat(force=True)
         self._refresh_cancellations(force=True)
         if self.beat:
@@ -181,6 +185,8 @@ class Worker:
             self._beat_service.start_thread()
         log.info("worker %s: %d %s slot(s), lanes %s, agent %s", self.id, self.pool.size,
                  self.pool_kind, ",".join(self.lanes), self.agent_name)
+        for line in lanes_banner(app.definitions.values(), self.lanes, app.config.default_lane):
+            log.info("worker %s %s", self.id, line)
         try:
             self._loop()
         finally:
@@ -635,13 +641,36 @@ class Worker:
                                                          else "running"))
         except Exception as exc:  # noqa: BLE001
             log.warning("could not report to the master: %s", exc)
+        self._register_definitions()
+
+    def _register_definitions(self) -> None:
+        """Register every definition of the app in the master's registry (one upsert), at
+        start and again every ``_REGISTER_SECONDS`` to refresh ``last_seen``."""
+        now = time.monotonic()
+        if now < self._next_registration:
+            return
+        self._next_registration = now + _REGISTER_SECONDS
+        rows = definition_rows(self.app.definitions.values(), cluster=self.app.name,
+                               lanes=self.lanes, hostname=socket.gethostname(),
+                               worker=self.id, at=datetime.now(UTC))
+        try:
+            self.app.master.register_definitions(rows)
+        except Exception as exc:  # noqa: BLE001 - jobs still run; retried next heartbeat
+            self._next_registration = now + self.app.config.heartbeat
+            log.warning("could not register definitions in the master: %s", exc)
 
     def _worker_row(self, status: str) -> dict[str, Any]:
+        from jobmaster import __version__
+
+        # the jobs handed to a slot and not yet reported: running, or next in that slot
+        running = [] if status == "stopped" else \
+            [h.env.id for queue_ in list(self.slots.values()) for h in list(queue_)][:1000]
         return {
             "id": self.id, "cluster": self.app.name, "hostname": socket.gethostname(),
             "pid": os.getpid(), "agent": self.agent_name, "lanes": self.lanes,
             "concurrency": self.pool.size, "status": status, "started_at": self._started_at,
             "last_seen": datetime.now(UTC), "processed": self.processed,
+            "pool": self.pool_kind, "version": __version__, "running": running,
         }
 
     def _shutdown(self) -> None:

@@ -226,3 +226,30 @@ def test_record_writes_a_batch_of_many_rows_in_one_call(master: Master) -> None:
     master.record([{**job_row(e, JobStatus.SUCCEEDED, now), "attempts": 1, "result": b"1"}
                    for e in envs])
     assert master.count_jobs(cluster="c1") == {"succeeded": 300}
+
+
+def test_concurrent_migrations_of_an_empty_master_all_succeed(empty_url: str) -> None:
+    """A worker and a producer starting at once both migrate: one runs the DDL, the other
+    waits for it and finds the schema current."""
+    import threading
+
+    masters = [Master(empty_url, auto_migrate=True) for _ in range(4)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(masters))
+
+    def migrate(master: Master) -> None:
+        start.wait()
+        try:
+            master.migrate()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(m,)) for m in masters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    for m in masters:
+        m.ensure_ready()
+        m.dispose()
