@@ -435,10 +435,20 @@ def schedules() -> None:
 @schedules.command("list")
 @app_option
 @click.option("--all", "include_inactive", is_flag=True, help="Include inactive schedules.")
-def schedules_list(app_target: str | None, include_inactive: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def schedules_list(app_target: str | None, include_inactive: bool, as_json: bool) -> None:
     """List schedules with their next fire time."""
     app = _load(app_target)
     for s in app.schedules.list(include_inactive=include_inactive):
+        if as_json:
+            click.echo(json.dumps({
+                "name": s.name, "definition_id": s.definition_id, "expression": s.expression,
+                "timezone": s.timezone, "active": s.active, "paused": s.paused,
+                "static": s.static, "kwargs": s.kwargs, "options": s.options,
+                "next_fire_at": None if s.next_fire_at is None else s.next_fire_at.isoformat(),
+                "last_fire_at": None if s.last_fire_at is None else s.last_fire_at.isoformat(),
+            }, default=str))
+            continue
         state = "inactive" if not s.active else "paused" if s.paused else "active"
         kind = "static" if s.static else "dynamic"
         click.echo(f"{s.name:<24} {state:<8} {kind:<7} {s.definition_id:<24} "

@@ -716,7 +716,7 @@ def _log(env: Envelope | None, claim: Claimed, decision: Decision, now: float) -
     if env is None:
         log.error("dead-lettered message %s: %s", claim.message.id, _short(error))
         return
-    extra = {"job_id": env.id, "definition_id": env.definition_id}
+    extra = {"job_id": env.id, "definition_id": env.definition_id, "attempt": env.attempt}
     if decision.action is AgentAction.DEAD_LETTER:
         log.error("dead-lettered job %s %s: %s", env.id, env.definition_id, _short(error),
                   extra=extra)

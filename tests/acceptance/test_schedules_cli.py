@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +28,11 @@ def test_list_pause_resume_delete(stack_factory: Callable[..., Stack]) -> None:
     assert listed.returncode == 0, listed.stderr
     assert "evening" in listed.stdout and "active" in listed.stdout
     assert "Europe/Paris" in listed.stdout
+    [line] = run(stack, "schedules", "list", *target, "--json").stdout.splitlines()
+    record = json.loads(line)
+    assert (record["name"], record["timezone"], record["paused"]) == \
+        ("evening", "Europe/Paris", False)
+    assert record["kwargs"] == {"x": 1, "y": 2} and record["next_fire_at"]
     assert run(stack, "schedules", "pause", "evening", *target).stdout.strip() == \
         "evening: paused"
     assert app.schedules.get("evening").paused
