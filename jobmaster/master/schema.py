@@ -104,15 +104,11 @@ jobs = sa.Table(
     sa.UniqueConstraint("cluster", "job_key"),
     sa.UniqueConstraint("cluster", "schedule_name", "occurrence"),
     sa.Index(None, "status", "scheduled_at"),
-    sa.Index(None, "cluster", "definition_id", "status"),
     # app.jobs.list/count: newest first with keyset paging on (created_at, id), one index
     # per equality filter so a page is an index range whatever the filter (migration 0003)
     sa.Index(None, "cluster", "created_at", "id"),
     sa.Index(None, "cluster", "status", "created_at", "id"),
     sa.Index(None, "cluster", "definition_id", "created_at", "id"),
-    sa.Index(None, "cluster", "lane", "created_at", "id"),
-    sa.Index(None, "cluster", "worker", "created_at", "id"),
-    sa.Index(None, "cluster", "priority", "created_at", "id"),
 )
 """Every job ever accepted, with its latest status, outcome and timings."""
 

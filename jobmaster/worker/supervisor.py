@@ -219,6 +219,8 @@ class Worker:
             return 0.0
         if len(self.batch) and time.monotonic() - self._last_flush >= _FLUSH_SECONDS:
             return 0.0
+        if not self.stopping and self.writer.backlog >= MAX_BACKLOG:
+            return 0.005  # the master is behind, so claim() did not wait: wait here, not spin
         if not self.stopping and (not self.slots or self.pool.idle_slots()):
             return 0.0  # claim() did the waiting
         limit = 0.05
