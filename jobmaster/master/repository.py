@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -140,13 +142,16 @@ class Master:
     def migrate(self) -> str | None:
         """Bring the schema to the newest revision; return the revision it was at before."""
         try:
-            with self.engine.begin() as conn:
-                self._migration_lock(conn)  # one migrator at a time; the others wait
-                before = migrations.current_revision(conn)
-                if before != migrations.HEAD_REVISION:
-                    migrations.upgrade(conn)
-                if self.dialect == "mysql":  # a named lock is the session's: give it back
-                    conn.execute(sa.text("SELECT RELEASE_LOCK('jobmaster_migrate')"))
+            with self.engine.connect() as conn:
+                if self.dialect == "mysql":  # read what a migrator before us committed
+                    conn = conn.execution_options(isolation_level="READ COMMITTED")
+                with conn.begin():
+                    self._migration_lock(conn)  # one migrator at a time; the others wait
+                    before = migrations.current_revision(conn)
+                    if before != migrations.HEAD_REVISION:
+                        migrations.upgrade(conn)
+                    if self.dialect == "mysql":  # a named lock is the session's: release
+                        conn.execute(sa.text("SELECT RELEASE_LOCK('jobmaster_migrate')"))
         except OperationalError as exc:
             raise JobmasterError(
                 f"cannot reach the master at {_redact(self.url)}: {exc.orig}"
@@ -1151,9 +1156,14 @@ def _sqlite_engine(url: str) -> Engine:
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        for _ in range(200):  # switching a new file to WAL fails at once while another
+            try:              # process holds it (no busy wait for that): try again
+                cursor.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError:
+                time.sleep(0.05)
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
