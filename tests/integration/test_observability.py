@@ -82,10 +82,12 @@ def test_worker_metrics_endpoint_counts_successes_failures_and_retries(stack: St
     app = app_for(stack)
     worker = stack.worker("-c", "2", "--metrics-port", str(port), app=OBS)
     wait_endpoint(port, worker)
+    # the endpoint is up before the worker's first heartbeat reaches the master
+    wait_until(lambda: value(scrape(port), "jobmaster_workers_alive") >= 1, 30,
+               "the cluster gauges to count the worker")
     before = scrape(port)
     assert value(before, "jobmaster_jobs_succeeded_total", definition="add",
                  lane="default") == 0
-    assert value(before, "jobmaster_workers_alive") >= 1, "the cluster gauges are served too"
 
     adds = [app.definition("add").delay(x=i, y=1) for i in range(3)]
     failing = app.definition("fails").delay()
