@@ -246,9 +246,7 @@ def _moment(option: str, value: str | None) -> datetime | None:
     text = value.strip()
     match = _AGE.fullmatch(text)
     if text and match is not None:
-        weeks, days, hours, minutes, secs = (int(g or 0) for g in match.groups())
-        age = (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + secs
-        return datetime.now(UTC) - timedelta(seconds=age)
+        return datetime.now(UTC) - timedelta(seconds=_seconds(match))
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
@@ -502,6 +500,12 @@ def schedules_preview(expression: str, tz: str | None, count: int) -> None:
 _AGE = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
+def _seconds(match: re.Match[str]) -> float:
+    """Seconds of an ``_AGE`` match (``1w2d3h``...)."""
+    weeks, days, hours, minutes, secs = (int(g or 0) for g in match.groups())
+    return float((((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + secs)
+
+
 def _cutoff(before: str | None, older_than: str | None) -> float | None:
     """A Unix time from ``--before ISO`` or ``--older-than 7d`` (one of them, or none)."""
     if before is not None and older_than is not None:
@@ -518,9 +522,7 @@ def _cutoff(before: str | None, older_than: str | None) -> float | None:
         if not older_than.strip() or match is None:
             raise click.ClickException(f"--older-than {older_than!r} is not an age such as "
                                        "30m, 12h or 7d")
-        weeks, days, hours, minutes, secs = (int(g or 0) for g in match.groups())
-        age = (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + secs
-        return datetime.now(UTC).timestamp() - age
+        return datetime.now(UTC).timestamp() - _seconds(match)
     return None
 
 
@@ -669,8 +671,7 @@ def _age(value: str, option: str) -> float:
     if not value.strip() or match is None:
         raise click.ClickException(f"{option} {value!r} is not an age such as 30s, 5m, 12h "
                                    "or 7d")
-    weeks, days, hours, minutes, secs = (int(g or 0) for g in match.groups())
-    return float((((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + secs)
+    return _seconds(match)
 
 
 @main.command()
