@@ -38,7 +38,7 @@ from jobmaster.exceptions import (
     SignatureError,
     UnknownDefinitionError,
 )
-from jobmaster.models import Job, JobError, JobStatus, Priority
+from jobmaster.models import Job, JobError, JobEvent, JobStatus, Priority
 
 __version__ = "0.1.0"
 
@@ -56,6 +56,7 @@ __all__ = [
     "JobContext",
     "JobDefinition",
     "JobError",
+    "JobEvent",
     "JobFailedError",
     "JobHandle",
     "JobNotFoundError",

@@ -9,7 +9,7 @@ leads, and every write it makes is fenced on the lease's epoch. The leader, ever
    ``queued`` (a crash in between pushes again; agents ignore a job they already hold),
 3. **reaps** jobs recorded ``running`` on workers that stopped heart-beating, pushing them
    again, and marks those workers ``lost``,
-4. **cleans up** finished jobs older than ``retention``.
+4. **cleans up** finished jobs older than the ``retention`` of their status.
 
 Followers try to take the lease every tick; a dead leader's lease expires after
 ``beat_lease_seconds`` and a follower takes over.
@@ -291,16 +291,18 @@ class Beat:
         return count
 
     def clean_up(self, now: datetime | None = None) -> int:
-        """Delete finished jobs older than ``retention`` (0 keeps everything)."""
+        """Delete finished jobs, with their audit trail, older than the ``retention`` of
+        their status (``0`` keeps a status for ever)."""
         app = self.app
-        if not app.config.retention:
-            return 0
         now = now or datetime.now(UTC)
-        before = now - timedelta(seconds=app.config.retention)
         deleted = 0
-        for _ in range(10):
-            n = app.master.delete_finished(app.name, before)
-            deleted += n
-            if n < 1000:
-                break
+        for status, keep in app.config.retention.items():  # type: ignore[union-attr]
+            if not keep:
+                continue
+            before = now - timedelta(seconds=keep)
+            for _ in range(10):
+                n = app.master.delete_finished(app.name, before, statuses=(status,))
+                deleted += n
+                if n < 1000:
+                    break
         return deleted

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from jobmaster.app import App
+from jobmaster.config import parse_duration
 from jobmaster.exceptions import JobmasterError
 from jobmaster.loading import load_app
 
@@ -244,9 +244,9 @@ def _moment(option: str, value: str | None) -> datetime | None:
     if value is None:
         return None
     text = value.strip()
-    match = _AGE.fullmatch(text)
-    if text and match is not None:
-        return datetime.now(UTC) - timedelta(seconds=_seconds(match))
+    age = parse_duration(text) if text[-1:].isalpha() else None
+    if age is not None:
+        return datetime.now(UTC) - timedelta(seconds=age)
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
@@ -365,6 +365,31 @@ def jobs_show(app_target: str | None, job_id: str, as_json: bool) -> None:
         click.echo(f"{'error':>12}: {job.error.type}: {job.error.message}")
         if job.error.traceback:
             click.echo(job.error.traceback.rstrip())
+
+
+@jobs.command("history")
+@app_option
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def jobs_history(app_target: str | None, job_id: str, as_json: bool) -> None:
+    """Show every status a job went through: when, on which worker, in which attempt,
+    with the error and the reason."""
+    app = _load(app_target)
+    trail = app.jobs.history(job_id)
+    if as_json:
+        for entry in trail:
+            click.echo(json.dumps(entry.to_dict()))
+        return
+    for entry in trail:
+        line = (f"{entry.at.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S.%f')[:-3]}  "
+                f"{str(entry.status):<10} attempt {entry.attempt}")
+        if entry.worker:
+            line += f"  on {entry.worker}"
+        click.echo(line)
+        if entry.error is not None:
+            click.echo(f"{'':25}{entry.error.type}: {entry.error.message}")
+        if entry.reason:
+            click.echo(f"{'':25}{entry.reason}")
 
 
 @jobs.command("cancel")
@@ -497,15 +522,6 @@ def schedules_preview(expression: str, tz: str | None, count: int) -> None:
         click.echo(f"  {fire.astimezone(zone).isoformat()}  ({_when(fire)} UTC)")
 
 
-_AGE = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-
-
-def _seconds(match: re.Match[str]) -> float:
-    """Seconds of an ``_AGE`` match (``1w2d3h``...)."""
-    weeks, days, hours, minutes, secs = (int(g or 0) for g in match.groups())
-    return float((((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + secs)
-
-
 def _cutoff(before: str | None, older_than: str | None) -> float | None:
     """A Unix time from ``--before ISO`` or ``--older-than 7d`` (one of them, or none)."""
     if before is not None and older_than is not None:
@@ -518,11 +534,11 @@ def _cutoff(before: str | None, older_than: str | None) -> float | None:
                                        "e.g. 2026-11-26T09:00") from None
         return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
     if older_than is not None:
-        match = _AGE.fullmatch(older_than.strip())
-        if not older_than.strip() or match is None:
+        age = parse_duration(older_than)
+        if age is None:
             raise click.ClickException(f"--older-than {older_than!r} is not an age such as "
                                        "30m, 12h or 7d")
-        return datetime.now(UTC).timestamp() - _seconds(match)
+        return datetime.now(UTC).timestamp() - age
     return None
 
 
@@ -667,11 +683,11 @@ def workers_command(app_target: str | None, include_stopped: bool, as_json: bool
 
 def _age(value: str, option: str) -> float:
     """Seconds from an age such as ``30s``, ``5m``, ``12h``, ``7d``, ``1w2d``."""
-    match = _AGE.fullmatch(value.strip())
-    if not value.strip() or match is None:
+    age = parse_duration(value)
+    if age is None:
         raise click.ClickException(f"{option} {value!r} is not an age such as 30s, 5m, 12h "
                                    "or 7d")
-    return _seconds(match)
+    return age
 
 
 @main.command()

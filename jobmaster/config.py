@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,9 +22,27 @@ DEFAULT_MASTER_URL = "sqlite:///jobmaster.db"
 ENV_PREFIX = "JOBMASTER_"
 
 
-def seconds(value: float | int | timedelta | None, argument: str, *, allow_none: bool = True,
-            allow_zero: bool = False) -> float | None:
-    """Seconds from an int, float or ``timedelta``; refuse negatives and other types."""
+_DURATION = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds of a duration written ``90s``, ``5m``, ``12h``, ``7d``, ``1w2d`` or as a
+    plain number of seconds; ``None`` if ``text`` is neither."""
+    text = text.strip().lower()
+    match = _DURATION.fullmatch(text)
+    if text and match is not None:
+        weeks, days, hours, minutes, secs = (int(g or 0) for g in match.groups())
+        return float((((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + secs)
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def seconds(value: float | int | timedelta | str | None, argument: str, *,
+            allow_none: bool = True, allow_zero: bool = False) -> float | None:
+    """Seconds from an int, float, ``timedelta`` or duration text (``7d``); refuse
+    negatives and other types."""
     if value is None:
         if allow_none:
             return None
@@ -32,10 +51,14 @@ def seconds(value: float | int | timedelta | None, argument: str, *, allow_none:
         result = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
         result = float(value)
+    elif isinstance(value, str) and value.strip()[-1:].isalpha() and \
+            parse_duration(value) is not None:  # "7d", not "7": a unit says it is a duration
+        result = parse_duration(value) or 0.0
     else:
         raise ConfigurationError(
-            f"{argument}={value!r} must be seconds (int or float) or a timedelta, "
-            f"not {type(value).__name__}"
+            f"{argument}={value!r} must be seconds (int or float), a timedelta or a "
+            f"duration such as '90s', '12h' or '7d', not {type(value).__name__}"
+            + (" text" if isinstance(value, str) else "")
         )
     if result < 0 or (result == 0 and not allow_zero) or not math.isfinite(result):
         raise ConfigurationError(f"{argument}={value!r} must be a finite, positive duration")
@@ -106,8 +129,11 @@ class Config:
     beat_lease_seconds: float = 10.0
     """How long beat's leadership lasts without renewal: the longest a dead leader's
     schedules wait before another beat takes over."""
-    retention: float = 30 * 86400.0
-    """Seconds finished jobs are kept in the master before beat deletes them (0 keeps all)."""
+    retention: float | dict[str, float] = 30 * 86400.0
+    """How long finished jobs, with their audit trail, are kept in the master before beat
+    deletes them: seconds (or ``"7d"``, a ``timedelta``) for every final status, or per
+    status (``{"succeeded": "7d", "failed": "90d"}``; a status not named keeps 30 days).
+    ``0`` keeps them for ever. Read back as a dict of seconds per final status."""
     max_jobs_per_child: int | None = None
     """A worker process is replaced by a fresh one after running this many jobs
     (``None``: never), like Celery's ``worker_max_tasks_per_child``."""
@@ -158,8 +184,7 @@ class Config:
                         raise ConfigurationError(str(exc)) from None
                 elif not spec.nullable:
                     raise ConfigurationError(f"{spec.config} is required")
-        self.retention = float(seconds(self.retention, "retention", allow_none=False,
-                                       allow_zero=True) or 0.0)
+        self.retention = retention_by_status(self.retention)
         for fname in ("max_jobs_per_child", "max_memory_per_child"):
             value = getattr(self, fname)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)
@@ -261,10 +286,31 @@ _BOOL = {"1": True, "true": True, "yes": True, "on": True,
          "0": False, "false": False, "no": False, "off": False}
 
 
+DEFAULT_RETENTION = 30 * 86400.0
+_FINAL = ("succeeded", "failed", "cancelled")
+
+
+def retention_by_status(value: Any) -> dict[str, float]:
+    """``Config.retention`` as seconds per final status (``0``: kept for ever)."""
+    if not isinstance(value, Mapping):
+        every = seconds(value, "retention", allow_none=False, allow_zero=True) or 0.0
+        return dict.fromkeys(_FINAL, every)
+    unknown = sorted(str(k) for k in value if k not in _FINAL)
+    if unknown:
+        raise ConfigurationError(
+            f"retention names {', '.join(map(repr, unknown))}: only final statuses are "
+            f"deleted; use {', '.join(map(repr, _FINAL))}")
+    return {status: (seconds(value[status], f"retention[{status!r}]", allow_none=False,
+                             allow_zero=True) or 0.0) if status in value else DEFAULT_RETENTION
+            for status in _FINAL}
+
+
 def _parse_env(name: str, raw: str, current: Any, ftype: Any) -> Any:
     text = raw.strip()
     kind = str(ftype)
     try:
+        if "dict" in kind and "float" in kind and "=" not in text:
+            return text  # one duration for every status (JOBMASTER_RETENTION=7d)
         if "dict" in kind:
             pairs = [p for p in text.split(",") if p.strip()]
             return {k.strip(): v.strip() for k, v in (p.split("=", 1) for p in pairs)}

@@ -193,7 +193,8 @@ class DeadLettersAPI:
             raise EnvelopeError(f"cannot be requeued: its body is {exc}") from None
         master = self._app.master
         if master.get_job(env.id) is not None:
-            row = master.requeue_job(env.id, due=from_timestamp(now))  # type: ignore[arg-type]
+            row = master.requeue_job(env.id, due=from_timestamp(now),  # type: ignore[arg-type]
+                                     reason="requeued from the dead letters")
             if row is not None:
                 env = envelope_from_row(row)
         else:

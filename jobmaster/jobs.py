@@ -20,8 +20,8 @@ from jobmaster.exceptions import (
 )
 from jobmaster.host import AppResources
 from jobmaster.master.repository import from_timestamp
-from jobmaster.master.rows import envelope_from_row, job_from_row
-from jobmaster.models import Job, JobStatus
+from jobmaster.master.rows import envelope_from_row, event_from_row, job_from_row
+from jobmaster.models import Job, JobEvent, JobStatus
 from jobmaster.options import check_priority
 from jobmaster.priority import Priority
 from jobmaster.producer import Producer
@@ -186,6 +186,17 @@ class JobsAPI:
             raise JobNotFoundError(f"no job {job_id!r} in the master of cluster "
                                    f"{self._app.name!r}")
         return job
+
+    def history(self, job_id: str) -> list[JobEvent]:
+        """The job's audit trail, oldest first: every status it entered, when, on which
+        worker, in which attempt, with the error and the reason. ``JobNotFoundError`` if
+        the master holds neither the job nor any of its history."""
+        self.flush()
+        rows = self._app.master.history(job_id)
+        if not rows and self._app.master.job_status(job_id) is None:
+            raise JobNotFoundError(f"no job {job_id!r} in the master of cluster "
+                                   f"{self._app.name!r}")
+        return [event_from_row(row) for row in rows]
 
     def status(self, job_id: str) -> JobStatus:
         """The job's status; ``queued`` for a job this process pushed but has not yet

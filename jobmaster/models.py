@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 from jobmaster.options import JobOptions
 from jobmaster.priority import Priority
 
-__all__ = ["FINAL_STATUSES", "Job", "JobError", "JobStatus", "Priority"]
+__all__ = ["FINAL_STATUSES", "Job", "JobError", "JobEvent", "JobStatus", "Priority"]
 
 R = TypeVar("R")
 
@@ -51,6 +51,28 @@ class JobError:
     type: str
     message: str
     traceback: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One entry of a job's audit trail: the ``status`` it entered ``at`` (aware UTC), in
+    ``attempt`` (0 before its first run), on ``worker``, with the attempt's ``error`` and a
+    ``reason`` in words (why it was retried, failed, requeued, recovered...)."""
+
+    status: JobStatus
+    at: datetime
+    attempt: int
+    worker: str | None = None
+    error: JobError | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (ISO time)."""
+        return {"status": self.status.value, "at": self.at.isoformat(),
+                "attempt": self.attempt, "worker": self.worker,
+                "error_type": None if self.error is None else self.error.type,
+                "error_message": None if self.error is None else self.error.message,
+                "reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)

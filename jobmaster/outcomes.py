@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from jobmaster.models import JobError, JobStatus
@@ -186,3 +187,28 @@ def decide(
         return Decision(JobStatus.RETRYING, retry_at=now + wait, error=error,
                         action=AgentAction.RETRY)
     return Decision(JobStatus.FAILED, error=error)
+
+
+def explain(outcome: Outcome, decision: Decision, *, attempt: int, max_retries: int
+            ) -> str | None:
+    """Why a run ended the way ``decision`` says, in words for the job's audit trail
+    (``None`` when the status says it all: a success)."""
+    match outcome:
+        case Succeeded():
+            return None
+        case Released(reason=reason):
+            return f"handed back unstarted: {reason}"
+        case Rejected():
+            return "cannot run here: moved to the dead letters"
+        case Cancelled(reason="expired"):
+            return "expired before it started"
+        case Cancelled(message=message):
+            return f"cancelled: {message}" if message else "cancelled"
+    if decision.retry_at is not None:
+        when = datetime.fromtimestamp(decision.retry_at, UTC).isoformat(timespec="seconds")
+        return f"attempt {attempt} of {max_retries + 1} failed; next attempt at {when}"
+    if isinstance(outcome, Raised) and not outcome.retryable:
+        return "failed without retrying, as the handler asked"
+    if max_retries == 0:
+        return "failed; the job allows no retries"
+    return f"failed; all {max_retries + 1} attempts used"

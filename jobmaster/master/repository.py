@@ -29,7 +29,15 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from jobmaster.exceptions import ConfigurationError, JobmasterError
 from jobmaster.forking import after_fork
 from jobmaster.master import migrations
-from jobmaster.master.schema import UTCDateTime, attempts, jobs, leases, schedules, workers
+from jobmaster.master.schema import (
+    UTCDateTime,
+    attempts,
+    events,
+    jobs,
+    leases,
+    schedules,
+    workers,
+)
 from jobmaster.master.schema import definitions as registry
 from jobmaster.models import FINAL_STATUSES, JobStatus
 
@@ -76,6 +84,28 @@ _META_KINDS: dict[str, dict[str, tuple[str, ...]]] = {  # JSON types, as each da
               "number": ("INTEGER", "UNSIGNED INTEGER", "DOUBLE", "DECIMAL")},
     "sqlite": {"bool": ("true", "false"), "number": ("integer", "real"), "str": ("text",)},
 }
+
+
+def event_row(job_id: str, status: str, at: datetime, attempt: int = 0, *,
+              worker: str | None = None, error_type: str | None = None,
+              error_message: str | None = None, reason: str | None = None
+              ) -> dict[str, Any]:
+    """A row of the audit trail (``jobmaster_events``): texts cut to their columns."""
+    return {"job_id": job_id, "status": status, "at": at, "attempt": attempt,
+            "worker": _clip(worker, 200), "error_type": _clip(error_type, 200),
+            "error_message": _clip(error_message, 2000), "reason": _clip(reason, 500)}
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    if text is None:
+        return None
+    text = text.replace("\x00", "")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_ENQUEUED = "enqueued"
+_EVENT_COLUMNS = ("job_id", "status", "at", "attempt", "worker", "error_type",
+                  "error_message", "reason")
 
 
 class Master:
@@ -205,11 +235,14 @@ class Master:
         if not rows:
             return
         if self.dialect == "postgresql":
-            self._pg_write(rows, "DO NOTHING")
+            self._pg_write(rows, "DO NOTHING", _PG_ENQUEUED_EVENTS)
             return
         stmt = self._insert_ignore(jobs)
         with self._begin() as conn:
             conn.execute(stmt, list(rows))
+            conn.execute(events.insert(), [
+                event_row(r["id"], r["status"], r["created_at"], reason=_ENQUEUED)
+                for r in rows])
 
     def insert_jobs_isolating(self, rows: Sequence[Mapping[str, Any]], *, force: bool = False
                               ) -> list[tuple[Mapping[str, Any], str]]:
@@ -272,6 +305,8 @@ class Master:
         try:
             with self._begin() as conn:
                 conn.execute(jobs.insert(), [dict(row)])
+                conn.execute(events.insert(), [event_row(
+                    row["id"], row["status"], row["created_at"], reason=_ENQUEUED)])
             return None
         except IntegrityError:
             with self.engine.connect() as conn:
@@ -287,6 +322,7 @@ class Master:
     def delete_job(self, job_id: str) -> None:
         """Remove a job that was never pushed (a keyed enqueue whose push failed)."""
         with self._begin() as conn:
+            conn.execute(events.delete().where(events.c.job_id == job_id))
             conn.execute(jobs.delete().where(jobs.c.id == job_id))
 
     def _insert_ignore(self, table: sa.Table) -> Any:
@@ -302,6 +338,7 @@ class Master:
         rows: Sequence[Mapping[str, Any]],
         attempt_rows: Sequence[Mapping[str, Any]] = (),
         progress_rows: Sequence[Mapping[str, Any]] = (),
+        event_rows: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         """Write what a worker learned, in one transaction (a reader never sees a final
         status without its error history):
@@ -312,8 +349,10 @@ class Master:
           in the master keeps its ``cancelled`` status.
         - ``attempt_rows``: failed, timed-out or lost attempts for the error history.
         - ``progress_rows``: ``id``, ``progress``, ``progress_message`` of running jobs.
+        - ``event_rows``: the statuses the jobs went through (``event_row``), for their
+          audit trail.
         """
-        if not rows and not attempt_rows and not progress_rows:
+        if not rows and not attempt_rows and not progress_rows and not event_rows:
             return
         with self._begin() as conn:
             if rows:
@@ -335,6 +374,8 @@ class Master:
                     conn.execute(self._upsert(), list(rows))
             if attempt_rows:
                 conn.execute(attempts.insert(), list(attempt_rows))
+            if event_rows:
+                self._add_events(conn, event_rows)
             if progress_rows:
                 conn.execute(_PROGRESS, [
                     {"b_id": r["id"], "b_progress": r["progress"],
@@ -346,6 +387,7 @@ class Master:
         rows: Sequence[Mapping[str, Any]],
         attempt_rows: Sequence[Mapping[str, Any]] = (),
         progress_rows: Sequence[Mapping[str, Any]] = (),
+        event_rows: Sequence[Mapping[str, Any]] = (),
         *,
         force: bool = False,
     ) -> dict[str, str]:
@@ -354,32 +396,51 @@ class Master:
         Raises when the master cannot be reached, or (unless ``force``) when the failure
         looks transient (a lock timeout...) or refuses every job alike (a schema problem
         rather than a row's): call again later."""
-        def by_job() -> list[tuple[list[Any], list[Any], list[Any]]]:
-            units: dict[str, tuple[list[Any], list[Any], list[Any]]] = {}
-            for kind, items in enumerate((rows, attempt_rows, progress_rows)):
+        groups = (rows, attempt_rows, progress_rows, event_rows)
+
+        def by_job() -> list[tuple[list[Any], ...]]:
+            units: dict[str, tuple[list[Any], ...]] = {}
+            for kind, items in enumerate(groups):
                 for item in items:
-                    key = item["id"] if kind != 1 else item["job_id"]
-                    units.setdefault(key, ([], [], []))[kind].append(item)
+                    key = item["job_id"] if kind in (1, 3) else item["id"]
+                    units.setdefault(key, ([], [], [], []))[kind].append(item)
             return list(units.values())
 
-        def write(part: Sequence[tuple[list[Any], list[Any], list[Any]]]) -> None:
-            self.record([r for u in part for r in u[0]], [r for u in part for r in u[1]],
-                        [r for u in part for r in u[2]])
+        def write(part: Sequence[tuple[list[Any], ...]]) -> None:
+            self.record(*([r for u in part for r in u[kind]] for kind in range(4)))
 
-        refused = self._isolating(lambda: self.record(rows, attempt_rows, progress_rows),
-                                  by_job, write, force=force)
+        refused = self._isolating(lambda: self.record(*groups), by_job, write, force=force)
         result: dict[str, str] = {}
         for unit, error in refused:
-            first = (unit[0] or unit[2])[0]["id"] if unit[0] or unit[2] else unit[1][0]["job_id"]
-            result[first] = error
+            first = next(items[0] for items in unit if items)
+            result[first.get("job_id") or first["id"]] = error
         return result
 
-    def _pg_write(self, rows: Sequence[Mapping[str, Any]], on_conflict: str) -> None:
+    def _add_events(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append audit-trail rows (COPY on PostgreSQL)."""
+        if self.dialect != "postgresql":
+            conn.execute(events.insert(), list(rows))
+            return
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor().copy(_PG_COPY_EVENTS) as copy:
+            for row in rows:
+                at = row["at"]
+                if at.tzinfo is not None:
+                    at = at.astimezone(UTC).replace(tzinfo=None)
+                copy.write_row((row["job_id"], row["status"], at, row["attempt"],
+                                row["worker"], row["error_type"], row["error_message"],
+                                row["reason"]))
+
+    def _pg_write(self, rows: Sequence[Mapping[str, Any]], on_conflict: str,
+                  *then: str) -> None:
         """PostgreSQL fast path of ``insert_jobs``: COPY into the staging table, then one
-        ``INSERT ... SELECT ... ON CONFLICT``."""
+        ``INSERT ... SELECT ... ON CONFLICT`` (and the statements ``then``)."""
         with self._begin() as conn:
             cursor = self._pg_stage(conn, rows, _PG_COLUMNS)
             cursor.execute(_PG_INSERT_FROM_STAGE + on_conflict)
+            for statement in then:
+                cursor.execute(statement)
 
     def _pg_stage(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]],
                   columns: Sequence[tuple[str, str]]) -> Any:
@@ -483,6 +544,14 @@ class Master:
                     sa.select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.id)
                 ).mappings()
             )
+
+    def history(self, job_id: str) -> list[sa.RowMapping]:
+        """The audit trail of a job, oldest first."""
+        with self._begin() as conn:
+            return list(conn.execute(
+                sa.select(events).where(events.c.job_id == job_id)
+                .order_by(events.c.at, events.c.id)
+            ).mappings())
 
     def list_jobs(
         self,
@@ -628,17 +697,20 @@ class Master:
         or ``None`` if there is no such job."""
         now = utcnow()
         with self._begin() as conn:
-            conn.execute(
+            if conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.status.not_in(_FINAL))
                 .values(status=JobStatus.CANCELLED.value, finished_at=now, updated_at=now)
-            )
+            ).rowcount:
+                self._log_status(conn, [job_id], JobStatus.CANCELLED, "cancelled by request")
             value = conn.execute(sa.select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
         return None if value is None else str(value)
 
-    def requeue_job(self, job_id: str, *, due: datetime) -> sa.RowMapping | None:
-        """Put a finished job back to ``queued`` for another run (``app.jobs.retry``);
-        return its row, or ``None`` if it does not exist."""
+    def requeue_job(self, job_id: str, *, due: datetime, reason: str = "retried by request"
+                    ) -> sa.RowMapping | None:
+        """Put a finished job back to ``queued`` for another run (``app.jobs.retry``, a
+        requeued dead letter), ``reason`` in its audit trail; return its row, or ``None``
+        if it does not exist."""
         now = utcnow()
         with self._begin() as conn:
             conn.execute(
@@ -648,6 +720,7 @@ class Master:
                     error_traceback=None, result=None,
                 )
             )
+            self._log_status(conn, [job_id], JobStatus.QUEUED, reason)
             row: sa.RowMapping | None = conn.execute(
                 sa.select(jobs).where(jobs.c.id == job_id)
             ).mappings().first()
@@ -838,6 +911,10 @@ class Master:
                 ).first()
                 if exists is None:
                     conn.execute(jobs.insert(), [dict(row)])
+                    conn.execute(events.insert(), [event_row(
+                        row["id"], row["status"], row["created_at"],
+                        reason=f"occurrence {row['occurrence'].isoformat()} of schedule "
+                               f"{row['schedule_name']!r}")])
                     inserted += 1
             values: dict[str, Any] = {"next_fire_at": next_fire_at, "updated_at": utcnow()}
             if last_fire_at is not None:
@@ -867,13 +944,28 @@ class Master:
         with self._begin() as conn:
             self._fence(conn, fence)
             for start in range(0, len(ids), 1000):
+                chunk = list(ids[start : start + 1000])
                 count += conn.execute(
                     jobs.update()
-                    .where(jobs.c.id.in_(list(ids[start : start + 1000])),
-                           jobs.c.status == JobStatus.SCHEDULED.value)
+                    .where(jobs.c.id.in_(chunk), jobs.c.status == JobStatus.SCHEDULED.value)
                     .values(status=JobStatus.QUEUED.value, updated_at=utcnow())
                 ).rowcount
+                self._log_status(conn, chunk, JobStatus.QUEUED, "due: pushed to its agent")
         return count
+
+    def _log_status(self, conn: sa.Connection, ids: Sequence[str], status: JobStatus,
+                    reason: str, *, with_worker: bool = False) -> None:
+        """Add to the audit trail of the jobs ``ids`` that are now in ``status`` (an
+        update just moved them there): when, with ``reason``."""
+        columns = ["job_id", "status", "at", "attempt", "reason"]
+        values: list[Any] = [jobs.c.id, sa.literal(status.value),
+                             sa.literal(utcnow(), UTCDateTime()), jobs.c.attempts,
+                             sa.literal(_clip(reason, 500))]
+        if with_worker:
+            columns.append("worker")
+            values.append(jobs.c.worker)
+        conn.execute(events.insert().from_select(columns, sa.select(*values).where(
+            jobs.c.id.in_(list(ids)), jobs.c.status == status.value)))
 
     def fail_unrunnable(self, items: Sequence[tuple[str, str]], *, fence: Fence | None
                         ) -> int:
@@ -883,11 +975,16 @@ class Master:
         with self._begin() as conn:
             self._fence(conn, fence)
             for job_id, reason in items:
-                count += conn.execute(
+                changed = conn.execute(
                     jobs.update().where(jobs.c.id == job_id, jobs.c.status.not_in(_FINAL))
                     .values(status=JobStatus.FAILED.value, finished_at=now, updated_at=now,
                             error_type="InvalidJobRecord", error_message=reason[:2000])
                 ).rowcount
+                if changed:
+                    conn.execute(events.insert(), [event_row(
+                        job_id, JobStatus.FAILED.value, now, error_type="InvalidJobRecord",
+                        error_message=reason, reason="its stored record cannot be run")])
+                count += changed
         return count
 
     def job_statuses(self, ids: Iterable[str]) -> dict[str, str]:
@@ -917,11 +1014,14 @@ class Master:
             return 0
         with self._begin() as conn:
             self._fence(conn, fence)
-            return int(conn.execute(
+            count = int(conn.execute(
                 jobs.update().where(jobs.c.id.in_(list(ids)),
                                     jobs.c.status == JobStatus.RUNNING.value)
                 .values(status=JobStatus.QUEUED.value, updated_at=utcnow())
             ).rowcount)
+            self._log_status(conn, ids, JobStatus.QUEUED, "recovered: its worker was lost "
+                             "(stopped heart-beating); pushed again", with_worker=True)
+            return count
 
     def mark_workers_lost(self, cluster: str, seen_before: datetime) -> int:
         """Workers not seen since ``seen_before`` and not stopped are marked ``lost``."""
@@ -933,17 +1033,20 @@ class Master:
                 .values(status="lost")
             ).rowcount)
 
-    def delete_finished(self, cluster: str, before: datetime, limit: int = 1000) -> int:
-        """Delete up to ``limit`` jobs that finished before ``before``, with their attempt
-        history; return how many."""
+    def delete_finished(self, cluster: str, before: datetime, limit: int = 1000, *,
+                        statuses: Sequence[str] = ()) -> int:
+        """Delete up to ``limit`` jobs that finished (in one of ``statuses``, default any
+        final status) before ``before``, with their attempt history and audit trail;
+        return how many."""
         with self._begin() as conn:
             ids = [str(i) for i in conn.execute(
                 sa.select(jobs.c.id).where(jobs.c.cluster == cluster,
-                                           jobs.c.status.in_(_FINAL),
+                                           jobs.c.status.in_(list(statuses or _FINAL)),
                                            jobs.c.finished_at < before).limit(limit)
             ).scalars()]
             if ids:
                 conn.execute(attempts.delete().where(attempts.c.job_id.in_(ids)))
+                conn.execute(events.delete().where(events.c.job_id.in_(ids)))
                 conn.execute(jobs.delete().where(jobs.c.id.in_(ids)))
         return len(ids)
 
@@ -979,6 +1082,7 @@ class Master:
             ).scalars()]
             if ids:
                 conn.execute(attempts.delete().where(attempts.c.job_id.in_(ids)))
+                conn.execute(events.delete().where(events.c.job_id.in_(ids)))
                 conn.execute(jobs.delete().where(jobs.c.id.in_(ids)))
         return len(ids)
 
@@ -1077,6 +1181,11 @@ _PG_UPDATE_COLUMNS: list[tuple[str, str]] = [
     (name, kind) for name, kind in _PG_COLUMNS if name == "id" or name == "attempts"
     or name in _RECORDED
 ]
+_PG_ENQUEUED_EVENTS = (
+    f"INSERT INTO {events.name} (job_id, status, at, attempt, reason) "
+    f"SELECT id, status, created_at, 0, '{_ENQUEUED}' FROM jobmaster_batch"
+)
+_PG_COPY_EVENTS = f"COPY {events.name} ({', '.join(_EVENT_COLUMNS)}) FROM STDIN"
 _PG_INSERT_FROM_STAGE = (
     f"INSERT INTO {jobs.name} ({_PG_NAMES}) SELECT {_PG_NAMES} FROM jobmaster_batch "
     "ON CONFLICT (id) "

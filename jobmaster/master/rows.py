@@ -9,7 +9,7 @@ from typing import Any
 from jobmaster.envelope import Envelope, EnvelopeError
 from jobmaster.exceptions import InvalidOptionError
 from jobmaster.master.repository import from_timestamp
-from jobmaster.models import Job, JobError, JobStatus, Priority
+from jobmaster.models import Job, JobError, JobEvent, JobStatus, Priority
 from jobmaster.options import OPTIONS, JobOptions, option_values
 from jobmaster.serialization import Serializer
 
@@ -164,3 +164,16 @@ def _options(row: Mapping[Any, Any]) -> JobOptions:
         return options_from_row(row)
     except InvalidOptionError:
         return JobOptions()  # a record stays readable even if a stored value is not
+
+
+def event_from_row(row: Mapping[Any, Any]) -> JobEvent:
+    """An audit-trail entry from its ``jobmaster_events`` row (a status this version does
+    not know is kept as its text)."""
+    error = None
+    if row["error_type"] is not None:
+        error = JobError(row["error_type"], row["error_message"] or "")
+    try:
+        status: Any = JobStatus(row["status"])
+    except ValueError:
+        status = row["status"]
+    return JobEvent(status, row["at"], int(row["attempt"]), row["worker"], error, row["reason"])

@@ -130,6 +130,24 @@ attempts = sa.Table(
 )
 """One row per failed, timed-out or lost attempt: the error history of a job."""
 
+events = sa.Table(
+    f"{PREFIX}events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("job_id", sa.String(36), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("worker", sa.String(200), nullable=True),
+    sa.Column("error_type", sa.String(200), nullable=True),
+    sa.Column("error_message", sa.String(2000), nullable=True),
+    sa.Column("reason", sa.String(500), nullable=True),
+    sa.Index(None, "job_id", "at"),
+)
+"""The audit trail: one row per status a job entered (``at``, on which ``worker``, in which
+``attempt``, with the error and a reason), written with the job's own record."""
+
 schedules = sa.Table(
     f"{PREFIX}schedules",
     metadata,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from jobmaster.agents.base import AgentMessage, Claimed
 from jobmaster.envelope import Envelope, EnvelopeError
 from jobmaster.exceptions import ConfigurationError, InvalidOptionError, JobmasterError
+from jobmaster.master.repository import event_row
 from jobmaster.master.rows import job_row
 from jobmaster.middleware import Settled
 from jobmaster.models import JobError, JobStatus
@@ -43,6 +44,7 @@ from jobmaster.outcomes import (
     Succeeded,
     TimedOut,
     decide,
+    explain,
 )
 from jobmaster.registry import definition_rows, lanes_banner
 from jobmaster.worker.executor import safe_text
@@ -384,6 +386,8 @@ class Worker:
                 held.started = time.time()
                 held.start_recorded = True
                 self._record(held.env, JobStatus.RUNNING, started=held.started, starts=1)
+                self._event(held.env, JobStatus.RUNNING, held.started,
+                            reason=_redelivered(held.claim))
             self.slots[slot] = queue_
             self.pool.submit(slot, items)
             if isinstance(self.pool, SoloPool):
@@ -470,7 +474,7 @@ class Worker:
             decision = decide(outcome, attempt=1, policy=_NO_RETRIES, now=now)
         elif type(outcome) is Succeeded:  # the common case: no policy to weigh
             decision = _SUCCEEDED
-            self._write(env, outcome, decision, started, now, start_recorded, ran)
+            self._write(claim, env, outcome, decision, started, now, start_recorded, ran)
         else:
             options = env.options
             policy = RetryPolicy(options.max_retries or 0, options.retry_delay or 0.0,
@@ -479,7 +483,8 @@ class Worker:
             if decision.action in _AGAIN and env.id in self._cancelled:
                 outcome = Cancelled()  # cancelled while held: it ends here, never runs again
                 decision = decide(outcome, attempt=env.attempt, policy=policy, now=now)
-            self._write(env, outcome, decision, started, now, start_recorded, ran)
+            self._write(claim, env, outcome, decision, started, now, start_recorded, ran,
+                        policy.max_retries)
         batch = self.batch
         action = decision.action
         if action is AgentAction.ACK:
@@ -502,20 +507,26 @@ class Worker:
                 env.id if env is not None else claim.message.id, env, outcome, decision,
                 self.id, started, now))
 
-    def _write(self, env: Envelope, outcome: Outcome, decision: Decision,
-               started: float | None, now: float, start_recorded: bool, ran: bool) -> None:
-        """The master's records of a settled job."""
+    def _write(self, claim: Claimed, env: Envelope, outcome: Outcome, decision: Decision,
+               started: float | None, now: float, start_recorded: bool, ran: bool,
+               max_retries: int = 0) -> None:
+        """The master's records of a settled job, and its audit trail."""
         unstart = start_recorded and not ran  # "running" was recorded, but it never ran
+        reason = explain(outcome, decision, attempt=env.attempt, max_retries=max_retries)
         if decision.action is AgentAction.RELEASE:
             if start_recorded:
                 self._record(env, JobStatus.QUEUED, starts=-1 if unstart else 0,
                              unstart=unstart)
+                self._event(env, JobStatus.QUEUED, now, reason=reason)
             return
         result = outcome.result if isinstance(outcome, Succeeded) else None
         starts = -1 if unstart else 0 if start_recorded or started is None else 1
         self._record(env, decision.status, started=started, finished=now,
                      error=decision.error, result=result, retry_at=decision.retry_at,
                      starts=starts, unstart=unstart)
+        if started is not None and not start_recorded:  # ran in a batch: its start too
+            self._event(env, JobStatus.RUNNING, started, reason=_redelivered(claim))
+        self._event(env, decision.status, now, error=decision.error, reason=reason)
         error = decision.error
         if error is not None:
             self.batch.attempts.append({
@@ -525,6 +536,14 @@ class Worker:
                 "error_message": safe_text(error.message, 10_000),
                 "error_traceback": safe_text(error.traceback, 50_000),
             })
+
+    def _event(self, env: Envelope, status: JobStatus, at: float, *,
+               error: JobError | None = None, reason: str | None = None) -> None:
+        """Add a status the job entered to its audit trail (written with its record)."""
+        self.batch.events.append(event_row(
+            env.id, status.value, datetime.fromtimestamp(at, UTC), env.attempt,
+            worker=self.id, error_type=None if error is None else error.type,
+            error_message=None if error is None else error.message, reason=reason))
 
     def _record(
         self,
@@ -705,6 +724,14 @@ class Worker:
 _NO_RETRIES = RetryPolicy(0, 0.0, 1.0, 0.0)
 _AGAIN = (AgentAction.RETRY, AgentAction.RELEASE)
 _SUCCEEDED = Decision(JobStatus.SUCCEEDED)
+
+
+def _redelivered(claim: Claimed) -> str | None:
+    """The audit-trail reason of a start that is not its message's first delivery."""
+    if claim.deliveries <= 1:
+        return None
+    return (f"delivery {claim.deliveries}: an earlier delivery was not settled (its worker "
+            "stopped or was lost); recovered")
 
 
 def _short(error: JobError | None) -> str:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobmaster.agents.base import Agent, AgentMessage, Claimed
-from jobmaster.master.repository import Master
+from jobmaster.master.repository import Master, event_row
 from jobmaster.models import JobStatus
 
 log = logging.getLogger("jobmaster.worker")
@@ -43,6 +43,7 @@ class Batch:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     attempts: list[dict[str, Any]] = field(default_factory=list)
     progress: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
     acks: list[Claimed] = field(default_factory=list)
     retries: list[tuple[Claimed, AgentMessage]] = field(default_factory=list)
     dead: list[tuple[Claimed, str]] = field(default_factory=list)
@@ -151,7 +152,8 @@ class Writer:
             try:
                 refused = self.master.record_isolating(
                     list(batch.records.values()), batch.attempts,
-                    list(batch.progress.values()), force=tries >= _FORCE_AFTER)
+                    list(batch.progress.values()), batch.events,
+                    force=tries >= _FORCE_AFTER)
                 break
             except Exception as exc:  # noqa: BLE001 - keep the batch and try again
                 if self._stopping.is_set():
@@ -175,8 +177,12 @@ class Writer:
             row = batch.records.get(job_id)
             if row is None:
                 continue
+            failed = failure_record(row, reason)
             try:
-                self.master.record([failure_record(row, reason)])
+                self.master.record([failed], event_rows=[event_row(
+                    job_id, failed["status"], failed["finished_at"],
+                    error_type=failed["error_type"], error_message=failed["error_message"],
+                    worker=row.get("worker"), reason="the master refused its record")])
             except Exception as exc:  # noqa: BLE001 - the dead letter still keeps the reason
                 log.error("the master refused even a bare failure record of job %s: %s",
                           job_id, exc, extra={"job_id": job_id})

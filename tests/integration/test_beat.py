@@ -198,6 +198,23 @@ def test_retention_deletes_old_finished_jobs(tmp_path: Path) -> None:
     assert app.jobs.find(new.id) is not None
 
 
+def test_retention_per_status_keeps_failures_longer(tmp_path: Path) -> None:
+    app = make_app(tmp_path, retention={"succeeded": "1h", "failed": "30d"})
+    ok, bad = app.definition("tick").delay(), app.definition("tick").delay()
+    app.flush()
+    two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
+    with app.master.engine.begin() as conn:
+        conn.execute(jobs.update().where(jobs.c.id == ok.id).values(
+            status="succeeded", finished_at=two_hours_ago))
+        conn.execute(jobs.update().where(jobs.c.id == bad.id).values(
+            status="failed", finished_at=two_hours_ago))
+    assert len(app.jobs.history(ok.id)) == 1
+    assert Beat(app).tick().deleted == 1
+    assert app.jobs.find(ok.id) is None
+    assert app.master.history(ok.id) == []  # its audit trail went with it
+    assert app.jobs.find(bad.id) is not None
+
+
 @pytest.mark.slow
 def test_three_beats_leader_killed_every_second_fires_once(
     stack_factory: Callable[..., Stack],

@@ -60,6 +60,17 @@ def test_a_poison_job_is_listed_requeued_after_the_fix_and_succeeds(
     done = app.jobs.get(poison.id)
     assert isinstance(done.result, int)
     assert [e.type for e in done.errors] == ["UnknownDefinitionError"]  # history kept
+    trail = [(e.status.value, e.reason) for e in app.jobs.history(poison.id)]
+    assert trail[0] == ("queued", "enqueued")
+    assert trail[1][0] == "failed" and "dead letters" in (trail[1][1] or "")
+    assert trail[2] == ("queued", "requeued from the dead letters")
+    assert [s for s, _ in trail[3:]] == ["running", "succeeded"]
+    shown = run("jobs", "history", poison.id, "-A", BAD, "--json", env=stack.env)
+    assert [json.loads(line)["status"] for line in shown.stdout.splitlines()] == \
+        ["queued", "failed", "queued", "running", "succeeded"]
+    human = run("jobs", "history", poison.id, "-A", BAD, env=stack.env)
+    assert "requeued from the dead letters" in human.stdout and "UnknownDefinitionError" \
+        in human.stdout
     assert app.dead_letters.list() == []
 
 

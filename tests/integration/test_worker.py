@@ -12,6 +12,7 @@ from uuid import UUID
 import pytest
 
 from jobmaster import JobStatus, Priority
+from jobmaster.beat import Beat
 from tests.conftest import Stack, wait_until
 
 MASTERS = ["sqlite", "postgres"]
@@ -51,6 +52,18 @@ def test_retries_then_success(stack: Stack) -> None:
     assert [e.type for e in job.errors] == ["RuntimeError", "RuntimeError"]
     attempts = [line for line in stack.lines() if line.startswith("flaky")]
     assert [line.split()[-1] for line in attempts] == ["1", "2", "3"]
+
+    trail = app.jobs.history(handle.id)
+    assert [(e.status.value, e.attempt) for e in trail] == [
+        ("queued", 0), ("running", 1), ("retrying", 1), ("running", 2), ("retrying", 2),
+        ("running", 3), ("succeeded", 3)]
+    assert trail[0].reason == "enqueued" and trail[0].worker is None
+    assert {e.worker for e in trail[1:]} == {job.worker}
+    for failed in (trail[2], trail[4]):
+        assert failed.error is not None and failed.error.type == "RuntimeError"
+        assert failed.reason is not None and "next attempt at" in failed.reason
+    assert trail[-1].error is None and trail[-1].reason is None
+    assert [e.at for e in trail] == sorted(e.at for e in trail)
 
 
 def test_retries_exhausted_records_failure(stack: Stack) -> None:
@@ -109,6 +122,21 @@ def test_kill_9_of_worker_mid_job_runs_the_job_again(stack: Stack) -> None:
     runs = [line for line in stack.lines() if line.startswith("slow-once")]
     assert len(runs) == 2
     assert job.result != int(marker.read_text())  # ran to the end in another process
+
+    # the history tells it: started on the first worker, recovered, finished on the second
+    trail = app.jobs.history(handle.id)
+    assert (trail[0].status, trail[0].reason) == (JobStatus.QUEUED, "enqueued")
+    starts = [e for e in trail if e.status is JobStatus.RUNNING]
+    assert len(starts) == 2
+    lost_worker = starts[0].worker
+    assert lost_worker is not None and lost_worker != job.worker == starts[1].worker
+    assert "recovered" in (starts[1].reason or "")
+    assert trail[-1].status is JobStatus.SUCCEEDED
+    # beat notices the silent worker and marks it lost
+    beat = Beat(app)
+    wait_until(lambda: beat.tick() is not None and any(
+        w.id == lost_worker and w.status == "lost" for w in app.workers.list()),
+        what="beat to mark the killed worker lost")
 
 
 def test_lanes_isolate(stack: Stack) -> None:

@@ -99,7 +99,7 @@ def test_timedelta_accepted_for_durations() -> None:
     assert cfg.heartbeat_seconds == 1.0
     assert cfg.heartbeat == 1.0
     assert cfg.shutdown_grace == 7.0
-    assert cfg.retention == 86400.0
+    assert cfg.retention == {"succeeded": 86400.0, "failed": 86400.0, "cancelled": 86400.0}
     assert cfg.agent_horizon == 60.0
 
 
@@ -157,6 +157,9 @@ def test_unknown_app_option_refused() -> None:
         ({"master_sync_seconds": -0.1}, "master_sync_seconds=-0.1"),
         ({"shutdown_grace": "long"}, "shutdown_grace='long'"),
         ({"retention": -1}, "retention=-1"),
+        ({"retention": "a week"}, "retention='a week'"),
+        ({"retention": {"done": "7d"}}, "retention names 'done'"),
+        ({"retention": {"failed": "-1d"}}, "retention['failed']='-1d'"),
         ({"max_payload_bytes": 0}, "max_payload_bytes"),
         ({"max_payload_bytes": 1.5}, "max_payload_bytes=1.5"),
         ({"max_payload_bytes": -1}, "max_payload_bytes=-1"),
@@ -382,3 +385,18 @@ def test_out_of_range_env_values_name_the_variable(monkeypatch: pytest.MonkeyPat
 def test_unset_env_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOBMASTER_UNRELATED_THING", "1")
     assert make(lease_seconds=12).config.lease_seconds == 12.0
+
+
+def test_retention_per_status_with_durations() -> None:
+    cfg = make(retention={"succeeded": "7d", "failed": "1w2d", "cancelled": 0}).config
+    assert cfg.retention == {"succeeded": 7 * 86400.0, "failed": 9 * 86400.0,
+                             "cancelled": 0.0}
+    partial = make(retention={"succeeded": "12h"}).config
+    assert partial.retention == {"succeeded": 43200.0, "failed": 30 * 86400.0,
+                                 "cancelled": 30 * 86400.0}
+
+
+def test_retention_from_the_environment() -> None:
+    assert env_overrides({"JOBMASTER_RETENTION": "7d"})["retention"] == "7d"
+    assert env_overrides({"JOBMASTER_RETENTION": "succeeded=1d,failed=30d"})["retention"] \
+        == {"succeeded": "1d", "failed": "30d"}
