@@ -30,7 +30,7 @@ from __future__ import annotations
 import calendar
 from bisect import bisect_left
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Final, Literal, TypeAlias
@@ -39,11 +39,26 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from croniter import CroniterError, croniter
 
 from jobmaster.exceptions import ScheduleExpressionError
-from jobmaster.schedules.natural import MONTH_DAYS, NaturalSpec, parse_natural
+from jobmaster.schedules.natural import (
+    MONTH_DAYS,
+    MONTHS,
+    NATURAL_STARTS,
+    NaturalSpec,
+    parse_natural,
+)
+from jobmaster.schedules.naturalcron import (
+    NaturalCronSpec,
+    looks_like_naturalcron,
+    parse_naturalcron,
+)
 
-__all__ = ["Schedule", "ScheduleKind", "validate_timezone"]
+__all__ = ["Dialect", "Schedule", "ScheduleKind", "validate_timezone"]
 
-ScheduleKind: TypeAlias = Literal["interval", "cron", "natural"]
+ScheduleKind: TypeAlias = Literal["interval", "cron", "natural", "naturalcron"]
+#: Which grammar reads a string: ``"auto"`` decides by the rule in ``docs/scheduling.md``.
+Dialect: TypeAlias = Literal["auto", "jobmaster", "naturalcron", "cron"]
+_DIALECTS: Final = ("auto", "jobmaster", "naturalcron", "cron")
+_PREFIXES: Final = {"naturalcron:": "naturalcron", "jobmaster:": "jobmaster", "cron:": "cron"}
 
 _UTC_ZONE: Final = ZoneInfo("UTC")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -66,6 +81,11 @@ _SHORTCUTS: Final[dict[str, str]] = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
 }
+_NATURAL_STARTS: Final = frozenset(("every", *NATURAL_STARTS))
+_NATURALCRON_KEYWORDS: Final = frozenset(
+    ("every", "on", "in", "at", "between", "from", "upto", "tz", "timezone", "secondly",
+     "minutely", "hourly", "daily", "weekly", "monthly", "yearly")
+)  # fmt: skip
 _INTERVAL_UNITS: Final[dict[str, int]] = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _CRON_FIELDS: Final = (
     "minute (0-59)",
@@ -357,7 +377,33 @@ class _IntervalRule:
         return self.anchor + ((after - self.anchor) // self.period + 1) * self.period
 
 
-_Rule: TypeAlias = _IntervalRule | _CalendarRule
+@dataclass(frozen=True, slots=True)
+class _NaturalCronRule:
+    """A NaturalCron expression: each fire time is found from the one asked about, as
+    NaturalCron does (``every N`` counts from the base time)."""
+
+    spec: NaturalCronSpec
+
+    def next_after(self, after: datetime, zone: ZoneInfo) -> datetime | None:
+        base = after.astimezone(zone).replace(tzinfo=None)
+        for _ in range(4):  # a wall time repeated by a fall-back can map before ``after``
+            local = self.spec.next_after(base)
+            if local is None:
+                return None
+            fire = (local - _wall_offset(local, zone)).replace(tzinfo=UTC)
+            if fire > after:
+                return fire
+            base = local
+        return None  # pragma: no cover - four repeats in one fall-back cannot happen
+
+    def fires_at(self, moment: datetime, zone: ZoneInfo) -> bool:
+        """Whether ``moment`` (aware) satisfies every filter: a ``start`` that does is the
+        first fire time, and ``every N`` counts from it."""
+        local = moment.astimezone(zone).replace(tzinfo=None)
+        return local.microsecond == 0 and self.spec.matches(local)
+
+
+_Rule: TypeAlias = _IntervalRule | _CalendarRule | _NaturalCronRule
 
 
 # -- the public value -----------------------------------------------------------------------
@@ -390,6 +436,7 @@ class Schedule:
         *,
         start: datetime | None = None,
         end: datetime | None = None,
+        dialect: Dialect = "auto",
     ) -> Schedule:
         """Parse ``expression`` into a :class:`Schedule`.
 
@@ -397,8 +444,17 @@ class Schedule:
         own (``... tz Europe/Paris``), and naming a different zone in both places is an
         error. ``start`` anchors intervals and phases (``every 2 days``) and no fire time
         precedes it; ``end`` is the last instant a fire time may have. Naive datetimes are
-        read as UTC. Any mistake raises :class:`ScheduleExpressionError` naming the word.
+        read as UTC. ``dialect`` picks the grammar: ``"jobmaster"`` (intervals, cron,
+        shortcuts and jobmaster's English), ``"naturalcron"`` (NaturalCron's language with
+        its meanings), ``"cron"`` (cron and shortcuts only) or ``"auto"``; a leading
+        ``naturalcron:``, ``jobmaster:`` or ``cron:`` in the text does the same. Any mistake
+        raises :class:`ScheduleExpressionError` naming the word.
         """
+        if dialect not in _DIALECTS:
+            raise ScheduleExpressionError(
+                f"unknown dialect {dialect!r}: expected one of {', '.join(_DIALECTS)}",
+                expression=str(expression),
+            )
         zone_argument = _zone_argument(tz)
         start_utc = _bound(start, "start")
         end_utc = _bound(end, "end")
@@ -424,7 +480,7 @@ class Schedule:
             raise ScheduleExpressionError(
                 f"empty schedule expression: {_WHAT_IS_ACCEPTED}", expression=expression
             )
-        kind, zone, rule, description = _compile(text, zone_argument, start_utc)
+        kind, zone, rule, description = _compile(text, zone_argument, start_utc, dialect)
         return cls(text, zone, kind, start_utc, end_utc, rule, description)
 
     def next_after(self, dt: datetime) -> datetime | None:
@@ -435,6 +491,10 @@ class Schedule:
         after = _as_utc(dt)
         if self.start is not None and after < self.start:
             after = self.start - _TINY
+            if isinstance(self._rule, _NaturalCronRule):
+                if self._rule.fires_at(self.start, self.tz):
+                    return self.start if self.end is None or self.start <= self.end else None
+                after = self.start
         try:
             if isinstance(self._rule, _IntervalRule):
                 fire: datetime | None = self._rule.next_after(after)
@@ -590,19 +650,71 @@ def _resolve_zone(
 
 
 def _compile(
-    text: str, zone_argument: ZoneInfo | None, start: datetime | None
+    text: str, zone_argument: ZoneInfo | None, start: datetime | None, dialect: Dialect
 ) -> tuple[ScheduleKind, ZoneInfo, _Rule, str]:
+    """Choose the grammar (see ``docs/scheduling.md``, *Which grammar reads a string*)."""
+    lowered = text.lower()
+    for prefix, named in _PREFIXES.items():
+        if lowered.startswith(prefix):
+            if dialect not in ("auto", named):
+                raise _word_error(
+                    text,
+                    text[: len(prefix)],
+                    0,
+                    f"the prefix asks for the {named} dialect but dialect={dialect!r} was given",
+                )
+            # blank the prefix out so positions still count from the start of ``text``
+            blanked = " " * len(prefix) + text[len(prefix) :]
+            if not blanked.strip():
+                raise _word_error(text, text, 0, f"expected an expression after {prefix!r}")
+            try:
+                return _compile_dialect(blanked, zone_argument, start, named)  # type: ignore[arg-type]
+            except ScheduleExpressionError as error:
+                raise _restated(error, blanked, text) from None
+    if dialect == "auto":
+        dialect = "naturalcron" if _prefers_naturalcron(text) else "jobmaster"
+    return _compile_dialect(text, zone_argument, start, dialect)
+
+
+def _prefers_naturalcron(text: str) -> bool:
+    """The ``auto`` rule: NaturalCron reads a string that uses syntax only it has (an ``@``
+    rule keyword such as ``@every``/``@on``, a ``[`` list, or one of its own words); a cron
+    shortcut (``@daily``) alone keeps its cron meaning."""
+    first = text.split(None, 1)[0].lower()
+    if first in _SHORTCUTS:
+        return False
+    return looks_like_naturalcron(text)
+
+
+def _restated(error: ScheduleExpressionError, blanked: str, text: str) -> ScheduleExpressionError:
+    message = str(error).replace(repr(blanked), repr(text))
+    return ScheduleExpressionError(
+        message, expression=text, position=error.position, word=error.word
+    )
+
+
+def _compile_dialect(
+    text: str, zone_argument: ZoneInfo | None, start: datetime | None, dialect: Dialect
+) -> tuple[ScheduleKind, ZoneInfo, _Rule, str]:
+    if dialect == "naturalcron":
+        naturalcron = parse_naturalcron(text)
+        zone = _resolve_zone(
+            text, naturalcron.timezone, naturalcron.timezone_position, zone_argument
+        )
+        return "naturalcron", zone, _NaturalCronRule(naturalcron), naturalcron.describe()
     words = _words(text)
     first = words[0][0].lower()
-    if first == "every" or (
-        first in ("tz", "in") and len(words) > 2 and words[2][0].lower() == "every"
+    leading_zone = first in ("tz", "in") and len(words) > 1 and not _is_month(words[1][0])
+    if dialect == "jobmaster" and (
+        first in _NATURAL_STARTS
+        or (leading_zone and len(words) > 2 and words[2][0].lower() in _NATURAL_STARTS)
     ):
         spec = parse_natural(text)
         zone = _resolve_zone(text, spec.timezone, spec.timezone_position, zone_argument)
         rule, description = _natural_rule(text, spec, zone, start)
         return "natural", zone, rule, description
     body, zone_name, zone_position = words, None, None
-    if len(words) >= 2 and first in ("tz", "in"):
+    if len(words) >= 2 and leading_zone:
         body, zone_name, zone_position = words[2:], words[1][0], words[1][1]
     elif len(words) >= 3 and words[-2][0].lower() in ("tz", "in"):
         body, zone_name, zone_position = words[:-2], words[-1][0], words[-1][1]
@@ -611,20 +723,34 @@ def _compile(
     zone = _resolve_zone(text, zone_name, zone_position, zone_argument)
     head = body[0][0]
     if head.startswith("@"):
-        if len(body) > 1:
-            raise _word_error(text, body[1][0], body[1][1], "expected nothing after a shortcut")
         cron_text = _SHORTCUTS.get(head.lower())
         if cron_text is None:
-            raise _word_error(text, head, body[0][1], f"expected one of {', '.join(_SHORTCUTS)}")
+            hint = ""
+            if head.lower()[1:] in _NATURALCRON_KEYWORDS:
+                hint = " (NaturalCron's @ rules are read with dialect='naturalcron' or 'auto')"
+            raise _word_error(
+                text, head, body[0][1], f"expected one of {', '.join(_SHORTCUTS)}{hint}"
+            )
+        if len(body) > 1:
+            raise _word_error(text, body[1][0], body[1][1], "expected nothing after a shortcut")
         fields = [(value, body[0][1]) for value in cron_text.split()]
         return "cron", zone, _cron_rule(text, fields), f"{head.lower()} (cron '{cron_text}')"
-    if not all(_looks_like_interval(word) for word, _ in body) and (
+    looks_like_cron = not all(_looks_like_interval(word) for word, _ in body) and (
         len(body) in (5, 6)
         or any(mark in word for word, _ in body for mark in "*?")
         or (len(body) > 2 and head[0].isdigit())
-    ):
+    )
+    if looks_like_cron:
         described = " ".join(word for word, _ in body)
         return "cron", zone, _cron_rule(text, body), f"cron '{described}'"
+    if dialect == "cron":
+        raise _word_error(
+            text,
+            head,
+            body[0][1],
+            "expected a 5- or 6-field cron expression such as '0 9 * * MON-FRI' or a shortcut "
+            "such as '@daily' (dialect='cron')",
+        )
     if head[0].isdigit():
         period = _parse_interval(text, body)
         if not period:
@@ -635,6 +761,10 @@ def _compile(
     raise ScheduleExpressionError(  # pragma: no cover - parse_natural always raises here
         f"could not read {text!r}: {_WHAT_IS_ACCEPTED}", expression=text
     )
+
+
+def _is_month(word: str) -> bool:
+    return word.lower() in MONTHS
 
 
 def _looks_like_interval(word: str) -> bool:
@@ -702,20 +832,28 @@ def _cron_rule(text: str, fields: list[tuple[str, int]]) -> _CalendarRule:
         probe[index] = word
         try:
             croniter.expand(" ".join(probe))
-        except (CroniterError, TypeError, KeyError, IndexError) as exc:
+        except (CroniterError, TypeError, KeyError, IndexError, ValueError):
             raise _word_error(
-                text, word, position, f"expected a cron {_CRON_FIELDS[index]} field ({exc})"
+                text,
+                word,
+                position,
+                f"expected a cron {_CRON_FIELDS[index]} field: a value, a range such as 1-5, "
+                f"a step such as */15 or 1-30/5, or a list of those such as 1,15",
             ) from None
     try:
         expanded, nth = croniter.expand(" ".join(values))
-    except (CroniterError, TypeError, KeyError, IndexError) as exc:
-        raise ScheduleExpressionError(
-            f"could not read the cron expression {text!r}: {exc}", expression=text
+    except (CroniterError, TypeError, KeyError, IndexError, ValueError):
+        raise _word_error(
+            text,
+            fields[4][0],
+            fields[4][1],
+            "a day-of-week field cannot mix n-th weekdays (5#3, L5) with plain days in one "
+            "list: use two schedules",
         ) from None
 
     def numbers(index: int, full: range) -> tuple[int, ...]:
         values = expanded[index]
-        if values == ["*"]:
+        if "*" in values:  # "*,5" is every value, as in croniter
             return tuple(full)
         return tuple(sorted({v for v in values if isinstance(v, int)}))
 
@@ -731,7 +869,7 @@ def _cron_rule(text: str, fields: list[tuple[str, int]]) -> _CalendarRule:
     nth_days = {int(weekday) % 7 for weekday in nth}
     weekdays = frozenset((v + 6) % 7 for v in dow if isinstance(v, int) and v % 7 not in nth_days)
     month_days = frozenset(v for v in dom if isinstance(v, int))
-    dom_star, dow_star = dom == ["*"], dow == ["*"] and not nth_pairs
+    dom_star, dow_star = "*" in dom, "*" in dow and not nth_pairs
     if dom_star and dow_star:
         days = _DayRule(any_day=True)
     elif dom_star:
@@ -809,7 +947,26 @@ def _plural(count: int, unit: str) -> str:
 def _natural_rule(
     text: str, spec: NaturalSpec, zone: ZoneInfo, start: datetime | None
 ) -> tuple[_Rule, str]:
-    """Give a parsed natural expression its meaning in ``zone``, anchored at ``start``."""
+    """Give a parsed natural expression its meaning in ``zone``, anchored at ``start``; a
+    month filter (``in jan and jun``) narrows the months of the calendar rule."""
+    rule, description = _natural_rule_unfiltered(text, spec, zone, start)
+    if not spec.months or not isinstance(rule, _CalendarRule):
+        return rule, description
+    months = rule.months & spec.months
+    if not months:
+        raise ScheduleExpressionError(
+            f"{text!r} never fires: its dates fall outside the months it allows",
+            expression=text,
+        )
+    rule = replace(rule, months=months)
+    _check_can_fire(text, rule)
+    names = _join([_MONTH_ABBR[m] for m in sorted(spec.months)])
+    return rule, f"{description} in {names}"
+
+
+def _natural_rule_unfiltered(
+    text: str, spec: NaturalSpec, zone: ZoneInfo, start: datetime | None
+) -> tuple[_Rule, str]:
     local_start = None if start is None else start.astimezone(zone).date()
     times = _ListTimes(spec.times or (0,))
     at = f" at {_join([_clock(t) for t in times.times])}"
@@ -818,7 +975,7 @@ def _natural_rule(
         step = every * _UNIT_SECONDS[spec.unit]
         aligned = (60 if spec.unit != "hour" else 24) % every == 0
         description = _plural(every, spec.unit)
-        if spec.window is None and not spec.weekdays and not aligned:
+        if spec.window is None and not spec.weekdays and not spec.months and not aligned:
             period = timedelta(seconds=step)
             interval = _IntervalRule(period, start or _EPOCH)
             return interval, _describe_interval(period, start, description)

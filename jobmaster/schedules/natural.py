@@ -40,7 +40,18 @@ from typing import Final, NoReturn, TypeAlias
 
 from jobmaster.exceptions import ScheduleExpressionError
 
-__all__ = ["NaturalSpec", "parse_natural"]
+__all__ = ["NATURAL_STARTS", "NaturalSpec", "parse_natural"]
+
+#: Words that stand for ``every <unit>`` at the start of an expression (``daily at 9:00``).
+NATURAL_STARTS: Final[dict[str, str]] = {
+    "secondly": "second",
+    "minutely": "minute",
+    "hourly": "hour",
+    "daily": "day",
+    "weekly": "week",
+    "monthly": "month",
+    "yearly": "year",
+}
 
 UNITS: Final[dict[str, str]] = {
     **dict.fromkeys(("second", "seconds", "sec", "secs"), "second"),
@@ -143,6 +154,7 @@ class NaturalSpec:
     dates: frozenset[tuple[int, int]] = frozenset()
     timezone: str | None = None
     timezone_position: int | None = None
+    months: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +248,7 @@ class _Parser:
         self.dates: set[tuple[int, int]] = set()
         self.timezone: str | None = None
         self.timezone_position: int | None = None
+        self.months: set[int] = set()
 
     # -- token access ---------------------------------------------------------------------
 
@@ -294,13 +307,18 @@ class _Parser:
     def parse(self) -> NaturalSpec:
         self.maybe_zone()
         token = self.peek()
-        if token is None or token.lower != "every":
-            self.fail(
-                "'every' (as in 'every 5 minutes'), or write a cron expression such as "
-                "'0 9 * * MON-FRI', an interval such as '5m' or a shortcut such as '@daily'"
-            )
-        self.take()
-        self.frequency()
+        if token is not None and token.lower in NATURAL_STARTS:
+            self.take()
+            self.unit = NATURAL_STARTS[token.lower]
+        else:
+            if token is None or token.lower != "every":
+                self.fail(
+                    "'every' (as in 'every 5 minutes') or daily/hourly, or write a cron "
+                    "expression such as '0 9 * * MON-FRI', an interval such as '5m' or a "
+                    "shortcut such as '@daily'"
+                )
+            self.take()
+            self.frequency()
         self.qualifiers()
         return NaturalSpec(
             unit=self.unit,
@@ -314,12 +332,16 @@ class _Parser:
             dates=frozenset(self.dates),
             timezone=self.timezone,
             timezone_position=self.timezone_position,
+            months=frozenset(self.months),
         )
 
     def maybe_zone(self) -> bool:
         token = self.peek()
         if token is None or token.lower not in ("tz", "in"):
             return False
+        following = self.peek(1)
+        if token.lower == "in" and following is not None and following.lower in MONTHS:
+            return False  # "in january": a month, not a time zone
         if self.timezone is not None:
             self.reject(token, "the time zone is already given")
         self.take()
@@ -360,16 +382,25 @@ class _Parser:
 
     def allowed_qualifiers(self) -> tuple[str, ...]:
         if self.unit in ("second", "minute", "hour"):
-            return ("between", "on", "tz")
+            return ("between", "on", "months", "tz")
         if self.unit == "day" and (self.named_days or self.every > 1):
-            return ("at", "tz")
-        return ("at", "on", "tz")
+            return ("at", "months", "tz")
+        return ("at", "on", "months", "tz")
 
     def qualifiers(self) -> None:
         used: set[str] = {"tz"} if self.timezone is not None else set()
         while (token := self.peek()) is not None:
             allowed = [q for q in self.allowed_qualifiers() if q not in used]
-            keyword = {"in": "tz", "from": "between"}.get(token.lower, token.lower)
+            keyword = {"in": "tz", "from": "between", "until": "between"}.get(
+                token.lower, token.lower
+            )
+            following = self.peek(1)
+            if (
+                token.lower in ("in", "between", "from")
+                and following is not None
+                and following.lower in MONTHS
+            ):
+                keyword = "months"
             if keyword not in allowed:
                 if not allowed:
                     self.fail("the end of the expression")
@@ -380,6 +411,9 @@ class _Parser:
             elif keyword == "at":
                 self.take()
                 self.times = self.time_list()
+            elif keyword == "months":
+                self.take()
+                self.month_filter(token.lower)
             elif keyword == "between":
                 self.take()
                 self.between(token.lower)
@@ -422,9 +456,44 @@ class _Parser:
             self.reject(token, f"{_TIME_EXPECTED} (minutes and seconds 0-59)")
         return hour * 3600 + minute * 60 + second
 
+    def month_filter(self, opener: str) -> None:
+        """``in jan and jun``, ``in jan, feb``, ``between jan and jun``, ``from oct to mar``."""
+        first_token = self.peek()
+        first = self.month_name()
+        if opener == "in":
+            months = {first}
+            while self.is_separator(_is_month, "a month name such as january or jan"):
+                months.add(self.month_name())
+            self.months = months
+            return
+        joiner = self.peek()
+        joiners = ("and",) if opener == "between" else ("to", "until", "till")
+        if joiner is None or joiner.lower not in joiners:
+            self.fail(" or ".join(repr(j) for j in joiners), joiner)
+        self.take()
+        last = self.month_name()
+        del first_token
+        count = (last - first) % 12 + 1  # "from nov to feb" wraps past December
+        self.months = {(first - 1 + k) % 12 + 1 for k in range(count)}
+
+    def month_name(self) -> int:
+        token = self.peek()
+        month = None if token is None else MONTHS.get(token.lower)
+        if month is None:
+            self.fail("a month name such as january or jan", token)
+        self.take()
+        return month
+
     def between(self, opener: str) -> None:
+        if opener == "until":  # "until 10:15": from midnight
+            last = self.time()
+            self.window = (0, last)
+            return
         first = self.time()
         joiner = self.peek()
+        if opener == "from" and (joiner is None or joiner.lower not in ("to", "until", "till")):
+            self.window = (first, 86399)  # "from 18:00": to the end of the day
+            return
         joiners = ("and",) if opener == "between" else ("to", "until", "till")
         if joiner is None or joiner.lower not in joiners:
             self.fail(" or ".join(repr(j) for j in joiners), joiner)
@@ -592,6 +661,10 @@ def _is_month_day(token: _Token | None, following: _Token | None) -> bool:
         or token.lower == "day"
         or _read_ordinal(token.lower) is not None
     )
+
+
+def _is_month(token: _Token | None, _following: _Token | None) -> bool:
+    return token is not None and token.lower in MONTHS
 
 
 def _is_date(token: _Token | None, following: _Token | None) -> bool:

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import calendar
 import re
-from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Final, NoReturn
@@ -521,11 +520,12 @@ class NaturalCronSpec:
             moment = min(f.skip(moment) for f in unmatched)
         return None  # pragma: no cover - a rule that matches nothing in centuries
 
-    def _matches(self, moment: datetime) -> bool:
+    def matches(self, moment: datetime) -> bool:
+        """Whether naive local ``moment`` satisfies every at/on/in and range rule."""
         return all(f.matches(moment) for f in self.filters)
 
     def _should_add(self, base: datetime, candidate: datetime) -> bool:
-        if candidate != base or not self._matches(base):
+        if candidate != base or not self.matches(base):
             return False
         assert self.every is not None
         unit = self.every.unit
@@ -772,7 +772,9 @@ class _Parser:
                 self.reject(args[0], "every needs a number of at least 1")
             count, index = number, 1
         if index >= len(args):
-            self.reject(None, "expected a unit: seconds, minutes, hours, days, weeks, months, years")
+            self.reject(
+                None, "expected a unit: seconds, minutes, hours, days, weeks, months, years"
+            )
         word = args[index]
         extra: _Filter | None = None
         if word.lower in _UNITS:
@@ -924,16 +926,26 @@ class _Parser:
         return self.make_point(values, tokens)
 
     def make_point(self, values: dict[str, object], tokens: list[_Token]) -> _Point:
-        point = _Point()
+        numbers: dict[str, int | None] = {}
+        day: _DaySpec | None = None
         for name, value in values.items():
             if name == "time":
-                hour, minute, second = value  # type: ignore[misc]
-                point = replace(point, hour=hour, minute=minute, second=second)
-            elif name in ("hour", "minute", "second", "year", "month", "weekday"):
-                point = replace(point, **{name: value})
+                assert isinstance(value, tuple)
+                numbers["hour"], numbers["minute"], numbers["second"] = value
+            elif isinstance(value, _DaySpec):
+                day = value
             else:
-                assert isinstance(value, _DaySpec)
-                point = replace(point, day=value)
+                assert isinstance(value, int)
+                numbers[name] = value
+        point = _Point(
+            year=numbers.get("year"),
+            month=numbers.get("month"),
+            day=day,
+            weekday=numbers.get("weekday"),
+            hour=numbers.get("hour"),
+            minute=numbers.get("minute"),
+            second=numbers.get("second"),
+        )
         if point.month is not None and point.day is not None and point.day.kind == "dom":
             longest = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[point.month - 1]
             if point.day.number > longest:
