@@ -473,13 +473,13 @@ class NaturalCronSpec:
     def describe(self) -> str:
         """A short description of the counting, for :meth:`Schedule.describe`."""
         if self.every is None:
-            return f"NaturalCron '{self.text}'"
+            return f"NaturalCron '{self.text.strip()}'"
         every = self.every
         unit = _UNIT_NAMES[every.unit]
         count = f"every {unit}" if every.count == 1 else f"every {every.count} {unit}s"
         if every.anchor is not None:
-            return f"NaturalCron '{self.text}' ({count}, anchored at {every.anchor})"
-        return f"NaturalCron '{self.text}' ({count} counted from the previous fire time)"
+            return f"NaturalCron '{self.text.strip()}' ({count}, anchored at {every.anchor})"
+        return f"NaturalCron '{self.text.strip()}' ({count} counted from the previous fire time)"
 
     # -- evaluation ---------------------------------------------------------------------
 
