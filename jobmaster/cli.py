@@ -511,11 +511,14 @@ def schedules_delete(app_target: str | None, name: str) -> None:
 @click.option("--tz", default=None, help="Time zone (default UTC or the expression's).")
 @click.option("-n", "count", type=click.IntRange(min=1, max=1000), default=5,
               show_default=True)
-def schedules_preview(expression: str, tz: str | None, count: int) -> None:
-    """Print the next fire times of EXPRESSION (no app needed)."""
+@click.option("--dialect", type=click.Choice(["auto", "jobmaster", "naturalcron", "cron"]),
+              default="auto", show_default=True,
+              help="Which grammar reads EXPRESSION (auto: see docs/scheduling.md).")
+def schedules_preview(expression: str, tz: str | None, count: int, dialect: str) -> None:
+    """Print the next fire times of EXPRESSION and which grammar read it (no app needed)."""
     from jobmaster.schedules import Schedule
 
-    schedule = Schedule.parse(expression, tz)
+    schedule = Schedule.parse(expression, tz, dialect=dialect)  # type: ignore[arg-type]
     click.echo(schedule.describe())
     zone = schedule.tz
     for fire in schedule.next_n(datetime.now(UTC), count):

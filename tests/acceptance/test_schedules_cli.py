@@ -60,3 +60,20 @@ def test_preview_prints_fire_times_or_names_the_bad_word(
     assert bad.returncode != 0
     assert "'fortnights'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_preview_says_which_grammar_read_the_expression(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    stack = stack_factory("sqlite")
+    ours = run(stack, "schedules", "preview", "every week", "-n", "1")
+    assert ours.returncode == 0 and ours.stdout.startswith("every week on Mon at 00:00")
+    theirs = run(stack, "schedules", "preview", "every week", "-n", "1", "--dialect",
+                 "naturalcron")
+    assert theirs.returncode == 0 and theirs.stdout.startswith("NaturalCron 'every week'")
+    keyword = run(stack, "schedules", "preview", "@every 2 days @at 9am", "-n", "2")
+    assert keyword.returncode == 0 and keyword.stdout.startswith("NaturalCron")
+    fires = [line.split()[0] for line in keyword.stdout.splitlines()[1:]]
+    assert all(f.endswith("T09:00:00+00:00") for f in fires)
+    wrong = run(stack, "schedules", "preview", "every week", "--dialect", "quartz")
+    assert wrong.returncode != 0 and "quartz" in wrong.stderr
