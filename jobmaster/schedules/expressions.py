@@ -39,10 +39,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from croniter import CroniterError, croniter
 
 from jobmaster.exceptions import ScheduleExpressionError
+from jobmaster.schedules.monthdays import MonthDay
 from jobmaster.schedules.natural import (
     MONTH_DAYS,
     MONTHS,
     NATURAL_STARTS,
+    ONE_SHOT_STARTS,
     NaturalSpec,
     parse_natural,
 )
@@ -81,7 +83,7 @@ _SHORTCUTS: Final[dict[str, str]] = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
 }
-_NATURAL_STARTS: Final = frozenset(("every", *NATURAL_STARTS))
+_NATURAL_STARTS: Final = frozenset(("every", *NATURAL_STARTS, *ONE_SHOT_STARTS))
 _NATURALCRON_KEYWORDS: Final = frozenset(
     ("every", "on", "in", "at", "between", "from", "upto", "tz", "timezone", "secondly",
      "minutely", "hourly", "daily", "weekly", "monthly", "yearly")
@@ -90,7 +92,7 @@ _INTERVAL_UNITS: Final[dict[str, int]] = {"w": 604800, "d": 86400, "h": 3600, "m
 _CRON_FIELDS: Final = (
     "minute (0-59)",
     "hour (0-23)",
-    "day-of-month (1-31 or L)",
+    "day-of-month (1-31, L, or one nearest-weekday day such as 15W or LW)",
     "month (1-12 or JAN-DEC)",
     "day-of-week (0-7 or SUN-SAT, with 5#3 or L5)",
     "second (0-59)",
@@ -197,7 +199,18 @@ class _GridTimes:
         return None
 
 
-_TimeSet: TypeAlias = _StepTimes | _ListTimes | _GridTimes
+@dataclass(frozen=True, slots=True)
+class _UnionTimes:
+    """Several windows of steps (``between 9:00 and 12:00 and between 14:00 and 17:00``)."""
+
+    parts: tuple[_StepTimes, ...]
+
+    def next_at_or_after(self, second: int) -> int | None:
+        found = [t for part in self.parts if (t := part.next_at_or_after(second)) is not None]
+        return min(found, default=None)
+
+
+_TimeSet: TypeAlias = _StepTimes | _ListTimes | _GridTimes | _UnionTimes
 
 
 # -- rules ----------------------------------------------------------------------------------
@@ -208,7 +221,10 @@ class _DayRule:
     """Which days of a month fire: a day matching *any* of the parts fires.
 
     This is cron's rule when both day-of-month and day-of-week are restricted (croniter's
-    default ``day_or=True``); the natural grammar only ever fills one kind of part.
+    default ``day_or=True``); the natural grammar only ever fills one kind of part. ``specs``
+    are computed days (nearest weekday, offsets, Friday the 13th). ``within``, when not
+    empty, is a filter every firing day must pass besides (days of the month from
+    ``between the 10th and 15th``).
     """
 
     any_day: bool = False
@@ -217,8 +233,16 @@ class _DayRule:
     weekdays: frozenset[int] = frozenset()  # 0 = Monday
     nth_weekdays: frozenset[tuple[int, int]] = frozenset()  # (weekday, 1..5 or -1 = last)
     dates: frozenset[tuple[int, int]] = frozenset()  # (month, day)
+    specs: frozenset[MonthDay] = frozenset()
+    within: frozenset[int] = frozenset()
 
     def matches(self, month: int, day: int, weekday: int, month_length: int) -> bool:
+        if self.within and day not in self.within:
+            return False
+        if self.specs:
+            first_weekday = (weekday - day + 1) % 7
+            if any(spec.day_in(first_weekday, month_length) == day for spec in self.specs):
+                return True
         if self.any_day or day in self.month_days or weekday in self.weekdays:
             return True
         if self.last_day and day == month_length:
@@ -232,7 +256,12 @@ class _DayRule:
 
     def only_month_days(self) -> bool:
         return not (
-            self.any_day or self.last_day or self.weekdays or self.nth_weekdays or self.dates
+            self.any_day
+            or self.last_day
+            or self.weekdays
+            or self.nth_weekdays
+            or self.dates
+            or self.specs
         )
 
 
@@ -403,7 +432,30 @@ class _NaturalCronRule:
         return local.microsecond == 0 and self.spec.matches(local)
 
 
-_Rule: TypeAlias = _IntervalRule | _CalendarRule | _NaturalCronRule
+@dataclass(frozen=True, slots=True)
+class _OnceRule:
+    """One-shot wall times (``at 2027-01-01 10:00``): each fires once, then nothing does."""
+
+    moments: tuple[datetime, ...]  # naive wall times in the schedule's zone
+
+    def next_after(self, after: datetime, zone: ZoneInfo) -> datetime | None:
+        fires = [(wall - _wall_offset(wall, zone)).replace(tzinfo=UTC) for wall in self.moments]
+        return min((fire for fire in fires if fire > after), default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class _UnionRule:
+    """Fires whenever any part does (list items with their own times:
+    ``on the 1st at 03:00 and the 3rd at 22:00``)."""
+
+    parts: tuple[_CalendarRule, ...]
+
+    def next_after(self, after: datetime, zone: ZoneInfo) -> datetime | None:
+        fires = [fire for part in self.parts if (fire := part.next_after(after, zone)) is not None]
+        return min(fires, default=None)
+
+
+_Rule: TypeAlias = _IntervalRule | _CalendarRule | _NaturalCronRule | _OnceRule | _UnionRule
 
 
 # -- the public value -----------------------------------------------------------------------
@@ -816,7 +868,8 @@ def _cron_rule(text: str, fields: list[tuple[str, int]]) -> _CalendarRule:
     """Validate cron fields with croniter and compile them to a calendar rule.
 
     Six fields put the seconds *last* (croniter's default, ``second_at_beginning=False``).
-    ``W`` (nearest weekday) is refused: croniter reads ``15W`` as ``15``.
+    A day-of-month of ``15W`` (the weekday nearest the 15th) or ``LW`` (the last weekday) is
+    read here, not by croniter, whose ``expand`` reads ``15W`` as ``15``.
     """
     if len(fields) not in (5, 6):
         raise ScheduleExpressionError(
@@ -825,9 +878,12 @@ def _cron_rule(text: str, fields: list[tuple[str, int]]) -> _CalendarRule:
             expression=text,
         )
     values = [word for word, _ in fields]
+    nearest = _nearest_weekday(text, *fields[2])
+    if nearest is not None:
+        values[2] = "1"  # a placeholder, so croniter checks the other fields
     for index, (word, position) in enumerate(fields):
-        if index == 2 and "w" in word.lower():
-            raise _word_error(text, word, position, "nearest-weekday days (W) are not supported")
+        if index == 2 and nearest is not None:
+            continue
         probe = ["*"] * len(fields)
         probe[index] = word
         try:
@@ -869,37 +925,71 @@ def _cron_rule(text: str, fields: list[tuple[str, int]]) -> _CalendarRule:
     nth_days = {int(weekday) % 7 for weekday in nth}
     weekdays = frozenset((v + 6) % 7 for v in dow if isinstance(v, int) and v % 7 not in nth_days)
     month_days = frozenset(v for v in dom if isinstance(v, int))
-    dom_star, dow_star = "*" in dom, "*" in dow and not nth_pairs
+    specs: frozenset[MonthDay] = frozenset()
+    if nearest is not None:
+        month_days, specs = frozenset(), frozenset((nearest,))
+    dom_star, dow_star = "*" in dom and nearest is None, "*" in dow and not nth_pairs
     if dom_star and dow_star:
         days = _DayRule(any_day=True)
     elif dom_star:
         days = _DayRule(weekdays=weekdays, nth_weekdays=nth_pairs)
     elif dow_star:
-        days = _DayRule(month_days=month_days, last_day="l" in dom)
+        days = _DayRule(month_days=month_days, last_day="l" in dom, specs=specs)
     else:
         days = _DayRule(
             month_days=month_days,
             last_day="l" in dom,
             weekdays=weekdays,
             nth_weekdays=nth_pairs,
+            specs=specs,
         )
     rule = _CalendarRule(_GridTimes(hours, minutes, seconds), days, months)
     _check_can_fire(text, rule)
     return rule
 
 
+def _nearest_weekday(text: str, word: str, position: int) -> MonthDay | None:
+    """A cron day-of-month ``15W`` or ``LW`` as a :class:`MonthDay`; ``None`` without ``W``.
+
+    As in Quartz and croniter, ``W`` takes one day, not a list, range or step, and never
+    leaves the month: ``1W`` on a Saturday is Monday the 3rd, and a day the month lacks
+    (``31W`` in April) counts as its last day.
+    """
+    lowered = word.lower()
+    if "w" not in lowered:
+        return None
+    number = lowered[:-1]
+    if lowered.endswith("w") and number == "l":
+        return MonthDay("last_weekday")
+    if lowered.endswith("w") and number.isascii() and number.isdigit() and 1 <= int(number) <= 31:
+        return MonthDay("closest", int(number))
+    raise _word_error(
+        text,
+        word,
+        position,
+        "expected one nearest-weekday day such as 15W (a day 1-31, then W) or LW (the last "
+        "weekday); W does not combine with lists, ranges or steps",
+    )
+
+
 def _check_can_fire(text: str, rule: _CalendarRule) -> None:
     """Refuse rules that never fire, such as ``0 0 30 2 *`` or ``every month on the 31st``
     counted in steps that only ever land on February."""
-    if rule.days.only_month_days():
-        months: set[int] = set(rule.months)
-        if rule.month_phase is not None:
-            anchor, every = rule.month_phase
-            months &= {(anchor + k * every) % 12 + 1 for k in range(12)}
-        if not any(min(rule.days.month_days) <= MONTH_DAYS[m - 1] for m in months):
-            raise ScheduleExpressionError(
-                f"{text!r} never fires: no month it allows has that day", expression=text
-            )
+    months: set[int] = set(rule.months)
+    if rule.month_phase is not None:
+        anchor, every = rule.month_phase
+        months &= {(anchor + k * every) % 12 + 1 for k in range(12)}
+    longest = max((MONTH_DAYS[m - 1] for m in months), default=0)
+    days = rule.days
+    earliest = [*days.month_days, *(spec.earliest_day() for spec in days.specs)]
+    if (days.within and min(days.within) > longest) or (
+        replace(days, month_days=frozenset(), specs=frozenset(), within=frozenset())
+        .only_month_days()
+        and min(earliest, default=0) > longest
+    ):
+        raise ScheduleExpressionError(
+            f"{text!r} never fires: no month it allows has that day", expression=text
+        )
     if (
         rule.year_phase is not None
         and rule.next_after(datetime(rule.year_phase[0], 1, 1, tzinfo=UTC) - _TINY, _UTC_ZONE)
@@ -948,7 +1038,30 @@ def _natural_rule(
     text: str, spec: NaturalSpec, zone: ZoneInfo, start: datetime | None
 ) -> tuple[_Rule, str]:
     """Give a parsed natural expression its meaning in ``zone``, anchored at ``start``; a
-    month filter (``in jan and jun``) narrows the months of the calendar rule."""
+    month filter (``in jan and jun``) narrows the months of the calendar rule; list items
+    with their own times become one rule each, and the schedule fires when any does."""
+    if spec.unit == "once":
+        moments = spec.moments
+        names = _join([f"{m.date().isoformat()} {_clock(_seconds_of(m))}" for m in moments])
+        return _OnceRule(moments), f"once at {names}"
+    if spec.alternatives:
+        parts: list[_CalendarRule] = []
+        descriptions: list[str] = []
+        for alternative in spec.alternatives:
+            rule, description = _natural_rule_unfiltered(text, alternative, zone, start)
+            if not isinstance(rule, _CalendarRule):  # pragma: no cover - days, weeks, ...
+                raise TypeError("a list item with its own time is always a calendar rule")
+            descriptions.append(description)
+            filtered = _month_filtered(text, rule, spec.months)
+            if filtered is not None:
+                parts.append(filtered)
+        if not parts:
+            raise ScheduleExpressionError(
+                f"{text!r} never fires: its dates fall outside the months it allows",
+                expression=text,
+            )
+        description = _merge_descriptions(descriptions) + _months_suffix(spec.months)
+        return _UnionRule(tuple(parts)), description
     rule, description = _natural_rule_unfiltered(text, spec, zone, start)
     if not spec.months or not isinstance(rule, _CalendarRule):
         return rule, description
@@ -960,8 +1073,57 @@ def _natural_rule(
         )
     rule = replace(rule, months=months)
     _check_can_fire(text, rule)
-    names = _join([_MONTH_ABBR[m] for m in sorted(spec.months)])
-    return rule, f"{description} in {names}"
+    return rule, description + _months_suffix(spec.months)
+
+
+def _month_filtered(
+    text: str, rule: _CalendarRule, months: frozenset[int]
+) -> _CalendarRule | None:
+    """``rule`` narrowed to ``months`` (all months when empty); ``None`` if it never fires."""
+    if not months:
+        return rule
+    allowed = rule.months & months
+    if not allowed:
+        return None
+    narrowed = replace(rule, months=allowed)
+    try:
+        _check_can_fire(text, narrowed)
+    except ScheduleExpressionError:
+        return None
+    return narrowed
+
+
+def _months_suffix(months: frozenset[int]) -> str:
+    return f" in {_join([_MONTH_ABBR[m] for m in sorted(months)])}" if months else ""
+
+
+def _merge_descriptions(descriptions: list[str]) -> str:
+    """``every month on the 1st at 03:00`` + ``every month on the 3rd at 22:00`` →
+    ``every month on the 1st at 03:00 and 3rd at 22:00`` (the shared words said once)."""
+    split = [d.split(" ") for d in descriptions]
+    shared = 0
+    while all(len(words) > shared + 1 for words in split) and all(
+        words[shared] == split[0][shared] for words in split
+    ):
+        shared += 1
+    head = " ".join(split[0][:shared])
+    return f"{head} {_join([' '.join(words[shared:]) for words in split])}"
+
+
+def _seconds_of(moment: datetime) -> int:
+    return moment.hour * 3600 + moment.minute * 60 + moment.second
+
+
+def _day_ranges(days: frozenset[int]) -> str:
+    """``{10, 11, 12, 25}`` → ``days 10-12 and 25``."""
+    runs: list[list[int]] = []
+    for day in sorted(days):
+        if runs and runs[-1][-1] == day - 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    names = [f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs]
+    return f"day{'s' if len(days) > 1 else ''} {_join(names)}"
 
 
 def _natural_rule_unfiltered(
@@ -975,30 +1137,52 @@ def _natural_rule_unfiltered(
         step = every * _UNIT_SECONDS[spec.unit]
         aligned = (60 if spec.unit != "hour" else 24) % every == 0
         description = _plural(every, spec.unit)
-        if spec.window is None and not spec.weekdays and not spec.months and not aligned:
+        windows = spec.windows or ((spec.window,) if spec.window is not None else ())
+        if (
+            not windows
+            and not spec.weekdays
+            and not spec.months
+            and not spec.within_days
+            and not aligned
+        ):
             period = timedelta(seconds=step)
             interval = _IntervalRule(period, start or _EPOCH)
             return interval, _describe_interval(period, start, description)
-        first, last = spec.window or (0, 86399)
-        if aligned and first % step == 0:
+        steps = tuple(_StepTimes(first, last, step) for first, last in windows or ((0, 86399),))
+        if aligned and all(part.first % step == 0 for part in steps):
             description += " (aligned)"
+        elif len(steps) == 1:
+            description += f" (counted from {_clock(steps[0].first)} each day)"
         else:
-            description += f" (counted from {_clock(first)} each day)"
-        if spec.window is not None:
-            description += f" between {_clock(first)} and {_clock(last)}"
-        days = _DayRule(any_day=True)
+            description += " (counted from the start of each window)"
+        if windows:
+            description += " " + _join(
+                [f"between {_clock(first)} and {_clock(last)}" for first, last in windows]
+            )
+        if spec.within_days:
+            description += f" on {_day_ranges(spec.within_days)}"
+        days = _DayRule(any_day=True, within=spec.within_days)
         if spec.weekdays:
-            days = _DayRule(weekdays=spec.weekdays)
+            days = _DayRule(weekdays=spec.weekdays, within=spec.within_days)
             description += f" on {_day_names(spec.weekdays)}"
-        return _CalendarRule(_StepTimes(first, last, step), days), description
+        time_set: _TimeSet = steps[0] if len(steps) == 1 else _UnionTimes(steps)
+        rule = _CalendarRule(time_set, days)
+        _check_can_fire(text, rule)
+        return rule, description
     if spec.unit == "day":
-        days = _DayRule(weekdays=spec.weekdays) if spec.weekdays else _DayRule(any_day=True)
+        days = _DayRule(
+            any_day=not spec.weekdays, weekdays=spec.weekdays, within=spec.within_days
+        )
+        within = f" on {_day_ranges(spec.within_days)}" if spec.within_days else ""
         if every == 1:
             on = _day_names(spec.weekdays) if spec.weekdays else "day"
-            return _CalendarRule(times, days), f"every {on}{at}"
+            rule = _CalendarRule(times, days)
+            _check_can_fire(text, rule)
+            return rule, f"every {on}{at}{within}"
         anchor = local_start or _EPOCH_DATE
         rule = _CalendarRule(times, days, day_phase=(anchor.toordinal(), every))
-        return rule, f"every {every} days{at} (counted from {anchor.isoformat()})"
+        _check_can_fire(text, rule)
+        return rule, f"every {every} days{at}{within} (counted from {anchor.isoformat()})"
     if spec.unit == "week":
         weekdays = spec.weekdays or frozenset((0,))
         description = f"{_plural(every, 'week')} on {_day_names(weekdays)}{at}"
@@ -1012,7 +1196,7 @@ def _natural_rule_unfiltered(
         return rule, description
     if spec.unit == "month":
         month_days = spec.month_days
-        if not (month_days or spec.last_day or spec.nth_weekdays):
+        if not (month_days or spec.last_day or spec.nth_weekdays or spec.day_specs):
             month_days = frozenset((1,))
         names = [_ordinal(d) for d in sorted(month_days)]
         names += [
@@ -1020,8 +1204,12 @@ def _natural_rule_unfiltered(
             for d, n in sorted(spec.nth_weekdays)
         ]
         names += ["last day"] if spec.last_day else []
+        names += sorted(day.describe() for day in spec.day_specs)
         days = _DayRule(
-            month_days=month_days, last_day=spec.last_day, nth_weekdays=spec.nth_weekdays
+            month_days=month_days,
+            last_day=spec.last_day,
+            nth_weekdays=spec.nth_weekdays,
+            specs=spec.day_specs,
         )
         description = f"{_plural(every, 'month')} on the {_join(names)}{at}"
         month_phase = None

@@ -35,12 +35,14 @@ qualifier appears at most once; the zone may lead or follow anywhere between qua
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from typing import Final, NoReturn, TypeAlias
 
 from jobmaster.exceptions import ScheduleExpressionError
+from jobmaster.schedules.monthdays import MonthDay
 
-__all__ = ["NATURAL_STARTS", "NaturalSpec", "parse_natural"]
+__all__ = ["NATURAL_STARTS", "ONE_SHOT_STARTS", "NaturalSpec", "parse_natural"]
 
 #: Words that stand for ``every <unit>`` at the start of an expression (``daily at 9:00``).
 NATURAL_STARTS: Final[dict[str, str]] = {
@@ -52,6 +54,9 @@ NATURAL_STARTS: Final[dict[str, str]] = {
     "monthly": "month",
     "yearly": "year",
 }
+
+#: Words that start a one-shot expression (``at 2027-01-01 10:00``, ``on 2027-01-01``).
+ONE_SHOT_STARTS: Final = frozenset(("at", "on"))
 
 UNITS: Final[dict[str, str]] = {
     **dict.fromkeys(("second", "seconds", "sec", "secs"), "second"),
@@ -128,8 +133,13 @@ _UNIT_EXPECTED: Final = "one of seconds, minutes, hours, days, weeks, months, ye
 _TIME_EXPECTED: Final = "a time of day such as 9:00, 9am, 9:30pm or 18:30"
 _DAY_EXPECTED: Final = "a day such as monday, mon, mon-fri, weekdays or weekends"
 _MONTH_DAY_EXPECTED: Final = (
-    "a day of the month such as 1st, 15th, last day, first monday or last friday"
+    "a day of the month such as 1st, 15th, last day, first monday, last friday, "
+    "closest weekday to the 15th or friday the 13th"
 )
+#: How the qualifiers are named in error messages.
+_QUALIFIER_NAMES: Final = {"days": "between <days of the month>"}
+_ONCE_EXPECTED: Final = "a date such as 2027-01-01 (year-month-day)"
+_MAX_OFFSET: Final = 30
 _DATE_EXPECTED: Final = "a date such as jan 1, 25 december or the 1st of july"
 _ZONE_EXPECTED: Final = "a time zone name such as Europe/Paris or UTC"
 
@@ -140,7 +150,15 @@ class NaturalSpec:
 
     ``unit`` is one of ``second minute hour day week month year`` and ``every`` its count
     (``every 15 minutes`` → ``("minute", 15)``; ``every monday`` → ``("day", 1)`` with
-    ``weekdays={0}``). Times are seconds since local midnight; weekdays count from Monday = 0.
+    ``weekdays={0}``), or ``once`` for one-shot dates (``at 2027-01-01 10:00``), whose wall
+    times are ``moments``. Times are seconds since local midnight; weekdays count from
+    Monday = 0.
+
+    ``windows`` are every ``between`` window (``window`` is the first); ``day_specs`` the
+    computed days of the month (closest weekday, offsets, Friday the 13th); ``within_days``
+    the days of the month a ``between the 10th and 15th`` allows. When list items carry
+    their own times (``on the 1st at 03:00 and the 3rd at 22:00``), ``alternatives`` holds
+    one spec per item, each with its days and times; the spec fires when any of them does.
     """
 
     unit: str
@@ -155,6 +173,44 @@ class NaturalSpec:
     timezone: str | None = None
     timezone_position: int | None = None
     months: frozenset[int] = frozenset()
+    windows: tuple[tuple[int, int], ...] = ()
+    day_specs: frozenset[MonthDay] = frozenset()
+    within_days: frozenset[int] = frozenset()
+    alternatives: tuple[NaturalSpec, ...] = ()
+    moments: tuple[datetime, ...] = ()
+
+
+@dataclass(slots=True)
+class _Days:
+    """The days one list item (or a whole list) names, gathered while parsing."""
+
+    weekdays: set[int] = field(default_factory=set)
+    month_days: set[int] = field(default_factory=set)
+    last_day: bool = False
+    nth_weekdays: set[tuple[int, int]] = field(default_factory=set)
+    dates: set[tuple[int, int]] = field(default_factory=set)
+    specs: set[MonthDay] = field(default_factory=set)
+
+    def merge(self, other: _Days) -> None:
+        self.weekdays |= other.weekdays
+        self.month_days |= other.month_days
+        self.last_day = self.last_day or other.last_day
+        self.nth_weekdays |= other.nth_weekdays
+        self.dates |= other.dates
+        self.specs |= other.specs
+
+    def add(self, day: MonthDay) -> None:
+        """Keep plain days in the simple fields; computed ones as specs."""
+        if day.offset or day.only_on is not None:
+            self.specs.add(day)
+        elif day.kind == "day":
+            self.month_days.add(day.number)
+        elif day.kind == "last":
+            self.last_day = True
+        elif day.kind == "nth":
+            self.nth_weekdays.add((day.weekday, day.number))
+        else:
+            self.specs.add(day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,13 +295,13 @@ class _Parser:
         self.unit = ""
         self.every = 1
         self.named_days = False
+        self.on_given = False
         self.times: tuple[int, ...] = ()
-        self.window: tuple[int, int] | None = None
-        self.weekdays: frozenset[int] = frozenset()
-        self.month_days: set[int] = set()
-        self.last_day = False
-        self.nth_weekdays: set[tuple[int, int]] = set()
-        self.dates: set[tuple[int, int]] = set()
+        self.windows: list[tuple[int, int]] = []
+        self.days = _Days()
+        self.within_days: set[int] = set()
+        self.alternatives: list[tuple[_Days, tuple[int, ...]]] = []
+        self.moment_list: set[datetime] = set()
         self.timezone: str | None = None
         self.timezone_position: int | None = None
         self.months: set[int] = set()
@@ -307,33 +363,61 @@ class _Parser:
     def parse(self) -> NaturalSpec:
         self.maybe_zone()
         token = self.peek()
-        if token is not None and token.lower in NATURAL_STARTS:
+        if token is not None and token.lower in ONE_SHOT_STARTS:
+            self.take()
+            self.unit = "once"
+            self.moments()
+        elif token is not None and token.lower in NATURAL_STARTS:
             self.take()
             self.unit = NATURAL_STARTS[token.lower]
         else:
             if token is None or token.lower != "every":
                 self.fail(
-                    "'every' (as in 'every 5 minutes') or daily/hourly, or write a cron "
-                    "expression such as '0 9 * * MON-FRI', an interval such as '5m' or a "
-                    "shortcut such as '@daily'"
+                    "'every' (as in 'every 5 minutes'), daily/hourly or 'at' a date, or write "
+                    "a cron expression such as '0 9 * * MON-FRI', an interval such as '5m' or "
+                    "a shortcut such as '@daily'"
                 )
             self.take()
             self.frequency()
         self.qualifiers()
-        return NaturalSpec(
+        return self.spec()
+
+    def spec(self) -> NaturalSpec:
+        base = NaturalSpec(
             unit=self.unit,
             every=self.every,
             times=self.times,
-            window=self.window,
-            weekdays=self.weekdays,
-            month_days=frozenset(self.month_days),
-            last_day=self.last_day,
-            nth_weekdays=frozenset(self.nth_weekdays),
-            dates=frozenset(self.dates),
+            window=self.windows[0] if self.windows else None,
+            weekdays=frozenset(self.days.weekdays),
+            month_days=frozenset(self.days.month_days),
+            last_day=self.days.last_day,
+            nth_weekdays=frozenset(self.days.nth_weekdays),
+            dates=frozenset(self.days.dates),
             timezone=self.timezone,
             timezone_position=self.timezone_position,
             months=frozenset(self.months),
+            windows=tuple(self.windows),
+            day_specs=frozenset(self.days.specs),
+            within_days=frozenset(self.within_days),
+            moments=tuple(sorted(self.moment_list)),
         )
+        if not self.alternatives:
+            return base
+        alternatives = tuple(
+            replace(
+                base,
+                times=times,
+                weekdays=frozenset(days.weekdays),
+                month_days=frozenset(days.month_days),
+                last_day=days.last_day,
+                nth_weekdays=frozenset(days.nth_weekdays),
+                dates=frozenset(days.dates),
+                day_specs=frozenset(days.specs),
+            )
+            for days, times in self.alternatives
+        )
+        every_time = sorted({t for _, times in self.alternatives for t in times})
+        return replace(base, times=tuple(every_time), alternatives=alternatives)
 
     def maybe_zone(self) -> bool:
         token = self.peek()
@@ -352,6 +436,31 @@ class _Parser:
         self.timezone = zone.text
         self.timezone_position = zone.position
         return True
+
+    def moments(self) -> None:
+        """``at 2027-01-01 10:00``, ``on 2027-01-01 at 9am and 2027-06-01 at 18:00``."""
+        self.moment_list.add(self.moment())
+        while self.is_separator(_is_iso_date, _ONCE_EXPECTED):
+            self.moment_list.add(self.moment())
+
+    def moment(self) -> datetime:
+        token = self.peek()
+        day = None if token is None else _read_iso_date(token.lower)
+        if token is None or day is None:
+            if token is not None and _looks_like_iso_date(token.lower):
+                self.reject(token, "no such date (expected year-month-day, such as 2027-01-01)")
+            self.fail(_ONCE_EXPECTED, token)
+        self.take()
+        following = self.peek()
+        if following is not None and following.lower == "at":
+            self.take()
+            second = self.time()
+        elif _is_time(following, None):
+            second = self.time()
+        else:
+            second = 0
+        hours, rest = divmod(second, 3600)
+        return datetime(day.year, day.month, day.day, hours, rest // 60, rest % 60)
 
     def frequency(self) -> None:
         token = self.peek()
@@ -373,38 +482,52 @@ class _Parser:
         elif token.lower in UNITS:
             self.take()
             self.unit = UNITS[token.lower]
+        elif _is_dated_weekday(token, self.peek(1)):  # "every friday the 13th"
+            self.unit = "month"
+            self.on_given = True
+            self.item_list(self.month_day, _is_month_day, _MONTH_DAY_EXPECTED, True)
         elif _day_item(token) is not None:
             self.unit = "day"
             self.named_days = True
-            self.weekdays = self.day_list()
+            self.item_list(self.day_item, _is_day, _DAY_EXPECTED, True)
         else:
             self.fail(_FREQUENCY_EXPECTED)
 
     def allowed_qualifiers(self) -> tuple[str, ...]:
+        if self.unit == "once":
+            return ("tz",)
         if self.unit in ("second", "minute", "hour"):
-            return ("between", "on", "months", "tz")
+            return ("between", "days", "on", "months", "tz")
         if self.unit == "day" and (self.named_days or self.every > 1):
-            return ("at", "months", "tz")
+            return ("at", "days", "months", "tz")
+        if self.unit == "day":
+            return ("at", "days", "on", "months", "tz")
         return ("at", "on", "months", "tz")
 
     def qualifiers(self) -> None:
         used: set[str] = {"tz"} if self.timezone is not None else set()
-        while (token := self.peek()) is not None:
+        while True:
+            if self.times:
+                used.add("at")
+            if self.on_given:
+                used.add("on")
+            token = self.peek()
+            if token is None:
+                return
             allowed = [q for q in self.allowed_qualifiers() if q not in used]
             keyword = {"in": "tz", "from": "between", "until": "between"}.get(
                 token.lower, token.lower
             )
             following = self.peek(1)
-            if (
-                token.lower in ("in", "between", "from")
-                and following is not None
-                and following.lower in MONTHS
-            ):
+            if token.lower in ("in", "between", "from") and _is_month(following, None):
                 keyword = "months"
+            elif token.lower in ("between", "from") and _is_day_of_month(following, self.peek(2)):
+                keyword = "days"
             if keyword not in allowed:
                 if not allowed:
                     self.fail("the end of the expression")
-                self.fail(f"one of {', '.join(allowed)} or the end of the expression")
+                names = ", ".join(_QUALIFIER_NAMES.get(q, q) for q in allowed)
+                self.fail(f"one of {names} or the end of the expression")
             used.add(keyword)
             if keyword == "tz":
                 self.maybe_zone()
@@ -415,8 +538,9 @@ class _Parser:
                 self.take()
                 self.month_filter(token.lower)
             elif keyword == "between":
-                self.take()
-                self.between(token.lower)
+                self.time_windows()
+            elif keyword == "days":
+                self.day_windows()
             else:
                 self.take()
                 self.on()
@@ -458,7 +582,6 @@ class _Parser:
 
     def month_filter(self, opener: str) -> None:
         """``in jan and jun``, ``in jan, feb``, ``between jan and jun``, ``from oct to mar``."""
-        first_token = self.peek()
         first = self.month_name()
         if opener == "in":
             months = {first}
@@ -472,7 +595,6 @@ class _Parser:
             self.fail(" or ".join(repr(j) for j in joiners), joiner)
         self.take()
         last = self.month_name()
-        del first_token
         count = (last - first) % 12 + 1  # "from nov to feb" wraps past December
         self.months = {(first - 1 + k) % 12 + 1 for k in range(count)}
 
@@ -484,16 +606,37 @@ class _Parser:
         self.take()
         return month
 
-    def between(self, opener: str) -> None:
+    def another_window(self, is_window: _ItemTest) -> bool:
+        """Consume ``and`` / ``,`` / ``, and`` when another window (a ``between``, ``from``
+        or ``until`` that ``is_window`` accepts) follows it."""
+        ahead = 0
+        while (token := self.peek(ahead)) is not None and token.lower in (",", "and"):
+            ahead += 1
+        opener = self.peek(ahead)
+        if (
+            ahead == 0
+            or opener is None
+            or opener.lower not in ("between", "from", "until")
+            or not is_window(self.peek(ahead + 1), self.peek(ahead + 2))
+        ):
+            return False
+        self.index += ahead
+        return True
+
+    def time_windows(self) -> None:
+        """One or more windows: ``between 9:00 and 12:00 and between 14:00 and 17:00``."""
+        windows = [self.window_between(self.take().lower)]
+        while self.another_window(_is_time):
+            windows.append(self.window_between(self.take().lower))
+        self.windows = sorted(set(windows))
+
+    def window_between(self, opener: str) -> tuple[int, int]:
         if opener == "until":  # "until 10:15": from midnight
-            last = self.time()
-            self.window = (0, last)
-            return
+            return (0, self.time())
         first = self.time()
         joiner = self.peek()
         if opener == "from" and (joiner is None or joiner.lower not in ("to", "until", "till")):
-            self.window = (first, 86399)  # "from 18:00": to the end of the day
-            return
+            return (first, 86399)  # "from 18:00": to the end of the day
         joiners = ("and",) if opener == "between" else ("to", "until", "till")
         if joiner is None or joiner.lower not in joiners:
             self.fail(" or ".join(repr(j) for j in joiners), joiner)
@@ -504,29 +647,92 @@ class _Parser:
             self.reject(
                 end_token,
                 "the window must end after it starts (windows across midnight are not "
-                "supported: use two schedules)",
+                "supported: use two windows, 'between 22:00 and 23:59 and until 02:00')",
             )
-        self.window = (first, last)
+        return (first, last)
+
+    def day_windows(self) -> None:
+        """``between the 10th and 15th``, ``from the 25th to the 5th`` (wraps past the end
+        of the month), several joined by ``and``."""
+        while True:
+            opener = self.take().lower
+            first = self.day_number()
+            joiner = self.peek()
+            joiners = ("and",) if opener == "between" else ("to", "until", "till")
+            if joiner is None or joiner.lower not in joiners:
+                self.fail(" or ".join(repr(j) for j in joiners), joiner)
+            self.take()
+            last = self.day_number()
+            count = (last - first) % 31 + 1
+            self.within_days |= {(first - 1 + k) % 31 + 1 for k in range(count)}
+            if not self.another_window(_is_day_of_month):
+                return
+
+    def day_number(self) -> int:
+        """``the 15th``, ``15th``, ``the 15``: a day of the month, 1 to 31."""
+        self.skip_the()
+        token = self.peek()
+        number = None if token is None else _read_ordinal(token.lower)
+        if token is None or number is None:
+            self.fail("a day of the month such as 15th", token)
+        if not 1 <= number <= 31:
+            self.reject(token, "a day of the month is 1 to 31")
+        self.take()
+        return number
 
     def on(self) -> None:
+        allow_times = "at" in self.allowed_qualifiers() and not self.times
         if self.unit == "month":
-            self.month_day()
-            while self.is_separator(_is_month_day, _MONTH_DAY_EXPECTED):
-                self.month_day()
+            self.item_list(self.month_day, _is_month_day, _MONTH_DAY_EXPECTED, allow_times)
         elif self.unit == "year":
-            self.date()
-            while self.is_separator(_is_date, _DATE_EXPECTED):
-                self.date()
+            self.item_list(self.date, _is_date, _DATE_EXPECTED, allow_times)
         else:
-            self.weekdays = self.day_list()
+            self.item_list(self.day_item, _is_day, _DAY_EXPECTED, allow_times)
 
-    def day_list(self) -> frozenset[int]:
-        days = set(self.day_item())
-        while self.is_separator(_is_day, _DAY_EXPECTED):
-            days |= self.day_item()
-        return frozenset(days)
+    def item_list(
+        self,
+        read_item: Callable[[_Days], None],
+        item_test: _ItemTest,
+        expected: str,
+        allow_times: bool,
+    ) -> None:
+        """A list of days; each item may carry its own ``at`` times.
 
-    def day_item(self) -> frozenset[int]:
+        ``on the 1st and the 15th at 9:00``: one ``at`` after the last item is for the whole
+        list. ``on the 1st at 03:00 and the 3rd at 22:00``: once an item before the last has
+        its own times, every item must have them, and each fires at its own.
+        """
+        items: list[tuple[_Days, tuple[int, ...] | None, _Token | None]] = []
+        while True:
+            token = self.peek()
+            if token is not None and token.lower == "the":
+                token = self.peek(1)
+            days = _Days()
+            read_item(days)
+            times = None
+            following = self.peek()
+            if allow_times and following is not None and following.lower == "at":
+                self.take()
+                times = self.time_list()
+            items.append((days, times, token))
+            if not self.is_separator(item_test, expected):
+                break
+        if all(times is None for _, times, _ in items[:-1]):
+            for days, _, _ in items:
+                self.days.merge(days)
+            self.times = items[-1][1] or self.times
+            return
+        for days, times, token in items:
+            if times is None:
+                self.reject(
+                    token,
+                    "once one day in a list has its own time, each needs one: add 'at' and "
+                    "a time after it",
+                )
+            self.days.merge(days)
+            self.alternatives.append((days, times))
+
+    def day_item(self, target: _Days) -> None:
         token = self.peek()
         days = _day_item(token)
         if days is None:
@@ -540,29 +746,50 @@ class _Parser:
             and following.lower in ("day", "days")
         ):
             self.take()  # "every weekend day", "on weekday days"
-        return days
+        target.weekdays |= days
 
     def skip_the(self) -> None:
         token = self.peek()
         if token is not None and token.lower == "the":
             self.take()
 
-    def month_day(self) -> None:
+    def month_day(self, target: _Days) -> None:
+        """One day of the month, then an optional ``of the month`` and ``+ N`` / ``- N``."""
         self.skip_the()
         token = self.peek()
         if token is None:
             self.fail(_MONTH_DAY_EXPECTED)
-        if token.lower == "day":  # "on day 15"
+        day = self.month_day_base(token)
+        following = self.peek()
+        if following is not None and following.lower == "of":  # "the last day of the month"
             self.take()
-            token = self.peek()
-            number = None if token is None else _read_ordinal(token.lower)
-            if token is None or number is None:
-                self.fail("a day number such as 15", token)
+            word = self.peek()
+            if word is not None and word.lower in ("the", "each", "every"):
+                self.take()
+                word = self.peek()
+            if word is None or word.lower != "month":
+                self.fail("'month' (as in 'the last day of the month')", word)
             self.take()
-            self.add_month_day(number, token)
-            return
-        nth = _ORDINAL_WORDS.get(token.lower)
-        number = _read_ordinal(token.lower)
+        target.add(self.offset(day))
+
+    def month_day_base(self, token: _Token) -> MonthDay:
+        lower = token.lower
+        if lower == "day":  # "on day 15"
+            self.take()
+            return MonthDay("day", self.day_number())
+        if lower in ("closest", "nearest"):  # "closest weekday to the 15th"
+            self.take()
+            for word in ("weekday", "to"):
+                next_token = self.peek()
+                if next_token is None or next_token.lower != word:
+                    self.fail(f"{word!r} (as in 'closest weekday to the 15th')", next_token)
+                self.take()
+            return MonthDay("closest", self.day_number())
+        if _is_dated_weekday(token, self.peek(1)):  # "friday the 13th"
+            self.take()
+            return MonthDay("day", self.day_number(), only_on=WEEKDAYS[lower])
+        nth = _ORDINAL_WORDS.get(lower)
+        number = _read_ordinal(lower)
         if nth is None and number is None:
             self.fail(_MONTH_DAY_EXPECTED)
         self.take()
@@ -572,27 +799,55 @@ class _Parser:
             if count is None or not (count == -1 or 1 <= count <= 5):
                 self.reject(token, "a weekday can only be the 1st to 5th or last of a month")
             self.take()
-            self.nth_weekdays.add((WEEKDAYS[following.lower], count))
-            return
-        if nth is not None:  # "first day", "last day"
+            return MonthDay("nth", count, weekday=WEEKDAYS[following.lower])
+        if nth is not None:  # "first day", "last day", "first weekday", "last weekday"
+            if following is not None and following.lower == "weekday":
+                if nth not in (1, -1):
+                    self.reject(token, "only the first or the last weekday of a month is named")
+                self.take()
+                return MonthDay("first_weekday" if nth == 1 else "last_weekday")
             if following is None or following.lower != "day":
-                self.fail("'day' or a weekday name", following)
+                self.fail("'day', 'weekday' or a weekday name", following)
             self.take()
-            if nth == -1:
-                self.last_day = True
-            else:
-                self.month_days.add(nth)
-            return
+            return MonthDay("last") if nth == -1 else MonthDay("day", nth)
         if number is None:  # cannot happen (checked above); narrows the type
             self.fail(_MONTH_DAY_EXPECTED, token)
-        self.add_month_day(number, token)
-
-    def add_month_day(self, number: int, token: _Token) -> None:
         if not 1 <= number <= 31:
             self.reject(token, "a day of the month is 1 to 31 (or 'last day')")
-        self.month_days.add(number)
+        return MonthDay("day", number)
 
-    def date(self) -> None:
+    def offset(self, day: MonthDay) -> MonthDay:
+        """``+ 1``, ``- 5``, ``-5``, optionally followed by ``day(s)``."""
+        token = self.peek()
+        if token is None or token.lower[:1] not in ("+", "-"):
+            return day
+        self.take()
+        sign = 1 if token.lower[0] == "+" else -1
+        if len(token.lower) > 1:
+            number, number_token = _read_int(token.lower[1:]), token
+        else:
+            number_token_or_none = self.peek()
+            if number_token_or_none is None:
+                self.fail("a number of days such as 5")
+            number_token = number_token_or_none
+            number = _read_int(number_token.lower)
+            if number is None:
+                self.fail("a number of days such as 5", number_token)
+            self.take()
+        if number is None:
+            self.fail("a number of days such as +1 or -5", token)
+        if not 1 <= number <= _MAX_OFFSET:
+            self.reject(number_token, f"an offset is 1 to {_MAX_OFFSET} days")
+        if (day.kind == "last" and sign > 0) or (
+            day.kind == "day" and day.number == 1 and day.only_on is None and sign < 0
+        ):
+            self.reject(token, "that would leave the month: offsets stay within the month")
+        following = self.peek()
+        if following is not None and following.lower in ("day", "days"):
+            self.take()
+        return replace(day, offset=sign * number)
+
+    def date(self, target: _Days) -> None:
         self.skip_the()
         token = self.peek()
         if token is None:
@@ -622,7 +877,7 @@ class _Parser:
             self.reject(
                 day_token, f"{_MONTH_NAMES[month - 1]} has days 1 to {MONTH_DAYS[month - 1]}"
             )
-        self.dates.add((month, day))
+        target.dates.add((month, day))
 
 
 def _day_item(token: _Token | None) -> frozenset[int] | None:
@@ -658,9 +913,52 @@ def _is_month_day(token: _Token | None, following: _Token | None) -> bool:
         token = following
     return token is not None and (
         token.lower in _ORDINAL_WORDS
-        or token.lower == "day"
+        or token.lower in ("day", "closest", "nearest")
         or _read_ordinal(token.lower) is not None
+        or (token is not following and _is_dated_weekday(token, following))
     )
+
+
+def _is_dated_weekday(token: _Token | None, following: _Token | None) -> bool:
+    """``friday the 13th``, ``fri 13th``: a weekday name followed by a day of the month."""
+    return (
+        token is not None
+        and token.lower in WEEKDAYS
+        and _is_day_of_month(following, None)
+    )
+
+
+def _is_day_of_month(token: _Token | None, _following: _Token | None) -> bool:
+    """``the`` or an ordinal with its suffix (``15th``): the start of a day of the month,
+    as opposed to a bare number, which is a time (``between 9 and 17``)."""
+    if token is None:
+        return False
+    return token.lower == "the" or (
+        token.lower[-2:] in _SUFFIXES and _read_ordinal(token.lower) is not None
+    )
+
+
+def _read_iso_date(text: str) -> date | None:
+    """``2027-01-01`` as a date, else ``None`` (also for a date that does not exist)."""
+    if not _looks_like_iso_date(text):
+        return None
+    try:
+        return date(int(text[:4]), int(text[5:7]), int(text[8:10]))
+    except ValueError:
+        return None
+
+
+def _looks_like_iso_date(text: str) -> bool:
+    return (
+        len(text) == 10
+        and text[4] == "-"
+        and text[7] == "-"
+        and all(_read_int(part) is not None for part in (text[:4], text[5:7], text[8:]))
+    )
+
+
+def _is_iso_date(token: _Token | None, _following: _Token | None) -> bool:
+    return token is not None and _looks_like_iso_date(token.lower)
 
 
 def _is_month(token: _Token | None, _following: _Token | None) -> bool:
