@@ -545,11 +545,24 @@ class _Parser:
                 self.take()
                 self.on()
 
-    def time_list(self) -> tuple[int, ...]:
+    def time_list(self, in_item: bool = False) -> tuple[int, ...]:
+        """Times joined by separators; ``in_item``: the list belongs to one item of a day
+        list, so a comma followed by something else than a time ends it (``on mon at 9am,
+        fri at 5pm``)."""
         times = {self.time()}
-        while self.is_separator(_is_time, _TIME_EXPECTED):
+        while True:
+            if in_item and self.peek_lower() == ",":
+                ahead = 2 if self.peek_lower(1) == "and" else 1
+                if not _is_time(self.peek(ahead), None):
+                    break
+            if not self.is_separator(_is_time, _TIME_EXPECTED):
+                break
             times.add(self.time())
         return tuple(sorted(times))
+
+    def peek_lower(self, ahead: int = 0) -> str | None:
+        token = self.peek(ahead)
+        return None if token is None else token.lower
 
     def time(self) -> int:
         """Read one time of day; returns seconds since midnight."""
@@ -713,7 +726,7 @@ class _Parser:
             following = self.peek()
             if allow_times and following is not None and following.lower == "at":
                 self.take()
-                times = self.time_list()
+                times = self.time_list(in_item=True)
             items.append((days, times, token))
             if not self.is_separator(item_test, expected):
                 break
