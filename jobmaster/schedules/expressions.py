@@ -10,9 +10,12 @@ rules:
 * **calendar** — everything that speaks of wall-clock time: cron (5 fields, or 6 with the
   seconds *last*, croniter's default), the ``@daily``-style shortcuts and the natural grammar
   of :mod:`jobmaster.schedules.natural`. A calendar rule is a set of allowed months, a day
-  rule (days of the month, last day, weekdays, n-th weekday, dates, every-N phases) and a set
-  of times of day. croniter parses and validates cron text; this module evaluates every
-  calendar rule itself, so cron and natural expressions follow the same DST conventions.
+  rule (days of the month, last day, weekdays, n-th weekday, dates, computed days such as
+  cron's ``15W`` or ``last day - 5``, every-N phases) and a set of times of day. croniter
+  parses and validates cron text; this module evaluates every calendar rule itself, so cron
+  and natural expressions follow the same DST conventions. List items with their own times
+  (``on the 1st at 03:00 and the 3rd at 22:00``) are one calendar rule each, firing when any
+  does; one-shot dates (``at 2027-01-01 10:00``) fire once, then ``next_after`` is ``None``.
 
 DST conventions for calendar rules, evaluated in the schedule's zone: a wall time skipped by a
 spring-forward fires once, shifted by the gap (02:30 → 03:30); a wall time repeated by a

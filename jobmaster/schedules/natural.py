@@ -8,28 +8,42 @@ means (time zones, DST, anchoring at the schedule's start) is decided by
 The grammar, case-insensitive (``|`` separates choices, ``[...]`` is optional, ``{...}``
 repeats; ``,``, ``and`` and ``, and`` all separate list items)::
 
-    expression := [zone] "every" frequency {qualifier}
-    frequency  := NUMBER unit | "other" unit | unit | days
+    expression := [zone] ("every" frequency | daily .. yearly) {qualifier}
+                | [zone] ("at" | "on") moment {sep moment} [zone]
+    frequency  := NUMBER unit | "other" unit | unit | item(days) {sep item(days)}
+                | item(month-day) {sep item(month-day)}   (only "friday the 13th" items)
     unit       := second(s) | sec(s) | minute(s) | min(s) | hour(s) | hr(s)
                 | day(s) | week(s) | month(s) | year(s)
-    days       := day-item {sep day-item}
-    day-item   := monday .. sunday | mon .. sun | mon-fri (a range) | weekday(s)
+    days       := monday .. sunday | mon .. sun | mon-fri (a range) | weekday(s)
                 | weekend(s) | weekend day(s)
+    item(x)    := x ["at" time {sep time}]
     qualifier  := "at" time {sep time}
-                | ("between" time "and" time) | ("from" time ("to" | "until") time)
-                | "on" (days | month-day {sep month-day} | date {sep date})
+                | window {sep window}
+                | day-window {sep day-window}
+                | "on" (item(days) | item(month-day) | item(date)) {sep ...}
+                | ("in" | "between" | "from") months
                 | zone
-    month-day  := ["the"] (ORDINAL | NUMBER | ORDINAL-WORD "day" | "last" "day"
-                | ORDINAL-WORD weekday | "last" weekday | ORDINAL weekday)
+    window     := "between" time "and" time | "from" time [("to" | "until") time]
+                | "until" time
+    day-window := ("between" day "and" day) | ("from" day ("to" | "until") day)
+    day        := ["the"] (ORDINAL | NUMBER)       ("the" or a suffix is needed first)
+    month-day  := ["the"] base ["of" ["the"] "month"] [("+" | "-") NUMBER ["day(s)"]]
+    base       := ORDINAL | NUMBER | "day" NUMBER | ORDINAL-WORD "day" | "last" "day"
+                | ("first" | "last") "weekday" | ORDINAL-WORD weekday | "last" weekday
+                | ORDINAL weekday | ("closest" | "nearest") "weekday" "to" day
+                | weekday day                      (Friday the 13th: both must hold)
     date       := ["the"] (month-name (ORDINAL | NUMBER) | (ORDINAL | NUMBER) ["of"] month-name)
+    moment     := YYYY-MM-DD [["at"] time]
     time       := 9 | 09:00 | 9:30 | 18:30:15 | 9am | 9:30pm | 9 am | noon | midnight
     zone       := ("tz" | "in") IANA-NAME
 
-Which qualifiers a frequency takes: seconds, minutes and hours take ``between`` and
-``on <days>``; ``every day`` takes ``at`` and ``on <days>``; named days (``every monday``,
-``every weekday``) and ``every N days`` take ``at``; weeks take ``on <days>`` and ``at``;
-months take ``on <month days>`` and ``at``; years take ``on <dates>`` and ``at``. Each
-qualifier appears at most once; the zone may lead or follow anywhere between qualifiers.
+Which qualifiers a frequency takes: seconds, minutes and hours take windows, day windows
+and ``on <days>``; ``every day`` takes ``at``, day windows and ``on <days>``; named days
+(``every monday``) and ``every N days`` take ``at`` and day windows; weeks take ``on
+<days>`` and ``at``; months take ``on <month days>`` and ``at``; years take ``on <dates>``
+and ``at``; one-shot moments only a zone. Each qualifier appears at most once; the zone may
+lead or follow anywhere between qualifiers. In a list, an ``at`` after the last item is for
+the whole list; once an earlier item has its own ``at``, every item needs one.
 """
 
 from __future__ import annotations
