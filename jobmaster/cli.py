@@ -301,17 +301,21 @@ def jobs_list(app_target: str | None, statuses: tuple[str, ...], definition_id: 
 @jobs.command("count")
 @app_option
 @_job_filter_options
-@click.option("--json", "as_json", is_flag=True, help='As {"count": N}.')
+@click.option("--estimate", is_flag=True,
+              help="On PostgreSQL, answer a count that would take long with the database's "
+                   "estimate (printed ~N).")
+@click.option("--json", "as_json", is_flag=True, help='As {"count": N, "exact": true}.')
 def jobs_count(app_target: str | None, statuses: tuple[str, ...], definition_id: str | None,
                lane: str | None, priority: str | None, metadata: tuple[str, ...],
-               worker: str | None, since: str | None, until: str | None,
+               worker: str | None, since: str | None, until: str | None, estimate: bool,
                as_json: bool) -> None:
     """How many jobs match the filters (those of jobs list)."""
     filters = _job_filters(statuses, definition_id, lane, priority, metadata, worker,
                            since, until)
     app = _load(app_target)
-    count = app.jobs.count(**filters)
-    click.echo(json.dumps({"count": count}) if as_json else str(count))
+    count = app.jobs.count(**filters, exact=not estimate)
+    click.echo(json.dumps({"count": int(count), "exact": count.exact}) if as_json
+               else repr(count))
 
 
 @jobs.command("show")

@@ -50,6 +50,20 @@ class JobPage(list[Job[Any]]):
         return f"JobPage({list.__repr__(self)}, next_cursor={self.next_cursor!r})"
 
 
+class JobCount(int):
+    """A number of jobs; ``exact`` is ``False`` when it is the database's estimate."""
+
+    exact: bool
+
+    def __new__(cls, value: int, exact: bool = True) -> JobCount:
+        count = super().__new__(cls, value)
+        count.exact = exact
+        return count
+
+    def __repr__(self) -> str:
+        return f"{int(self)}" if self.exact else f"~{int(self)}"
+
+
 def encode_cursor(created_at: datetime, job_id: str) -> str:
     """An opaque cursor for the jobs after (older than) ``(created_at, job_id)``."""
     micros = (created_at - _EPOCH) // timedelta(microseconds=1)
@@ -257,12 +271,20 @@ class JobsAPI:
         worker: str | None = None,
         created_after: datetime | float | None = None,
         created_before: datetime | float | None = None,
-    ) -> int:
-        """How many jobs of this cluster match the filters of ``list`` (over all pages)."""
+        exact: bool = True,
+    ) -> JobCount:
+        """How many jobs of this cluster match the filters of ``list`` (over all pages).
+
+        ``exact=False`` bounds the time it takes on a large PostgreSQL master: a count that
+        would take long (hundreds of thousands of matches no index narrows down) is
+        answered with the database's estimate instead, and ``.exact`` on the result says
+        which it is."""
         filters = self._filters(status, definition_id, lane, priority, metadata, worker,
                                 created_after, created_before)
         self.flush()
-        return self._app.master.count_matching_jobs(cluster=self._app.name, **filters)
+        value, is_exact = self._app.master.count_matching_jobs(
+            cluster=self._app.name, exact=exact, **filters)
+        return JobCount(value, is_exact)
 
     @staticmethod
     def _filters(

@@ -23,8 +23,10 @@ from sqlalchemy import event
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.sql.util import ClauseAdapter
 
 from jobmaster.exceptions import ConfigurationError, JobmasterError
 from jobmaster.forking import after_fork
@@ -41,6 +43,12 @@ from jobmaster.master.schema import (
 from jobmaster.master.schema import definitions as registry
 from jobmaster.models import FINAL_STATUSES, JobStatus
 
+COUNT_BUDGET_MS = 40
+"""How long ``count_matching_jobs(exact=False)`` counts on PostgreSQL before it answers
+with the planner's estimate."""
+METADATA_BUDGET_MS = 40
+"""How long a metadata page on PostgreSQL is read through the GIN index before jobmaster
+takes the value for a common one and walks the newest jobs instead."""
 _MIGRATION_LOCK = 0x6A6F626D  # "jobm": the advisory lock key of migrations
 
 # Engines created before a fork stay referenced so the child never closes them.
@@ -586,7 +594,34 @@ class Master:
                     jobs.c.created_at < at, jobs.c.id < job_id))
         query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
         with self._begin() as conn:
+            if self.dialect == "postgresql" and any(
+                    v is not None for v in (metadata or {}).values()):
+                found = self._pg_rare_first(conn, query)
+                if found is not None:
+                    return found
             return list(conn.execute(query).mappings())
+
+    def _pg_rare_first(self, conn: sa.Connection, query: sa.Select[Any]
+                       ) -> list[sa.RowMapping] | None:
+        """A metadata page on PostgreSQL, read as if the value were rare: every match from
+        the GIN index, then sorted. PostgreSQL cannot estimate how common a JSON value is,
+        so it would walk the newest jobs for a rare one too (a scan of the whole cluster).
+        ``None`` when that took over ``METADATA_BUDGET_MS``: the value is common, and
+        walking the newest jobs finds a page at once."""
+        try:
+            with conn.begin_nested():
+                conn.execute(sa.text("SET LOCAL enable_indexscan = off"))
+                conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+                conn.execute(sa.text(f"SET LOCAL statement_timeout = {METADATA_BUDGET_MS}"))
+                rows = list(conn.execute(query).mappings())
+                conn.execute(sa.text("RESET enable_indexscan"))
+                conn.execute(sa.text("RESET enable_seqscan"))
+                conn.execute(sa.text("RESET statement_timeout"))
+                return rows
+        except OperationalError as exc:
+            if "statement timeout" not in str(exc.orig):
+                raise
+            return None
 
     def count_matching_jobs(
         self,
@@ -600,15 +635,40 @@ class Master:
         worker: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
-    ) -> int:
+        exact: bool = True,
+    ) -> tuple[int, bool]:
         """How many jobs of a cluster ``list_jobs`` would return with these filters, over
-        all its pages."""
+        all its pages, and whether that number is exact. With ``exact=False``, PostgreSQL
+        counts for at most ``COUNT_BUDGET_MS`` and then answers with the planner's estimate
+        instead (large results of filters no index narrows down)."""
         query = sa.select(sa.func.count()).select_from(jobs).where(*self._job_filters(
             cluster=cluster, status=status, definition_id=definition_id, lane=lane,
             priority=priority, metadata=metadata, worker=worker,
             created_after=created_after, created_before=created_before))
         with self._begin() as conn:
-            return int(conn.execute(query).scalar() or 0)
+            if exact or self.dialect != "postgresql":
+                return int(conn.execute(query).scalar() or 0), True
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.text(f"SET LOCAL statement_timeout = {COUNT_BUDGET_MS}"))
+                    counted = int(conn.execute(query).scalar() or 0)
+                    conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
+                    return counted, True
+            except OperationalError as exc:
+                if "statement timeout" not in str(exc.orig):
+                    raise
+            return self._pg_sampled_count(conn, query), False
+
+    def _pg_sampled_count(self, conn: sa.Connection, query: sa.Select[Any]) -> int:
+        """An estimate of ``query``'s count from a sample of about 10,000 jobs' pages
+        (``TABLESAMPLE SYSTEM``), scaled up."""
+        total = float(conn.execute(sa.text(
+            "SELECT reltuples FROM pg_class WHERE oid = 'jobmaster_jobs'::regclass")
+        ).scalar() or 0)
+        percent = 100.0 if total <= 10_000 else max(10_000 / total * 100, 0.01)
+        sample = sa.tablesample(jobs, sa.func.system(percent))
+        sampled = conn.execute(ClauseAdapter(sample).traverse(query)).scalar() or 0
+        return round(int(sampled) * 100.0 / percent)
 
     def _job_filters(
         self,
@@ -643,7 +703,18 @@ class Master:
             where.append(jobs.c.created_at >= created_after)
         if created_before is not None:
             where.append(jobs.c.created_at < created_before)
-        for key, value in (metadata or {}).items():
+        wanted = dict(metadata or {})
+        if self.dialect == "postgresql":
+            # one containment test answered by the GIN index on meta::jsonb (migration
+            # 0007); jsonb compares by JSON type, so 0 never matches "0" nor false
+            present = {k: v for k, v in wanted.items() if v is not None}
+            if present:
+                document = sa.cast(jobs.c.meta, JSONB)
+                where.append(document.op("@>")(
+                    sa.cast(sa.literal(json.dumps(present), sa.Text), JSONB)))
+                where.append(document != sa.text("'{}'::jsonb"))  # the index's predicate
+            wanted = {k: v for k, v in wanted.items() if v is None}
+        for key, value in wanted.items():
             field = jobs.c.meta[key]
             if value is None:  # JSON null (or no such key), never the string "None"
                 missing = field.as_string().is_(None)

@@ -109,6 +109,8 @@ jobs = sa.Table(
     sa.Index(None, "cluster", "created_at", "id"),
     sa.Index(None, "cluster", "status", "created_at", "id"),
     sa.Index(None, "cluster", "definition_id", "created_at", "id"),
+    # and on PostgreSQL only, a GIN index on meta::jsonb for jobs that carry metadata
+    # (migration 0007; an expression index, so it is not declared here)
 )
 """Every job ever accepted, with its latest status, outcome and timings."""
 

@@ -127,7 +127,7 @@ def test_list_json_pages(filled: Filled) -> None:
 
 def test_count_json(filled: Filled) -> None:
     result = jm(filled, "jobs", "count", "--json", "--status", "succeeded")
-    assert json.loads(result.stdout) == {"count": 10}
+    assert json.loads(result.stdout) == {"count": 10, "exact": True}
     assert jm(filled, "jobs", "count").stdout.strip() == "30"
 
 

@@ -1,8 +1,9 @@
 """Cron expressions agree with croniter, field by field and on 1,500 random expressions.
 
 croniter is the reference for what a cron expression means. The documented differences
-(``docs/scheduling.md``, *Cron*) are not generated here: ``W`` (croniter reads ``15W`` as
-``15``), a day-of-week list mixing ``5#3``/``L5`` with plain days (croniter refuses it, and so
+(``docs/scheduling.md``, *Cron*) are not generated here: ``W`` (croniter's field expansion
+reads ``15W`` as ``15``; jobmaster evaluates it itself, see test_schedule_english_days), a
+day-of-week list mixing ``5#3``/``L5`` with plain days (croniter refuses it, and so
 does jobmaster), and a restricted day-of-month with an n-th or last weekday, where jobmaster
 keeps the classic OR rule (checked separately below).
 """
