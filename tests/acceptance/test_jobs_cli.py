@@ -155,6 +155,8 @@ BAD = [
     (["list", "--limit", "0"], ["--limit '0' is not a number from 1 to 10000"]),
     (["list", "--limit", "many"], ["--limit 'many'"]),
     (["list", "--cursor", "not-a-cursor"], ["'not-a-cursor' is not a cursor"]),
+    (["history", "no-such-job"], ["no job 'no-such-job' in the master"]),
+    (["history", "--json", "no-such-job"], ["no job 'no-such-job'"]),
 ]
 
 
@@ -171,3 +173,9 @@ def test_show_json_unknown_job(filled: Filled) -> None:
     missing = str(uuid.uuid4())
     result = run("jobs", "show", "--json", missing, *A, env=filled.env)
     assert_one_line_error(result, missing)
+
+
+def test_count_estimate_flag_reports_exactness(filled: Filled) -> None:
+    result = jm(filled, "jobs", "count", "--estimate", "--json", "--status", "succeeded")
+    assert json.loads(result.stdout) == {"count": 10, "exact": True}
+    assert jm(filled, "jobs", "count", "--estimate").stdout.strip() == "30"
