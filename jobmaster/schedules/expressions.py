@@ -61,9 +61,14 @@ __all__ = ["Dialect", "Schedule", "ScheduleKind", "validate_timezone"]
 
 ScheduleKind: TypeAlias = Literal["interval", "cron", "natural", "naturalcron"]
 #: Which grammar reads a string: ``"auto"`` decides by the rule in ``docs/scheduling.md``.
-Dialect: TypeAlias = Literal["auto", "jobmaster", "naturalcron", "cron"]
-_DIALECTS: Final = ("auto", "jobmaster", "naturalcron", "cron")
-_PREFIXES: Final = {"naturalcron:": "naturalcron", "jobmaster:": "jobmaster", "cron:": "cron"}
+Dialect: TypeAlias = Literal["auto", "jobmaster", "naturalcron", "cron", "crontab"]
+_DIALECTS: Final = ("auto", "jobmaster", "naturalcron", "cron", "crontab")
+_PREFIXES: Final = {
+    "naturalcron:": "naturalcron",
+    "jobmaster:": "jobmaster",
+    "cron:": "cron",
+    "crontab:": "crontab",
+}
 
 _UTC_ZONE: Final = ZoneInfo("UTC")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -501,9 +506,11 @@ class Schedule:
         precedes it; ``end`` is the last instant a fire time may have. Naive datetimes are
         read as UTC. ``dialect`` picks the grammar: ``"jobmaster"`` (intervals, cron,
         shortcuts and jobmaster's English), ``"naturalcron"`` (NaturalCron's language with
-        its meanings), ``"cron"`` (cron and shortcuts only) or ``"auto"``; a leading
-        ``naturalcron:``, ``jobmaster:`` or ``cron:`` in the text does the same. Any mistake
-        raises :class:`ScheduleExpressionError` naming the word.
+        its meanings), ``"cron"`` (cron and shortcuts only), ``"crontab"`` (5 cron fields
+        read with Celery's day rule: when both day fields are restricted a day must match
+        both; what :func:`~jobmaster.schedules.crontab.crontab` writes) or ``"auto"``; a
+        leading ``naturalcron:``, ``jobmaster:``, ``cron:`` or ``crontab:`` in the text does
+        the same. Any mistake raises :class:`ScheduleExpressionError` naming the word.
         """
         if dialect not in _DIALECTS:
             raise ScheduleExpressionError(
@@ -797,6 +804,11 @@ def _compile_dialect(
     )
     if looks_like_cron:
         described = " ".join(word for word, _ in body)
+        if dialect == "crontab":
+            rule = _cron_rule(text, body, days_and=True)
+            note = " (a day fires only if its day of the month and day of the week both match)"
+            both = bool(rule.days.within)
+            return "cron", zone, rule, f"Celery crontab '{described}'{note if both else ''}"
         return "cron", zone, _cron_rule(text, body), f"cron '{described}'"
     if dialect == "cron":
         raise _word_error(
@@ -805,6 +817,10 @@ def _compile_dialect(
             body[0][1],
             "expected a 5- or 6-field cron expression such as '0 9 * * MON-FRI' or a shortcut "
             "such as '@daily' (dialect='cron')",
+        )
+    if dialect == "crontab":
+        raise _word_error(
+            text, head, body[0][1], "expected a crontab's 5 cron fields such as '0 9 1-7 * MON'"
         )
     if head[0].isdigit():
         period = _parse_interval(text, body)
@@ -867,17 +883,24 @@ def _parse_interval(text: str, body: list[tuple[str, int]]) -> timedelta:
 # -- cron -----------------------------------------------------------------------------------
 
 
-def _cron_rule(text: str, fields: list[tuple[str, int]]) -> _CalendarRule:
+def _cron_rule(
+    text: str, fields: list[tuple[str, int]], *, days_and: bool = False
+) -> _CalendarRule:
     """Validate cron fields with croniter and compile them to a calendar rule.
 
     Six fields put the seconds *last* (croniter's default, ``second_at_beginning=False``).
     A day-of-month of ``15W`` (the weekday nearest the 15th) or ``LW`` (the last weekday) is
     read here, not by croniter, whose ``expand`` reads ``15W`` as ``15``.
+
+    ``days_and`` is Celery's crontab rule: five fields of plain values, ranges, steps and
+    names, and when both day fields are restricted a day fires only if it matches both.
     """
-    if len(fields) not in (5, 6):
+    if len(fields) not in ((5,) if days_and else (5, 6)):
+        counts = "a crontab has 5" if days_and else "a cron expression has 5"
+        also = "" if days_and else " or 6 (the same, then second)"
         raise ScheduleExpressionError(
-            f"{text!r} has {len(fields)} fields: a cron expression has 5 (minute hour "
-            f"day-of-month month day-of-week) or 6 (the same, then second)",
+            f"{text!r} has {len(fields)} fields: {counts} (minute hour day-of-month month "
+            f"day-of-week){also}",
             expression=text,
         )
     values = [word for word, _ in fields]
@@ -931,6 +954,12 @@ def _cron_rule(text: str, fields: list[tuple[str, int]]) -> _CalendarRule:
     specs: frozenset[MonthDay] = frozenset()
     if nearest is not None:
         month_days, specs = frozenset(), frozenset((nearest,))
+    if days_and and (nearest is not None or "l" in dom or nth_pairs):
+        word, position = fields[4] if nth_pairs else fields[2]
+        raise _word_error(
+            text, word, position, "a crontab's day fields take values, ranges, steps and "
+            "names, not cron's L, W or #"
+        )
     dom_star, dow_star = "*" in dom and nearest is None, "*" in dow and not nth_pairs
     if dom_star and dow_star:
         days = _DayRule(any_day=True)
@@ -938,6 +967,8 @@ def _cron_rule(text: str, fields: list[tuple[str, int]]) -> _CalendarRule:
         days = _DayRule(weekdays=weekdays, nth_weekdays=nth_pairs)
     elif dow_star:
         days = _DayRule(month_days=month_days, last_day="l" in dom, specs=specs)
+    elif days_and:  # Celery: the day of the week, on the allowed days of the month
+        days = _DayRule(weekdays=weekdays, within=month_days)
     else:
         days = _DayRule(
             month_days=month_days,
