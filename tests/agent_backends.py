@@ -14,7 +14,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from jobmaster.agents import Agent
-from tests.services import MYSQL_URL, NATS_URL, POSTGRES_URL, REDIS_URL, require
+from tests.services import (
+    MYSQL_URL,
+    NATS_URL,
+    POSTGRES_URL,
+    RABBITMQ_URL,
+    REDIS_URL,
+    require,
+)
 
 
 def _sqlite() -> str:
@@ -40,6 +47,7 @@ AGENT_BACKENDS: dict[str, Callable[[], str]] = {
     "postgres": _service("postgres", POSTGRES_URL),
     "nats": _service("nats", NATS_URL),
     "mysql": _service("mysql", MYSQL_URL),
+    "rabbitmq": _service("rabbitmq", RABBITMQ_URL),
 }
 
 
@@ -119,6 +127,22 @@ def nats_malformed(agent: Any, lane: str, headers: dict[str, str] | None,
     asyncio.run(publish())
 
 
+def rabbitmq_malformed(agent: Any, lane: str, headers: dict[str, Any] | None,
+                       priority: int = 2, body: bytes = b"malformed") -> None:
+    """Publish a message straight to a RabbitMQ agent's bucket queue, with these headers."""
+    import pika
+
+    agent._run("declare", lambda state: agent._ensure_buckets(state, [(lane, priority)]))
+    conn = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        channel.basic_publish("", agent._queue(lane, priority), body,
+                              pika.BasicProperties(delivery_mode=2, headers=headers))
+    finally:
+        conn.close()
+
+
 def _sqlite_conformance(agent: Agent, lane: str) -> str:
     sqlite_malformed(agent, lane, priority="x")
     return "priority 'x'"
@@ -144,12 +168,18 @@ def _nats_conformance(agent: Agent, lane: str) -> str:
     return "due time 'abc'"
 
 
+def _rabbitmq_conformance(agent: Agent, lane: str) -> str:
+    rabbitmq_malformed(agent, lane, {"jm-id": uuid.uuid4().hex, "jm-due": "abc"})
+    return "due time 'abc'"
+
+
 STORE_MALFORMED: dict[str, Callable[[Agent, str], str]] = {
     "sqlite": _sqlite_conformance,
     "redis": _redis_conformance,
     "postgres": _postgres_conformance,
     "mysql": _mysql_conformance,
     "nats": _nats_conformance,
+    "rabbitmq": _rabbitmq_conformance,
 }
 """How to store a malformed record in each backend (the memory agent holds only messages
 checked at push: it has none)."""

@@ -17,8 +17,11 @@ POSTGRES_URL = os.environ.get(
 MYSQL_URL = os.environ.get("JOBMASTER_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("JOBMASTER_TEST_REDIS", "redis://127.0.0.1:6379/15")
 NATS_URL = os.environ.get("JOBMASTER_TEST_NATS", "nats://127.0.0.1:4222")
+RABBITMQ_URL = os.environ.get(
+    "JOBMASTER_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/%2F"
+)
 
-_PORTS = {"postgres": 5432, "mysql": 3306, "redis": 6379, "nats": 4222}
+_PORTS = {"postgres": 5432, "mysql": 3306, "redis": 6379, "nats": 4222, "rabbitmq": 5672}
 
 
 def in_ci() -> bool:

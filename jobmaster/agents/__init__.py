@@ -4,6 +4,7 @@
 the ``jobmaster.agents`` entry points of installed packages, and imports it lazily.
 """
 
+from jobmaster.agents import base as _base
 from jobmaster.agents.base import (
     Agent,
     AgentMessage,
@@ -14,6 +15,11 @@ from jobmaster.agents.base import (
     agent_class,
     resolve_agent,
 )
+
+# RabbitMQ: ``amqp://`` and ``amqps://`` (the ``amqp`` extra installs pika)
+for _scheme in ("amqp", "amqps"):
+    _base._BACKENDS.setdefault(_scheme, "jobmaster.agents.rabbitmq:RabbitMQAgent")
+_base._EXTRAS.setdefault("rabbitmq", "amqp")
 
 __all__ = [
     "Agent",
