@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 
-from tests.services import MYSQL_URL, NATS_URL, POSTGRES_URL, REDIS_URL, require
+from tests.services import (
+    MYSQL_URL,
+    NATS_URL,
+    POSTGRES_URL,
+    RABBITMQ_URL,
+    REDIS_URL,
+    require,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,6 +34,7 @@ STACKS: dict[str, tuple[tuple[str, ...], Callable[[Path], str], Callable[[Path],
     "mysql": (("mysql",), lambda d: MYSQL_URL, lambda d: MYSQL_URL),
     "redis": (("postgres", "redis"), lambda d: POSTGRES_URL, lambda d: REDIS_URL),
     "nats": (("postgres", "nats"), lambda d: POSTGRES_URL, lambda d: NATS_URL),
+    "rabbitmq": (("postgres", "rabbitmq"), lambda d: POSTGRES_URL, lambda d: RABBITMQ_URL),
 }
 
 
