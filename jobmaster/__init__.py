@@ -14,10 +14,10 @@ workers run them in a prefork pool; beat turns recurring schedules into jobs::
     add.delay(x=1, y=2).wait(timeout=10).result   # 3, once `jobmaster worker -A ...` runs
 """
 
-from jobmaster.app import App
+from jobmaster.app import App, SharedJob, current_app, job
 from jobmaster.config import Config
-from jobmaster.context import JobContext
-from jobmaster.definitions import JobDefinition, JobHandle, Retry
+from jobmaster.context import JobContext, Reject, Retry
+from jobmaster.definitions import JobDefinition, JobHandle
 from jobmaster.exceptions import (
     AgentError,
     AppNotFoundError,
@@ -65,21 +65,26 @@ __all__ = [
     "JobmasterError",
     "PayloadTooLargeError",
     "Priority",
+    "Reject",
     "Retry",
     "Schedule",
     "ScheduleError",
     "ScheduleExpressionError",
     "ScheduleNotFoundError",
     "SerializationError",
+    "SharedJob",
     "SignatureError",
     "UnknownDefinitionError",
     "__version__",
+    "crontab",
+    "current_app",
+    "job",
 ]
 
 
 def __getattr__(name: str) -> object:
-    if name == "Schedule":  # imported lazily: croniter loads only when schedules are used
-        from jobmaster.schedules import Schedule
+    if name in ("Schedule", "crontab"):  # lazily: croniter loads only when schedules are used
+        from jobmaster import schedules
 
-        return Schedule
+        return getattr(schedules, name)
     raise AttributeError(f"module 'jobmaster' has no attribute {name!r}")

@@ -7,19 +7,20 @@ on first use (and opened again in a forked child).
 from __future__ import annotations
 
 import atexit
+import fnmatch
 import logging
 import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 from jobmaster.agents.base import Agent, resolve_agent
 from jobmaster.config import Config, env_overrides
 from jobmaster.context import JobContext
 from jobmaster.dead_letters import DeadLettersAPI
-from jobmaster.definitions import JobDefinition
+from jobmaster.definitions import Handling, JobDefinition, celery_options
 from jobmaster.exceptions import (
     ArgumentsError,
     ConfigurationError,
@@ -46,7 +47,10 @@ R = TypeVar("R")
 
 log = logging.getLogger("jobmaster")
 
-_APPS: weakref.WeakSet[App] = weakref.WeakSet()
+_APPS: list[weakref.ref[App]] = []
+"""Every app made in this process, oldest first."""
+_SHARED: list[SharedJob[Any, Any]] = []
+"""Every ``@jobmaster.job`` definition made in this process."""
 
 
 class App:
@@ -66,6 +70,7 @@ class App:
         middleware: Sequence[Middleware] = (),
         event_log: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
+        default: bool | None = None,
         **options: Any,
     ) -> None:
         if isinstance(agents, str):
@@ -125,7 +130,14 @@ class App:
         self._clusters: dict[str, App] = {}
         self._lock = threading.RLock()
         after_fork(self, App._forget_connections)
-        _APPS.add(self)
+        self.default = default
+        """``True``: the app ``@jobmaster.job`` definitions are used with (the latest such
+        app); ``False``: never (an app made for another cluster); ``None``: when it is the
+        only app."""
+        _APPS[:] = [ref for ref in _APPS if ref() is not None]
+        _APPS.append(weakref.ref(self))
+        for shared in list(_SHARED):  # @jobmaster.job definitions belong to every app
+            shared.register(self)
 
     def __repr__(self) -> str:
         return f"<App {self.name!r} jobs={len(self.definitions)}>"
@@ -157,6 +169,9 @@ class App:
         ``@app.job(definition_id=..., lane=..., priority=..., timeout=..., max_retries=...,
         retry_delay=..., retry_backoff=..., metadata=..., agent=..., expires=...)`` — every
         field of ``JobOptions``. Does no I/O."""
+        options = dict(options)
+        shared = bool(options.pop("_shared", False))
+        handling = Handling.take(options)
         job_options = JobOptions.build(options)
         if job_options.agent is not None and job_options.agent not in self.config.agents:
             raise ConfigurationError(
@@ -174,6 +189,8 @@ class App:
             except InvalidOptionError as exc:
                 raise DefinitionError(str(exc)) from None
             existing = self.definitions.get(def_id)
+            if existing is not None and getattr(existing, "shared", False) and not shared:
+                existing = None  # the app's own definition wins over a module-level one
             if existing is not None and not _same_function(existing.func, fn):
                 raise DefinitionError(
                     f"definition id {def_id!r} is already registered by "
@@ -181,15 +198,27 @@ class App:
                     f"{fn.__module__}.{fn.__qualname__} under it too: give one of them "
                     "another definition_id"
                 )
+            routed = job_options
+            lane = self.route(def_id)
+            if lane is not None and job_options.lane is None:
+                routed = job_options.over(JobOptions.build(lane=lane))
             definition: JobDefinition[Any, Any] = JobDefinition(
-                self, fn, definition_id=def_id, options=job_options
+                self, fn, definition_id=def_id, options=routed, handling=handling
             )
+            definition.shared = shared
             self.definitions[def_id] = definition
             return definition
 
         if func is not None:
             return register(func)
         return register
+
+    def route(self, definition_id: str) -> str | None:
+        """The lane ``task_routes`` gives a definition id (first matching pattern), if any."""
+        for pattern, lane in self.config.task_routes.items():
+            if fnmatch.fnmatchcase(definition_id, pattern):
+                return str(lane)
+        return None
 
     def add_middleware(self, middleware: Middleware) -> None:
         """Add a middleware after those given to ``App(middleware=...)``, e.g. from the
@@ -329,9 +358,35 @@ class App:
             registered = self.definitions.registered(definition_id)
             values = registered.bind(kwargs)
             base = registered.job_options()
+            lane = self.route(definition_id)
+            if lane is not None and call.lane is None:
+                call = call.over(JobOptions.build(lane=lane))
         job_id = target.producer.submit(definition_id, values, base, call,
                                         at=at, after=after, job_key=job_key)
         return JobHandle(target.jobs, job_id, definition_id)
+
+    def send_task(self, definition_id: str, args: Sequence[Any] = (),
+                  kwargs: Mapping[str, Any] | None = None, **options: Any) -> JobHandle[Any]:
+        """Celery's ``send_task``: enqueue by definition id, with ``apply_async``'s options
+        (``countdown``, ``eta``, ``expires``, ``queue``, ``priority``, ``job_key`` and every
+        job option). Positional ``args`` need the definition registered here or in the
+        master's registry (they are matched to its parameter names)."""
+        options = celery_options(options)
+        definition = self.definitions.get(definition_id)
+        if definition is not None:
+            return definition.apply(args, kwargs, **options)
+        if args:
+            registered = self.definitions.registered(definition_id)
+            kwargs = registered.bind(kwargs, args=args)
+        return self.enqueue(definition_id, kwargs, **options)
+
+    def handle(self, job_id: str, definition_id: str = "") -> JobHandle[Any]:
+        """A handle on a job of this cluster by its id (e.g. one stored earlier): ``get``,
+        ``wait``, ``state``, ``cancel``..."""
+        return self.jobs.handle(job_id, definition_id)
+
+    AsyncResult = handle
+    """Celery's name for ``handle``."""
 
     def cluster(self, name: str | None) -> App:
         """This app (``None`` or its own name), or the app of another configured cluster
@@ -348,7 +403,8 @@ class App:
                 )
             # another cluster's settings come from its spec only, not this process's env
             try:
-                target = spec if isinstance(spec, App) else App(name, environ={}, **dict(spec))
+                target = spec if isinstance(spec, App) else App(name, environ={},
+                                                               default=False, **dict(spec))
             except ConfigurationError as exc:
                 raise InvalidOptionError(f"cluster={name!r}: {exc}") from None
             self._clusters[name] = target
@@ -395,8 +451,115 @@ def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
 
 @atexit.register
 def _flush_all() -> None:
-    for app in list(_APPS):
+    for ref in list(_APPS):
+        app = ref()
+        if app is None:
+            continue
         try:
             app.flush()
         except Exception:  # noqa: BLE001 - best effort at exit
             log.exception("could not write pushed jobs to the master at exit")
+
+
+def current_app() -> App:
+    """The app ``@jobmaster.job`` definitions are used with: the latest made with
+    ``App(..., default=True)``, else the only app of this process."""
+    apps = [a for a in (ref() for ref in _APPS) if a is not None and a.default is not False]
+    chosen = [a for a in apps if a.default]
+    if chosen:
+        return chosen[-1]
+    if len(apps) == 1:
+        return apps[0]
+    if not apps:
+        raise ConfigurationError(
+            "no App exists yet: @jobmaster.job definitions are used with the app of this "
+            "process; create App(...) first")
+    raise ConfigurationError(
+        f"{len(apps)} apps exist ({', '.join(repr(a.name) for a in apps)}); make the one "
+        "@jobmaster.job definitions belong to with App(..., default=True)")
+
+
+class SharedJob(Generic[P, R]):
+    """A job defined with the module-level ``@jobmaster.job`` (Celery's ``shared_task``):
+    registered in every app of the process, and used (``delay``, ``apply_async``,
+    options...) through the app in use (``current_app()``)."""
+
+    def __init__(self, func: Callable[..., R], definition_id: str | None,
+                 options: Mapping[str, Any]) -> None:
+        self.func = func
+        self._definition_id = definition_id
+        self._options = dict(options)
+        self._by_app: weakref.WeakKeyDictionary[App, JobDefinition[P, R]] = \
+            weakref.WeakKeyDictionary()
+        self.__name__ = getattr(func, "__name__", "job")
+        self.__qualname__ = getattr(func, "__qualname__", self.__name__)
+        self.__doc__ = func.__doc__
+        self.__module__ = func.__module__
+        self.__wrapped__ = func
+
+    def register(self, app: App) -> JobDefinition[P, R]:
+        """This job's definition in ``app`` (registered there the first time)."""
+        definition = self._by_app.get(app)
+        if definition is not None and \
+                app.definitions.get(definition.definition_id) is not definition:
+            return app.definitions[definition.definition_id]  # replaced by the app's own
+        if definition is None:
+            own = app.definitions.get(self._definition_id or
+                                      f"{self.func.__module__}.{self.func.__qualname__}")
+            if own is not None and not getattr(own, "shared", False):
+                return own  # the app defines this id itself: its own definition wins
+            definition = app.job(definition_id=self._definition_id, _shared=True,
+                                 **self._options)(self.func)
+            self._by_app[app] = definition
+        return definition
+
+    @property
+    def definition(self) -> JobDefinition[P, R]:
+        """The definition in the app in use."""
+        return self.register(current_app())
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("func", "_definition_id", "_options",
+                                             "_by_app"):
+            raise AttributeError(name)
+        return getattr(self.definition, name)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here and now, as ``JobDefinition.__call__`` does (no app is
+        needed for that: any app's registration will do, or the plain function)."""
+        for definition in list(self._by_app.values()):
+            return definition(*args, **kwargs)
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<SharedJob {self._definition_id or self.__qualname__}>"
+
+
+@overload
+def job(func: Callable[P, R], /) -> SharedJob[P, R]: ...
+
+
+@overload
+def job(*, definition_id: str | None = None, **options: Any
+        ) -> Callable[[Callable[P, R]], SharedJob[P, R]]: ...
+
+
+def job(func: Callable[..., Any] | None = None, /, *, definition_id: str | None = None,
+        **options: Any) -> Any:
+    """Define a job without an app at hand, like Celery's ``shared_task``: it is registered
+    in every ``App`` of the process (those made before and after), and calls use the app
+    in use (``App(..., default=True)``, or the only one). Takes ``@app.job``'s options."""
+    def register(fn: Callable[..., Any]) -> SharedJob[Any, Any]:
+        if not callable(fn):
+            raise DefinitionError(f"@jobmaster.job decorates functions, not {fn!r}")
+        shared: SharedJob[Any, Any] = SharedJob(fn, definition_id, options)
+        _SHARED.append(shared)
+        for ref in list(_APPS):
+            app = ref()
+            if app is not None:
+                shared.register(app)
+        return shared
+
+    if func is not None:
+        return register(func)
+    return register

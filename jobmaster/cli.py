@@ -515,7 +515,8 @@ def schedules_delete(app_target: str | None, name: str) -> None:
 @click.option("--tz", default=None, help="Time zone (default UTC or the expression's).")
 @click.option("-n", "count", type=click.IntRange(min=1, max=1000), default=5,
               show_default=True)
-@click.option("--dialect", type=click.Choice(["auto", "jobmaster", "naturalcron", "cron"]),
+@click.option("--dialect",
+              type=click.Choice(["auto", "jobmaster", "naturalcron", "cron", "crontab"]),
               default="auto", show_default=True,
               help="Which grammar reads EXPRESSION (auto: see docs/scheduling.md).")
 def schedules_preview(expression: str, tz: str | None, count: int, dialect: str) -> None:

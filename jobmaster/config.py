@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from jobmaster.exceptions import ConfigurationError, InvalidOptionError
-from jobmaster.options import OPTIONS
+from jobmaster.options import OPTIONS, check_lane
 
 DEFAULT_MASTER_URL = "sqlite:///jobmaster.db"
 ENV_PREFIX = "JOBMASTER_"
@@ -80,6 +80,13 @@ class Config:
     """The agent jobs go to unless their lane or call says otherwise."""
     routes: dict[str, str] = field(default_factory=dict)
     """Lane → agent name, for lanes that live on another agent than ``default_agent``."""
+    task_routes: dict[str, Any] = field(default_factory=dict)
+    """Definition-id pattern → lane, as Celery's ``task_routes``: ``{"billing.*":
+    "billing"}`` (``fnmatch`` patterns, the first match wins; a value may also be
+    ``{"queue": "billing"}``). A definition or call that names its lane keeps it."""
+    include: list[str] = field(default_factory=list)
+    """Modules imported when the app is loaded by ``jobmaster ... -A``, so the jobs they
+    define (``@jobmaster.job``) are registered, as Celery's ``include``."""
     clusters: dict[str, Any] = field(default_factory=dict)
     """Other cluster id → ``App`` (or dict of App arguments) reachable with ``cluster=...``."""
     namespace: str = "jobmaster"
@@ -237,6 +244,21 @@ class Config:
                     f"default_agent={self.default_agent!r} is not one of the agents "
                     f"{sorted(self.agents)}"
                 )
+        routes: dict[str, Any] = dict(self.task_routes)
+        for pattern, value in routes.items():
+            lane = value.get("queue") if isinstance(value, Mapping) else value
+            if not isinstance(pattern, str) or not isinstance(lane, str):
+                raise ConfigurationError(
+                    f"task_routes[{pattern!r}]={value!r}: routes map a definition-id pattern "
+                    "to a lane name (or {'queue': lane})")
+            try:
+                check_lane(lane, f"task_routes[{pattern!r}]")
+            except InvalidOptionError as exc:
+                raise ConfigurationError(str(exc)) from None
+            self.task_routes[pattern] = lane
+        if isinstance(self.include, str) or not all(isinstance(m, str) for m in self.include):
+            raise ConfigurationError(f"include={self.include!r} must be a list of module names")
+        self.include = list(self.include)
         for lane, agent_name in self.routes.items():
             if agent_name not in self.agents:
                 raise ConfigurationError(
@@ -311,6 +333,8 @@ def _parse_env(name: str, raw: str, current: Any, ftype: Any) -> Any:
     try:
         if "dict" in kind and "float" in kind and "=" not in text:
             return text  # one duration for every status (JOBMASTER_RETENTION=7d)
+        if kind.startswith("list"):
+            return [part.strip() for part in text.split(",") if part.strip()]
         if "dict" in kind:
             pairs = [p for p in text.split(",") if p.strip()]
             return {k.strip(): v.strip() for k, v in (p.split("=", 1) for p in pairs)}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import inspect
-import math
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
-from jobmaster.context import JobContext
+from jobmaster.context import JobContext, Reject, Retry
 from jobmaster.exceptions import ArgumentsError, DefinitionError
 from jobmaster.host import AppResources
 from jobmaster.jobs import JobHandle, JobsAPI
@@ -19,26 +19,79 @@ from jobmaster.producer import Producer
 P = ParamSpec("P")
 R = TypeVar("R")
 
-__all__ = ["JobDefinition", "JobHandle", "Retry", "context_parameter"]
+__all__ = ["Handling", "JobDefinition", "JobHandle", "Reject", "Retry", "context_parameter"]
 
 
-class Retry(Exception):  # noqa: N818 - a request, not an error
-    """Raise from a handler to retry the job, counting against its ``max_retries``; the
-    reason is recorded as its error. ``after`` (seconds or a ``timedelta``) sets the wait;
-    without it (or when it is not a finite number of seconds) the job's own
-    ``retry_delay`` and backoff apply."""
+@dataclass(frozen=True, slots=True)
+class Handling:
+    """How a definition's handler is called and its exceptions read: settings of the
+    definition itself, not of each job (they do not travel with the job).
 
-    def __init__(self, reason: str = "retry requested", *,
-                 after: float | timedelta | None = None) -> None:
-        super().__init__(reason)
-        self.after: float | None = None
-        try:
-            value = after.total_seconds() if isinstance(after, timedelta) else \
-                None if after is None else float(after)
-        except (TypeError, ValueError, OverflowError):
-            value = None
-        if value is not None and math.isfinite(value) and value >= 0:
-            self.after = value
+    ``bind``: the ``JobContext`` is the first argument (Celery's ``bind=True``, the
+    context's ``request`` and ``retry`` as on Celery's task). ``autoretry_for``: only
+    these exception types are retried (default: every exception); ``dont_autoretry_for``:
+    these fail at once. ``store_result=False``: the return value is not recorded
+    (Celery's ``ignore_result``)."""
+
+    bind: bool = False
+    autoretry_for: tuple[type[BaseException], ...] | None = None
+    dont_autoretry_for: tuple[type[BaseException], ...] = ()
+    store_result: bool = True
+
+    @classmethod
+    def take(cls, options: dict[str, Any]) -> Handling:
+        """Pop the handling settings out of ``@app.job(**options)``, checked."""
+        bind = options.pop("bind", False)
+        if not isinstance(bind, bool):
+            raise DefinitionError(f"bind={bind!r} must be True or False")
+        store = options.pop("store_result", True)
+        ignore = options.pop("ignore_result", None)
+        if ignore is not None:
+            if not isinstance(ignore, bool):
+                raise DefinitionError(f"ignore_result={ignore!r} must be True or False")
+            store = not ignore
+        if not isinstance(store, bool):
+            raise DefinitionError(f"store_result={store!r} must be True or False")
+        retry_for = options.pop("autoretry_for", None)
+        never = options.pop("dont_autoretry_for", ())
+        return cls(bind, None if retry_for is None else _exception_types(retry_for,
+                                                                         "autoretry_for"),
+                   _exception_types(never, "dont_autoretry_for"), store)
+
+    def retries(self, exc: BaseException) -> bool:
+        """Whether ``exc`` raised by the handler may be retried."""
+        if isinstance(exc, self.dont_autoretry_for):
+            return False
+        return self.autoretry_for is None or isinstance(exc, self.autoretry_for)
+
+
+def _exception_types(value: Any, argument: str) -> tuple[type[BaseException], ...]:
+    items = (value,) if isinstance(value, type) else value
+    try:
+        types = tuple(items)
+    except TypeError:
+        raise DefinitionError(f"{argument}={value!r} must be exception classes") from None
+    for item in types:
+        if not (isinstance(item, type) and issubclass(item, BaseException)):
+            raise DefinitionError(f"{argument} holds {item!r}, which is not an exception class")
+    return types
+
+
+def celery_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``apply_async``/``send_task`` options in jobmaster's words: ``countdown`` →
+    ``after``, ``eta`` → ``at``, ``queue`` → ``lane``; the rest (``expires``,
+    ``priority``, ``job_key``, every job option) as they are. Giving both names of one
+    option is refused."""
+    values = dict(options)
+    for celery, ours in (("countdown", "after"), ("eta", "at"), ("queue", "lane")):
+        if celery in values:
+            value = values.pop(celery)
+            if value is None:
+                continue
+            if values.get(ours) is not None:
+                raise ArgumentsError(f"give {celery}= or {ours}=, not both")
+            values[ours] = value
+    return values
 
 
 class _Schedules(Protocol):
@@ -88,6 +141,7 @@ class JobDefinition(Generic[P, R]):
         *,
         definition_id: str,
         options: JobOptions = NO_OPTIONS,
+        handling: Handling = Handling(),
     ) -> None:
         if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
             raise DefinitionError(
@@ -99,9 +153,21 @@ class JobDefinition(Generic[P, R]):
         self.func = func
         self.definition_id = definition_id
         self.options = options
-        self.context_param = context_parameter(func)
+        self.handling = handling
+        self.shared = False
+        """Registered by a module-level ``@jobmaster.job`` (an app's own definition of the
+        same id replaces it)."""
         signature = inspect.signature(func)
         first = next(iter(signature.parameters.values()), None)
+        if handling.bind:
+            if first is None or first.kind not in (inspect.Parameter.POSITIONAL_ONLY,
+                                                   inspect.Parameter.POSITIONAL_OR_KEYWORD):
+                raise DefinitionError(
+                    f"job {definition_id!r}: bind=True passes the JobContext as the first "
+                    "argument, but the function takes no positional parameter for it")
+            self.context_param: str | None = first.name
+        else:
+            self.context_param = context_parameter(func)
         self._context_first = (
             first is not None and first.name == self.context_param
             and first.kind in (inspect.Parameter.POSITIONAL_ONLY,
@@ -214,6 +280,31 @@ class JobDefinition(Generic[P, R]):
         job_id = target.producer.submit(self.definition_id, values, self.options, call,
                                         at=at, after=after, job_key=job_key)
         return JobHandle(target.jobs, job_id, self.definition_id)
+
+    def apply_async(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        countdown: timedelta | float | None = None,
+        eta: datetime | None = None,
+        expires: float | datetime | None = None,
+        queue: str | None = None,
+        priority: int | str | None = None,
+        job_key: str | None = None,
+        **options: Any,
+    ) -> JobHandle[R]:
+        """Celery's ``apply_async``: ``args``/``kwargs``; ``countdown`` (seconds or a
+        ``timedelta``) or ``eta`` (a datetime) to start later; ``expires`` (seconds or a
+        datetime: not started by then, it is cancelled); ``queue`` is the lane;
+        ``priority`` a ``Priority``, its name or 0-4 (higher runs first, unlike Celery on
+        Redis); ``job_key`` dedupes; every other job option as in ``apply``."""
+        values = celery_options({"countdown": countdown, "eta": eta, "queue": queue,
+                                 **options})
+        for name, value in (("expires", expires), ("priority", priority)):
+            if value is not None:
+                values[name] = value
+        return self.apply(args or (), kwargs, job_key=job_key, **values)
 
     def delay_many(
         self,

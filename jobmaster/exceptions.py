@@ -17,7 +17,7 @@ The hierarchy, one root so ``except JobmasterError`` catches them all::
     ├── JobNotFoundError            no job with that id in the master
     ├── ScheduleNotFoundError       no schedule with that name in the master
     ├── JobTimeoutError             ``JobHandle.wait`` gave up before the job finished
-    ├── JobFailedError              ``JobHandle.result`` found the job failed or cancelled
+    ├── JobFailedError              ``JobHandle.get``/``result``: the job failed or was cancelled
     ├── SignatureError              a pickled payload is unsigned or its signature is wrong
     └── AgentError                  an agent's backend failed (connection lost, ...)
 
@@ -113,8 +113,10 @@ class AgentError(JobmasterError):
 
 
 class JobFailedError(JobmasterError):
-    """``JobHandle.result`` found the job failed or cancelled; ``job`` is its record."""
+    """``JobHandle.get``/``result`` found the job failed or cancelled; ``job`` is its
+    record and ``error`` its error (a ``JobError``: type, message, traceback)."""
 
     def __init__(self, message: str, *, job: object = None) -> None:
         super().__init__(message)
         self.job = job
+        self.error = getattr(job, "error", None)

@@ -111,6 +111,14 @@ class JobsHost(AppResources, Protocol):
     def producer(self) -> Producer: ...
 
 
+CELERY_STATES = {
+    JobStatus.SCHEDULED: "PENDING", JobStatus.QUEUED: "PENDING", JobStatus.RUNNING: "STARTED",
+    JobStatus.RETRYING: "RETRY", JobStatus.SUCCEEDED: "SUCCESS", JobStatus.FAILED: "FAILURE",
+    JobStatus.CANCELLED: "REVOKED",
+}
+"""A job status → the name Celery gives that state."""
+
+
 class JobHandle(Generic[R]):
     """A job that was enqueued: its id, and ways to follow it in the master of the
     cluster it was sent to."""
@@ -125,13 +133,52 @@ class JobHandle(Generic[R]):
     def __repr__(self) -> str:
         return f"<JobHandle {self.definition_id} {self.id}>"
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JobHandle) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
     def status(self) -> JobStatus:
         """The job's current status (``queued`` while the master has not heard of it yet)."""
         return self._jobs.status(self.id)
 
-    def get(self) -> Job[R]:
+    def record(self) -> Job[R]:
         """The job's record in the master, as it is now."""
         return typing.cast(Job[R], self._jobs.get(self.id))
+
+    def get(self, timeout: float | timedelta | None = None, propagate: bool = True, *,
+            interval: float = 0.05) -> Any:
+        """Celery's ``AsyncResult.get``: wait for the job and return its result. If it
+        failed or was cancelled, raise ``JobFailedError`` (carrying the job and its error),
+        or with ``propagate=False`` return the error (a ``JobError``, ``None`` for a job
+        cancelled without one). ``JobTimeoutError`` after ``timeout`` seconds."""
+        job = self.wait(timeout, interval=interval)
+        if job.status is JobStatus.SUCCEEDED:
+            return job.result
+        if propagate:
+            detail = f": {job.error.type}: {job.error.message}" if job.error else ""
+            raise JobFailedError(f"job {self.id} ({self.definition_id}) {job.status}{detail}",
+                                 job=job)
+        return job.error
+
+    @property
+    def state(self) -> str:
+        """The status under Celery's state names: ``PENDING`` (scheduled or queued),
+        ``STARTED``, ``RETRY``, ``SUCCESS``, ``FAILURE``, ``REVOKED`` (cancelled)."""
+        return CELERY_STATES[self._jobs.status(self.id)]
+
+    def ready(self) -> bool:
+        """Whether the job has finished (succeeded, failed or was cancelled)."""
+        return self._jobs.status(self.id).is_final
+
+    def successful(self) -> bool:
+        """Whether the job succeeded."""
+        return self._jobs.status(self.id) is JobStatus.SUCCEEDED
+
+    def failed(self) -> bool:
+        """Whether the job failed (retries exhausted, or failed without retry)."""
+        return self._jobs.status(self.id) is JobStatus.FAILED
 
     def wait(self, timeout: float | timedelta | None = None, *, interval: float = 0.05) -> Job[R]:
         """Block until the job succeeded, failed or was cancelled; return its record.

@@ -41,10 +41,23 @@ def _app_in(module: ModuleType, target: str) -> App:
 
 
 def load_app(target: str | None) -> App:
-    """The ``App`` named by ``module:attr``, ``module.attr`` or ``module``.
+    """The ``App`` named by ``module:attr``, ``module.attr`` or ``module``, with the
+    modules of its ``include`` setting imported (their ``@jobmaster.job`` definitions
+    registered).
 
     The working directory is put on ``sys.path`` first, so ``-A proj.app`` finds
     ``./proj/app.py``."""
+    app = _find_app(target)
+    for name in app.config.include:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise AppNotFoundError(f"include={name!r} of app {app.name!r} cannot be imported: "
+                                   f"{exc}") from None
+    return app
+
+
+def _find_app(target: str | None) -> App:
     target = (target or os.environ.get("JOBMASTER_APP") or "").strip()
     if not target:
         raise AppNotFoundError("no app given: pass -A module.attr (or set JOBMASTER_APP)")

@@ -124,6 +124,17 @@ def _check_backoff(value: Any, argument: str = "retry_backoff") -> float:
     return float(value)
 
 
+def _check_backoff_max(value: Any, argument: str = "retry_backoff_max") -> float:
+    return duration(value, argument)
+
+
+def _check_jitter(value: Any, argument: str = "retry_jitter") -> float:
+    if (not isinstance(value, int | float) or isinstance(value, bool)
+            or not 0.0 <= float(value) <= 10.0):  # false for nan
+        raise _bad(argument, value, "must be a number from 0 to 10 (a fraction of the wait)")
+    return float(value)
+
+
 def check_metadata(value: Any, argument: str = "metadata") -> dict[str, Any]:
     """A flat dict of str keys to str, int, float, bool or None values (so it can be
     queried), finite numbers, no control characters in keys or NUL in values, at most
@@ -280,6 +291,13 @@ class JobOptions:
     retry_backoff: float | None = option(
         "Each retry waits this many times longer than the one before.", _check_backoff,
         config="default_retry_backoff", column="retry_backoff", nullable=False)
+    retry_backoff_max: float | None = option(
+        "The longest wait before a retry, in seconds, however far backoff grows it.",
+        _check_backoff_max, stored=_optional(_check_backoff_max), column="retry_backoff_max")
+    retry_jitter: float | None = option(
+        "Each retry waits up to this fraction longer, at random (default: the app's "
+        "retry_jitter).", _check_jitter, stored=_optional(_check_jitter),
+        column="retry_jitter")
     metadata: dict[str, Any] | None = option(
         "Queryable labels: str keys to str, int, float, bool or None.", check_metadata,
         default={}, column="meta", sql="json", nullable=False, merge=True)

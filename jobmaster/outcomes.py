@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -44,6 +44,8 @@ class Raised:
     error: JobError
     retry_after: float | None = None
     retryable: bool = True
+    retry_limit: int | None = None
+    """Replaces the job's ``max_retries`` for this decision (``self.retry(max_retries=)``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,8 @@ class RetryPolicy:
     delay: float
     backoff: float
     jitter: float = 0.1
+    max_wait: float = MAX_RETRY_WAIT
+    """The longest wait, however far backoff grows it (Celery's ``retry_backoff_max``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,15 +131,17 @@ def retry_delay(policy: RetryPolicy, attempt: int, rand: float) -> float:
 
     ``delay * backoff ** (attempt - 1)``, stretched by ``rand * jitter`` (``rand`` in
     [0, 1)): with delay 10 and backoff 2, the retries wait 10 s, 20 s, 40 s plus up to 10 %.
-    Never more than ``MAX_RETRY_WAIT``, however large the numbers.
+    Never more than ``policy.max_wait`` (at most ``MAX_RETRY_WAIT``), however large the
+    numbers.
     """
+    longest = min(policy.max_wait, MAX_RETRY_WAIT)
     try:
-        base = policy.delay * policy.backoff ** max(attempt - 1, 0)
+        base = min(policy.delay * policy.backoff ** max(attempt - 1, 0), longest)
         wait = base * (1.0 + policy.jitter * rand)
     except OverflowError:
-        return MAX_RETRY_WAIT
-    if not math.isfinite(wait) or wait > MAX_RETRY_WAIT:
-        return MAX_RETRY_WAIT
+        return longest
+    if not math.isfinite(wait) or wait > longest:
+        return longest
     return max(wait, 0.0)
 
 
@@ -164,6 +170,8 @@ def decide(
     rand: float | None = None,
 ) -> Decision:
     """What follows from attempt number ``attempt`` ending with ``outcome`` at ``now``."""
+    if isinstance(outcome, Raised) and outcome.retry_limit is not None:
+        policy = replace(policy, max_retries=outcome.retry_limit)
     match outcome:
         case Succeeded():
             return Decision(JobStatus.SUCCEEDED)
@@ -193,6 +201,8 @@ def explain(outcome: Outcome, decision: Decision, *, attempt: int, max_retries: 
             ) -> str | None:
     """Why a run ended the way ``decision`` says, in words for the job's audit trail
     (``None`` when the status says it all: a success)."""
+    if isinstance(outcome, Raised) and outcome.retry_limit is not None:
+        max_retries = outcome.retry_limit
     match outcome:
         case Succeeded():
             return None

@@ -116,12 +116,25 @@ class RegisteredDefinition:
                 f"the registered options of job {self.id!r} are invalid ({exc}); restart "
                 "its workers to register it again") from None
 
-    def bind(self, kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Check keyword arguments against the registered parameters: ``ArgumentsError``
-        naming every missing required and every unexpected argument."""
+    def bind(self, kwargs: Mapping[str, Any] | None, *, args: Sequence[Any] = ()
+             ) -> dict[str, Any]:
+        """Check arguments against the registered parameters: ``ArgumentsError`` naming
+        every missing required and every unexpected argument. Positional ``args`` are
+        matched to the positional parameters in order."""
         if kwargs is not None and not isinstance(kwargs, Mapping):
             raise ArgumentsError(f"kwargs must be a dict, not {type(kwargs).__name__}")
         values = dict(kwargs or {})
+        positional = [p.name for p in self.parameters
+                      if p.kind in ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD")]
+        if len(args) > len(positional):
+            raise ArgumentsError(
+                f"job {self.id!r}{self.signature} takes {len(positional)} positional "
+                f"argument(s), {len(args)} given")
+        for name, value in zip(positional, args, strict=False):
+            if name in values:
+                raise ArgumentsError(f"job {self.id!r} got argument {name!r} twice "
+                                     "(positionally and by name)")
+            values[name] = value
         named = {p.name for p in self.parameters if p.kind in _KEYWORD}
         any_name = any(p.kind == "VAR_KEYWORD" for p in self.parameters)
         missing = [p.name for p in self.parameters if p.required and p.name not in values]

@@ -17,8 +17,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from jobmaster.context import JobContext
-from jobmaster.definitions import Retry
+from jobmaster.context import JobContext, Reject, Retry
 from jobmaster.envelope import Envelope
 from jobmaster.middleware import EndRun
 from jobmaster.models import JobError
@@ -107,23 +106,35 @@ def _run(app: App, env: Envelope, started: float, progress: ProgressSink | None,
     try:
         for hook in app.pipeline.before_run:
             hook(env)
+        handling = definition.handling
         if definition.context_param is not None:
             deadline = None if env.timeout is None else time.monotonic() + env.timeout
-            kwargs[definition.context_param] = JobContext.for_envelope(
-                env, deadline=deadline, _progress=progress, _stop_flag=stop_flag
-            )
-        value = definition.func(**kwargs)
+            ctx = JobContext.for_envelope(env, deadline=deadline, kwargs=dict(kwargs),
+                                          _progress=progress, _stop_flag=stop_flag)
+            if handling.bind:
+                value = definition.func(ctx, **kwargs)
+            else:
+                kwargs[definition.context_param] = ctx
+                value = definition.func(**kwargs)
+        else:
+            value = definition.func(**kwargs)
     except EndRun as exc:
         return exc.outcome
     except Retry as exc:
         _forked_copy_exits(pid)
-        return Raised(describe(exc), exc.after)
+        return Raised(describe(exc if exc.exc is None else exc.exc), exc.after, True,
+                      exc.max_retries)
+    except Reject as exc:
+        _forked_copy_exits(pid)
+        return Raised(describe(exc if exc.exc is None else exc.exc), None, False)
     except HardTimeout:
         raise
     except BaseException as exc:  # noqa: BLE001 - a handler's SystemExit fails the job only
         _forked_copy_exits(pid)
-        return Raised(describe(exc))
+        return Raised(describe(exc), None, handling.retries(exc))
     _forked_copy_exits(pid)
+    if not handling.store_result:
+        return Succeeded(b"null")
     try:
         return Succeeded(app.serializer.dumps(value))
     except Exception as exc:  # noqa: BLE001 - an unencodable result fails the job only

@@ -36,6 +36,7 @@ class Report(NamedTuple):
     retryable: bool
     started: float
     finished: float
+    retry_limit: int | None = None
 
     @classmethod
     def of(cls, job_id: str, outcome: Outcome, started: float, finished: float) -> Report:
@@ -47,9 +48,9 @@ class Report(NamedTuple):
             case Succeeded(result=result):
                 return cls(job_id, "succeeded", result, "", "", "", None, True, started,
                            finished)
-            case Raised(error=e, retry_after=after, retryable=retryable):
+            case Raised(error=e, retry_after=after, retryable=retryable, retry_limit=limit):
                 return cls(job_id, "raised", None, e.type, e.message, e.traceback, after,
-                           retryable, started, finished)
+                           retryable, started, finished, limit)
             case Cancelled(reason=reason, message=message):
                 return cls(job_id, "cancelled", None, reason, message, "", None, False,
                            started, finished)
@@ -67,7 +68,7 @@ class Report(NamedTuple):
         error = JobError(self.error_type, self.error_message, self.error_traceback)
         if self.kind == "rejected":
             return Rejected(error)
-        return Raised(error, self.retry_after, self.retryable)
+        return Raised(error, self.retry_after, self.retryable, self.retry_limit)
 
 
 # -- child ↔ supervisor (over a pipe) ---------------------------------------------------

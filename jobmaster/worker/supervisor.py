@@ -33,6 +33,7 @@ from jobmaster.middleware import Settled
 from jobmaster.models import JobError, JobStatus
 from jobmaster.options import check_lane
 from jobmaster.outcomes import (
+    MAX_RETRY_WAIT,
     AgentAction,
     Cancelled,
     Decision,
@@ -477,8 +478,13 @@ class Worker:
             self._write(claim, env, outcome, decision, started, now, start_recorded, ran)
         else:
             options = env.options
-            policy = RetryPolicy(options.max_retries or 0, options.retry_delay or 0.0,
-                                 options.retry_backoff or 1.0, self.app.config.retry_jitter)
+            policy = RetryPolicy(
+                options.max_retries or 0, options.retry_delay or 0.0,
+                options.retry_backoff or 1.0,
+                self.app.config.retry_jitter if options.retry_jitter is None
+                else options.retry_jitter,
+                MAX_RETRY_WAIT if options.retry_backoff_max is None
+                else options.retry_backoff_max)
             decision = decide(outcome, attempt=env.attempt, policy=policy, now=now)
             if decision.action in _AGAIN and env.id in self._cancelled:
                 outcome = Cancelled()  # cancelled while held: it ends here, never runs again

@@ -367,7 +367,7 @@ def test_max_memory_per_child_recycles(sqlite_stack: Stack) -> None:
     assert hogged.result["maxrss"] > limit_kib
     assert {r["pid"] for r in after}.isdisjoint({hogged.result["pid"]}), "not replaced"
     assert all(r["maxrss"] < limit_kib for r in after)
-    jobs = [h.get() for h in [*small, hog, *later]]
+    jobs = [h.record() for h in [*small, hog, *later]]
     assert [j.attempts for j in jobs] == [1] * 5, "each job started once"
     wait_until(lambda: "replaced: its memory reached" in sqlite_stack.worker_log(0),
                what="the recycling to be logged")

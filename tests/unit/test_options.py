@@ -116,7 +116,8 @@ def test_every_stored_option_has_its_column() -> None:
 def test_every_option_travels_in_the_envelope_and_the_row() -> None:
     """One field in JobOptions reaches the wire and the master with nothing else to edit."""
     options = JobOptions.build(lane="l", priority=4, timeout=3, max_retries=2, retry_delay=1,
-                               retry_backoff=3, metadata={"k": "v"}, agent="main",
+                               retry_backoff=3, retry_backoff_max=60, retry_jitter=0.5,
+                               metadata={"k": "v"}, agent="main",
                                expires=datetime(2030, 1, 1, tzinfo=UTC),
                                trace_context={"traceparent": "00-" + "1" * 32 + "-"
                                               + "2" * 16 + "-01"}).resolved({}, 0.0)

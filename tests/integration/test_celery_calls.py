@@ -1,0 +1,145 @@
+"""Celery-style calls with real worker processes: module-level ``@job`` definitions,
+``apply_async``, ``send_task``, ``AsyncResult``-like handles, ``bind=True`` with
+``self.request`` and ``self.retry``, per-exception retries, ``Reject``, ``store_result``
+and ``task_routes`` — on the embedded default (SQLite) and on PostgreSQL + Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jobmaster import App, JobFailedError, JobStatus, current_app
+from tests.conftest import Stack
+
+APP = "tests.fixtures.celeryapp"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _shared_jobs_stay_here() -> object:
+    """The module-level jobs of the fixture join every app made while this module runs,
+    and no app made after it."""
+    import jobmaster.app as module
+
+    saved = list(module._SHARED)
+    yield
+    module._SHARED[:] = saved
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def stack(request: pytest.FixtureRequest, stack_factory: Callable[..., Stack]) -> Stack:
+    return stack_factory(request.param)
+
+
+def producer(stack: Stack) -> App:
+    app: App = stack.app(APP)
+    assert current_app() is app  # the latest App(default=True) is the one in use
+    return app
+
+
+def test_module_level_jobs_apply_async_send_task_and_handles(stack: Stack) -> None:
+    from tests.fixtures.celerytasks import add, fail, mul
+
+    app = producer(stack)
+    stack.worker("-c", "2", "--lane", "default,math", app=APP)
+    h = add.apply_async(args=(1, 2))
+    assert h.get(timeout=30) == 3
+    assert (h.state, h.ready(), h.successful(), h.failed()) == ("SUCCESS", True, True, False)
+
+    later = mul.apply_async(args=(3,), kwargs={"y": 4}, countdown=0.3, queue="math",
+                            priority="high")
+    assert later.state == "PENDING"
+    assert later.get(timeout=30) == 12
+    job = later.record()
+    assert (job.lane, int(job.priority)) == ("math", 3)
+    assert job.started_at is not None and job.started_at - job.created_at >= timedelta(
+        seconds=0.3)
+
+    at = add.apply_async(kwargs={"x": 5, "y": 5},
+                         eta=datetime.now(UTC) + timedelta(milliseconds=200))
+    assert at.get(timeout=30) == 10
+
+    sent = app.send_task("add", args=(20,), kwargs={"y": 22})
+    assert sent.get(timeout=30) == 42
+    again = app.AsyncResult(sent.id)
+    assert again == sent and again.get(timeout=1) == 42 and again.state == "SUCCESS"
+
+    bad = fail.apply_async(kwargs={"message": "boom"})
+    with pytest.raises(JobFailedError) as caught:
+        bad.get(timeout=30)
+    assert caught.value.error is not None and caught.value.error.type == "RuntimeError"
+    assert (bad.state, bad.failed(), bad.successful()) == ("FAILURE", True, False)
+    error = bad.get(timeout=1, propagate=False)
+    assert error.type == "RuntimeError" and error.message == "boom"
+
+
+def test_expired_before_it_started_is_revoked(stack: Stack) -> None:
+    from tests.fixtures.celerytasks import add
+
+    producer(stack)
+    h = add.apply_async(args=(1, 1), expires=0.2)
+    time.sleep(0.4)  # let it expire before any worker exists: what is under test
+    stack.worker("-c", "1", app=APP)
+    assert h.wait(timeout=30).status is JobStatus.CANCELLED
+    assert h.state == "REVOKED"
+    with pytest.raises(JobFailedError, match="cancelled"):
+        h.get(timeout=1)
+
+
+def test_bind_self_request_and_self_retry_record_the_real_error(stack: Stack) -> None:
+    app = producer(stack)
+    stack.worker("-c", "1", app=APP)
+    ok = app.definition("fetch").delay(fails=2)
+    assert ok.get(timeout=30) == "fetched after 2 retries"
+    lines = [line for line in stack.lines() if line.startswith(f"fetch {ok.id}")]
+    assert [line.split()[2] for line in lines] == ["retries=0", "retries=1", "retries=2"]
+    assert all("kwargs=['fails'] host=True" in line for line in lines)
+    errors = [e.type for e in ok.record().errors]
+    assert errors == ["ConnectionError", "ConnectionError"]
+
+    exhausted = app.definition("fetch").delay(fails=10)
+    with pytest.raises(JobFailedError) as caught:
+        exhausted.get(timeout=30)
+    error = caught.value.error
+    assert error is not None and error.type == "ConnectionError"  # not "Retry"
+    assert error.message == "down 3"
+    assert exhausted.record().attempts == 4
+
+    raised_limit = app.definition("retry-more").delay()
+    assert raised_limit.get(timeout=30) == 2  # self.retry(max_retries=2) over max_retries=0
+
+
+def test_autoretry_for_dont_autoretry_for_and_reject(stack: Stack) -> None:
+    app = producer(stack)
+    stack.worker("-c", "2", app=APP)
+    network = app.definition("only-network").delay(kind="network")
+    bug = app.definition("only-network").delay(kind="bug")
+    never = app.definition("never-on-bugs").delay()
+    rejected = app.definition("rejects").delay(reason="bad input file")
+    for handle, attempts, error_type in ((network, 4, "ConnectionError"),
+                                         (bug, 1, "ValueError"), (never, 1, "KeyError"),
+                                         (rejected, 1, "Reject")):
+        job = handle.wait(timeout=30)
+        assert job.status is JobStatus.FAILED, handle
+        assert job.attempts == attempts, handle
+        assert job.error is not None and job.error.type == error_type, handle
+    assert rejected.record().error.message == "bad input file"  # type: ignore[union-attr]
+    trail = app.jobs.history(rejected.id)
+    assert trail[-1].reason == "failed without retrying, as the handler asked"
+
+
+def test_store_result_false_and_task_routes(stack: Stack) -> None:
+    app = producer(stack)
+    quiet = app.definition("quiet").delay(x=21)
+    report = app.send_task("reports.daily", kwargs={"day": "mon"})
+    charge = app.definition("billing.charge").apply_async(args=(7,))
+    pinned = app.definition("billing.charge").apply_async(args=(8,), queue="default")
+    stack.worker("-c", "2", "--lane", "default,reports,billing", app=APP)
+    assert quiet.get(timeout=30) is None
+    assert quiet.record().status is JobStatus.SUCCEEDED
+    assert report.get(timeout=30) == "report mon"
+    assert (report.record().lane, charge.record().lane) == ("reports", "billing")
+    assert charge.get(timeout=30) == 7
+    assert pinned.get(timeout=30) == 8 and pinned.record().lane == "default"
