@@ -16,7 +16,7 @@ workers run them in a prefork pool; beat turns recurring schedules into jobs::
 
 from jobmaster.app import App, SharedJob, current_app, job
 from jobmaster.config import Config
-from jobmaster.context import JobContext, Reject, Retry
+from jobmaster.context import JobContext, Reject, Retry, SoftTimeLimitExceeded
 from jobmaster.definitions import JobDefinition, JobHandle
 from jobmaster.exceptions import (
     AgentError,
@@ -73,6 +73,7 @@ __all__ = [
     "ScheduleNotFoundError",
     "SerializationError",
     "SharedJob",
+    "SoftTimeLimitExceeded",
     "SignatureError",
     "UnknownDefinitionError",
     "__version__",

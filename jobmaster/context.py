@@ -36,6 +36,12 @@ class Retry(Exception):  # noqa: N818 - a request, not an error
             self.after = value
 
 
+class SoftTimeLimitExceeded(Exception):  # noqa: N818 - Celery's name
+    """Raised inside a handler whose ``soft_time_limit`` ran out (prefork and solo pools),
+    before the hard ``timeout`` stops it: catch it to clean up. Uncaught, the run fails
+    with it."""
+
+
 class Reject(Exception):  # noqa: N818 - a request, not an error
     """Raise from a handler to fail the job now, without the retries it has left (Celery's
     ``Reject``); ``reason`` is recorded as its error."""

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from jobmaster.context import JobContext, Reject, Retry
-from jobmaster.exceptions import ArgumentsError, DefinitionError
+from jobmaster.exceptions import ArgumentsError, DefinitionError, InvalidOptionError
 from jobmaster.host import AppResources
 from jobmaster.jobs import JobHandle, JobsAPI
-from jobmaster.options import NO_OPTIONS, OPTIONS, JobOptions
+from jobmaster.options import NO_OPTIONS, OPTIONS, JobOptions, duration
 from jobmaster.producer import Producer
 
 P = ParamSpec("P")
@@ -37,6 +37,8 @@ class Handling:
     autoretry_for: tuple[type[BaseException], ...] | None = None
     dont_autoretry_for: tuple[type[BaseException], ...] = ()
     store_result: bool = True
+    soft_time_limit: float | None = None
+    """Seconds after which ``SoftTimeLimitExceeded`` is raised inside the handler."""
 
     @classmethod
     def take(cls, options: dict[str, Any]) -> Handling:
@@ -54,9 +56,15 @@ class Handling:
             raise DefinitionError(f"store_result={store!r} must be True or False")
         retry_for = options.pop("autoretry_for", None)
         never = options.pop("dont_autoretry_for", ())
+        soft = options.pop("soft_time_limit", None)
+        if soft is not None:
+            try:
+                soft = duration(soft, "soft_time_limit")
+            except InvalidOptionError as exc:
+                raise DefinitionError(str(exc)) from None
         return cls(bind, None if retry_for is None else _exception_types(retry_for,
                                                                          "autoretry_for"),
-                   _exception_types(never, "dont_autoretry_for"), store)
+                   _exception_types(never, "dont_autoretry_for"), store, soft)
 
     def retries(self, exc: BaseException) -> bool:
         """Whether ``exc`` raised by the handler may be retried."""

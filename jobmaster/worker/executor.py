@@ -12,12 +12,15 @@ copy has that copy exit at once, so it never takes the slot's next job.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-from jobmaster.context import JobContext, Reject, Retry
+from jobmaster.context import JobContext, Reject, Retry, SoftTimeLimitExceeded
 from jobmaster.envelope import Envelope
 from jobmaster.middleware import EndRun
 from jobmaster.models import JobError
@@ -107,17 +110,18 @@ def _run(app: App, env: Envelope, started: float, progress: ProgressSink | None,
         for hook in app.pipeline.before_run:
             hook(env)
         handling = definition.handling
-        if definition.context_param is not None:
-            deadline = None if env.timeout is None else time.monotonic() + env.timeout
-            ctx = JobContext.for_envelope(env, deadline=deadline, kwargs=dict(kwargs),
-                                          _progress=progress, _stop_flag=stop_flag)
-            if handling.bind:
-                value = definition.func(ctx, **kwargs)
+        with soft_limit(handling.soft_time_limit):
+            if definition.context_param is not None:
+                deadline = None if env.timeout is None else time.monotonic() + env.timeout
+                ctx = JobContext.for_envelope(env, deadline=deadline, kwargs=dict(kwargs),
+                                              _progress=progress, _stop_flag=stop_flag)
+                if handling.bind:
+                    value = definition.func(ctx, **kwargs)
+                else:
+                    kwargs[definition.context_param] = ctx
+                    value = definition.func(**kwargs)
             else:
-                kwargs[definition.context_param] = ctx
                 value = definition.func(**kwargs)
-        else:
-            value = definition.func(**kwargs)
     except EndRun as exc:
         return exc.outcome
     except Retry as exc:
@@ -142,6 +146,42 @@ def _run(app: App, env: Envelope, started: float, progress: ProgressSink | None,
             "SerializationError",
             f"the result of job {env.definition_id!r} ({type(value).__qualname__}) cannot "
             f"be serialized with {app.serializer.name}: {describe(exc).message}"), None, False)
+
+
+@contextmanager
+def soft_limit(seconds: float | None) -> Iterator[None]:
+    """Raise ``SoftTimeLimitExceeded`` in the running handler after ``seconds`` (with
+    ``SIGALRM``: in a process's main thread only, so under the prefork and solo pools).
+    A hard limit already timed with ``SIGALRM`` (the solo pool) is put back afterwards,
+    counting the time spent; one due first leaves the soft limit out."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hard, _ = signal.getitimer(signal.ITIMER_REAL)
+    if hard and hard <= seconds:
+        yield
+        return
+    previous = signal.getsignal(signal.SIGALRM)
+    fired = False
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        nonlocal fired
+        fired = True
+        signal.signal(signal.SIGALRM, previous)
+        if hard:
+            signal.setitimer(signal.ITIMER_REAL, max(hard - seconds, 0.001))
+        raise SoftTimeLimitExceeded(f"the job ran past its soft time limit of {seconds:g} s")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        if not fired:
+            left, _ = signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            if hard:
+                signal.setitimer(signal.ITIMER_REAL, max(hard - (seconds - left), 0.001))
 
 
 def _forked_copy_exits(pid: int) -> None:

@@ -143,3 +143,22 @@ def test_store_result_false_and_task_routes(stack: Stack) -> None:
     assert (report.record().lane, charge.record().lane) == ("reports", "billing")
     assert charge.get(timeout=30) == 7
     assert pinned.get(timeout=30) == 8 and pinned.record().lane == "default"
+
+
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_soft_time_limit_raises_inside_the_handler(stack_factory: Callable[..., Stack],
+                                                   pool: str) -> None:
+    stack = stack_factory("sqlite")
+    app = producer(stack)
+    stack.worker("-c", "1", "--pool", pool, app=APP)
+    cleaned = app.definition("soft").delay(clean_up=True)
+    assert cleaned.get(timeout=30) == "cleaned up"
+    uncaught = app.definition("soft").apply(kwargs={"clean_up": False}, max_retries=0)
+    job = uncaught.wait(timeout=30)
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None and job.error.type == "SoftTimeLimitExceeded"
+    assert "soft time limit of 0.3 s" in job.error.message
+    assert job.finished_at is not None and job.started_at is not None
+    assert job.finished_at - job.started_at < timedelta(seconds=10)  # long before the hard one
+    after = app.definition("quiet").delay(x=1)  # the worker (and its timers) carry on
+    assert after.get(timeout=30) is None and after.state == "SUCCESS"

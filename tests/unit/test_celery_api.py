@@ -181,3 +181,34 @@ def test_crontab_is_importable_from_the_package() -> None:
     assert str(every_3h) == "0 */3 * * *"
     assert Schedule.parse(every_3h).describe().startswith("0 */3 * * *") or \
         "0 */3" in Schedule.parse(every_3h).describe()
+
+
+def test_soft_limit_raises_and_puts_the_hard_timer_back() -> None:
+    import signal
+    import time
+
+    from jobmaster import SoftTimeLimitExceeded
+    from jobmaster.worker.executor import soft_limit
+
+    def hard(signum: int, frame: object) -> None:
+        raise AssertionError("the hard timer must not fire in this test")
+
+    previous = signal.signal(signal.SIGALRM, hard)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30.0)
+        with pytest.raises(SoftTimeLimitExceeded, match="soft time limit of 0.05 s"), \
+                soft_limit(0.05):
+            time.sleep(5)
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 29.0 < left < 30.0 and signal.getsignal(signal.SIGALRM) is hard
+        with soft_limit(10.0):
+            time.sleep(0.01)
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 28.9 < left < 30.0 and signal.getsignal(signal.SIGALRM) is hard
+        with soft_limit(60.0):  # the hard limit comes first: no soft timer at all
+            assert signal.getsignal(signal.SIGALRM) is hard
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    with soft_limit(None):
+        pass
