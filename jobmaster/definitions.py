@@ -15,6 +15,7 @@ from jobmaster.host import AppResources
 from jobmaster.jobs import JobHandle, JobsAPI
 from jobmaster.options import NO_OPTIONS, OPTIONS, JobOptions, duration
 from jobmaster.producer import Producer
+from jobmaster.ratelimit import parse_rate
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,6 +40,9 @@ class Handling:
     store_result: bool = True
     soft_time_limit: float | None = None
     """Seconds after which ``SoftTimeLimitExceeded`` is raised inside the handler."""
+    rate_limit: float | None = None
+    """Seconds between two starts of this definition across the cluster (from
+    ``rate_limit="100/m"``)."""
 
     @classmethod
     def take(cls, options: dict[str, Any]) -> Handling:
@@ -62,9 +66,11 @@ class Handling:
                 soft = duration(soft, "soft_time_limit")
             except InvalidOptionError as exc:
                 raise DefinitionError(str(exc)) from None
+        rate = options.pop("rate_limit", None)
         return cls(bind, None if retry_for is None else _exception_types(retry_for,
                                                                          "autoretry_for"),
-                   _exception_types(never, "dont_autoretry_for"), store, soft)
+                   _exception_types(never, "dont_autoretry_for"), store, soft,
+                   None if rate is None else parse_rate(rate))
 
     def retries(self, exc: BaseException) -> bool:
         """Whether ``exc`` raised by the handler may be retried."""

@@ -73,6 +73,9 @@ class Envelope:
     job_key: str | None = None
     schedule_name: str | None = None
     occurrence: float | None = None
+    permit_at: float | None = None
+    """Set on a job a rate limit held back: the time of the slot reserved for it, so it runs
+    then without asking the limiter again."""
 
     @property
     def lane(self) -> str:
@@ -102,6 +105,8 @@ class Envelope:
             "attempt": self.attempt, "job_key": self.job_key,
             "schedule_name": self.schedule_name, "occurrence": self.occurrence,
         }
+        if self.permit_at is not None:
+            header["permit_at"] = self.permit_at
         header.update(zip(OPTION_NAMES, option_values(self.options), strict=True))
         return header
 
@@ -132,7 +137,8 @@ class Envelope:
         h = _loads(head)
         return cls(h["id"], h["cluster"], h["definition_id"], h["encoding"], payload,
                    h["created_at"], h["due"], JobOptions.from_stored(h), h.get("attempt", 1),
-                   h.get("job_key"), h.get("schedule_name"), h.get("occurrence"))
+                   h.get("job_key"), h.get("schedule_name"), h.get("occurrence"),
+                   h.get("permit_at"))
 
     @classmethod
     def from_header(cls, header: dict[str, Any], payload: bytes) -> Envelope:
@@ -153,7 +159,8 @@ class Envelope:
                 and type(created_at) is float and 0.0 <= created_at < _MAX_TIME
                 and type(due) is float and 0.0 <= due < _MAX_TIME
                 and type(attempt) is int and 1 <= attempt <= MAX_ATTEMPT
-                and job_key is None and schedule_name is None and occurrence is None):
+                and job_key is None and schedule_name is None and occurrence is None
+                and "permit_at" not in header):
             # the common shape, checked in one expression (the slow path below says what
             # is wrong when this does not hold)
             return cls(job_id, cluster, definition_id, encoding, payload, created_at, due,
@@ -171,6 +178,7 @@ class Envelope:
             job_key=_optional_name(header, "job_key"),
             schedule_name=_optional_name(header, "schedule_name"),
             occurrence=None if header.get("occurrence") is None else _time(header, "occurrence"),
+            permit_at=None if header.get("permit_at") is None else _time(header, "permit_at"),
         )
         if len(_KNOWN_NAMES) >= 4096:
             _KNOWN_NAMES.clear()
@@ -196,7 +204,8 @@ class Envelope:
 
     def next_attempt(self, due: float) -> Envelope:
         """The envelope of the retry, due at ``due``."""
-        return replace(self, attempt=min(self.attempt + 1, MAX_ATTEMPT), due=due)
+        return replace(self, attempt=min(self.attempt + 1, MAX_ATTEMPT), due=due,
+                       permit_at=None)
 
 
 def _text(header: dict[str, Any], key: str, limit: int) -> str:

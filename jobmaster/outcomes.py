@@ -82,9 +82,12 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class Released:
-    """The job was handed back to its agent without running (the worker is stopping)."""
+    """The job was handed back to its agent without running (the worker is stopping, or a
+    rate limit holds it until ``until`` with ``body`` carrying its reserved slot)."""
 
     reason: str = "worker stopping"
+    until: float | None = None
+    body: bytes | None = None
 
 
 Outcome = Succeeded | Raised | TimedOut | Lost | Cancelled | Rejected | Released

@@ -42,6 +42,7 @@ from jobmaster.master.schema import (
 )
 from jobmaster.master.schema import definitions as registry
 from jobmaster.models import FINAL_STATUSES, JobStatus
+from jobmaster.ratelimit import reserve
 
 COUNT_BUDGET_MS = 40
 """How long ``count_matching_jobs(exact=False)`` counts on PostgreSQL before it answers
@@ -844,6 +845,31 @@ class Master:
                                                  leases.c.holder == holder)
             ).scalar()
         return None if epoch is None else int(epoch)
+
+    def reserve_slots(self, name: str, count: int, interval: float) -> list[float]:
+        """Start times (Unix) for ``count`` jobs of the rate limit ``name``, ``interval``
+        seconds apart after those reserved before, across every worker (one row of
+        ``jobmaster_leases`` per limit keeps its next free slot)."""
+        for _ in range(3):
+            now = time.time()
+            with self._begin() as conn:
+                row = conn.execute(sa.select(leases.c.expires_at)
+                                   .where(leases.c.name == name).with_for_update()).first()
+                stored = None if row is None else row[0].timestamp()
+                slots, following = reserve(stored, now, count, interval)
+                until = from_timestamp(following)
+                if row is not None:
+                    conn.execute(leases.update().where(leases.c.name == name)
+                                 .values(expires_at=until))
+                    return slots
+                try:
+                    with conn.begin_nested():
+                        conn.execute(leases.insert().values(
+                            name=name, holder="rate-limit", epoch=0, expires_at=until))
+                    return slots
+                except IntegrityError:  # another worker made it first: take turns after it
+                    pass
+        raise JobmasterError(f"could not reserve slots of rate limit {name!r}")
 
     def release_lease(self, name: str, holder: str, epoch: int) -> None:
         """Give up a lease now (so another holder takes over at once)."""

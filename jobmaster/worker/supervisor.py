@@ -20,7 +20,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,7 @@ from jobmaster.outcomes import (
     decide,
     explain,
 )
+from jobmaster.ratelimit import RUN_EARLY
 from jobmaster.registry import definition_rows, lanes_banner
 from jobmaster.worker.executor import safe_text
 from jobmaster.worker.messages import (
@@ -285,6 +286,7 @@ class Worker:
 
     def _accept(self, claims: list[Claimed]) -> None:
         definitions = self.app.definitions
+        limited: dict[str, list[_Held]] = {}
         if any(c.deliveries > 1 for c in claims):
             self._learn_cancelled([c.message.id for c in claims if c.deliveries > 1])
         for claim in claims:
@@ -309,7 +311,39 @@ class Worker:
                 continue
             held = _Held(claim, env)
             self.held[env.id] = held
+            interval = definitions[env.definition_id].handling.rate_limit
+            if interval is not None and env.permit_at is None:
+                limited.setdefault(env.definition_id, []).append(held)
+                continue
             self.waiting.append(held)
+        for definition_id, helds in limited.items():
+            self._rate_limit(definition_id, helds)
+
+    def _rate_limit(self, definition_id: str, helds: list[_Held]) -> None:
+        """Reserve start slots for jobs of a rate-limited definition: those due now run,
+        the others go back to their bucket until their slot (carrying it)."""
+        interval = self.app.definitions[definition_id].handling.rate_limit or 0.0
+        try:
+            slots = self.app.master.reserve_slots(f"rate:{self.app.name}:{definition_id}",
+                                                  len(helds), interval)
+        except Exception as exc:  # noqa: BLE001 - hold them back rather than overrun
+            log.warning("could not reserve rate-limit slots of %s (%s); trying again in "
+                        "%.0f s", definition_id, exc, _RATE_RETRY)
+            slots = [time.time() + _RATE_RETRY] * len(helds)
+            permits = False
+        else:
+            permits = True
+        now = time.time()
+        for held, slot in zip(helds, slots, strict=True):
+            if permits and slot <= now + RUN_EARLY:
+                self.waiting.append(held)
+                continue
+            self.held.pop(held.env.id, None)
+            body = replace(held.env, permit_at=slot).to_bytes() if permits else None
+            self._settle(held.claim, held.env, Released(
+                f"rate limit {definition_id!r}: its turn is at "
+                f"{datetime.fromtimestamp(slot, UTC).isoformat(timespec='milliseconds')}",
+                until=slot, body=body), ran=False)
 
     def _learn_cancelled(self, ids: list[str]) -> None:
         """Jobs delivered again (their worker was lost) may have been cancelled while they
@@ -500,8 +534,10 @@ class Worker:
             batch.retries.append((claim, env.next_attempt(decision.retry_at).to_message()))
         elif action is AgentAction.RELEASE:
             message = claim.message
-            batch.retries.append((claim, AgentMessage(message.id, message.lane,
-                                                      message.priority, now, message.body)))
+            held_back = outcome if isinstance(outcome, Released) else Released()
+            batch.retries.append((claim, AgentMessage(
+                message.id, message.lane, message.priority, held_back.until or now,
+                held_back.body or message.body)))
         else:
             error = decision.error
             batch.dead.append((claim, "" if error is None else f"{error.type}: {error.message}"))
@@ -728,6 +764,8 @@ class Worker:
 
 
 _NO_RETRIES = RetryPolicy(0, 0.0, 1.0, 0.0)
+_RATE_RETRY = 5.0
+"""Seconds a rate-limited job waits when the master could not be asked for its slot."""
 _AGAIN = (AgentAction.RETRY, AgentAction.RELEASE)
 _SUCCEEDED = Decision(JobStatus.SUCCEEDED)
 

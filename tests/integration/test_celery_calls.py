@@ -162,3 +162,21 @@ def test_soft_time_limit_raises_inside_the_handler(stack_factory: Callable[..., 
     assert job.finished_at - job.started_at < timedelta(seconds=10)  # long before the hard one
     after = app.definition("quiet").delay(x=1)  # the worker (and its timers) carry on
     assert after.get(timeout=30) is None and after.state == "SUCCESS"
+
+
+def test_rate_limit_holds_across_the_cluster(stack: Stack) -> None:
+    app = producer(stack)
+    handles = app.definition("limited").delay_many([{"n": i} for i in range(25)])
+    for _ in range(2):  # two workers, two processes each: the limit is the cluster's
+        stack.worker("-c", "2", app=APP)
+    assert sorted(h.get(timeout=60) for h in handles) == list(range(25))
+    starts = sorted(float(line.split()[2]) for line in stack.lines()
+                    if line.startswith("limited "))
+    assert len(starts) == 25
+    # 10 per second: no one-second window holds more than 10 starts (plus one started at
+    # most RUN_EARLY ahead of its slot)
+    for i, first in enumerate(starts):
+        assert sum(1 for t in starts[i:] if t < first + 1.0) <= 11, starts
+    assert starts[-1] - starts[0] >= 2.4 - 0.05 * 2
+    held = [e for h in handles for e in app.jobs.history(h.id) if e.status.value == "running"]
+    assert len(held) == 25  # each ran once: held-back jobs were never started

@@ -212,3 +212,38 @@ def test_soft_limit_raises_and_puts_the_hard_timer_back() -> None:
         signal.signal(signal.SIGALRM, previous)
     with soft_limit(None):
         pass
+
+
+@pytest.mark.parametrize(("rate", "interval"), [
+    ("100/m", 0.6), ("10/s", 0.1), ("2/h", 1800.0), ("1/d", 86400.0), (4, 0.25),
+    ("0.5/s", 2.0), (" 3 / minute ", 20.0), ("5", 0.2)])
+def test_rates_read_as_celery_writes_them(rate: object, interval: float) -> None:
+    from jobmaster.ratelimit import parse_rate
+
+    assert parse_rate(rate) == pytest.approx(interval)
+
+
+@pytest.mark.parametrize("rate", ["fast", "10/w", "0/s", "-1/s", True, None, "1e9/s",
+                                  float("inf"), "10/s/s"])
+def test_bad_rates_are_refused_naming_the_argument(rate: object) -> None:
+    from jobmaster.ratelimit import parse_rate
+
+    with pytest.raises(DefinitionError, match="rate_limit="):
+        parse_rate(rate)
+
+
+def test_slots_are_spaced_after_those_reserved_before() -> None:
+    from jobmaster.ratelimit import reserve
+
+    assert reserve(None, 100.0, 3, 0.5) == ([100.0, 100.5, 101.0], 101.5)
+    assert reserve(90.0, 100.0, 1, 0.5) == ([100.0], 100.5)  # a slot long past is not owed
+    assert reserve(103.0, 100.0, 2, 1.0) == ([103.0, 104.0], 105.0)
+    assert reserve(103.0, 100.0, 0, 1.0) == ([], 103.0)
+
+
+def test_rate_limit_is_a_definition_setting() -> None:
+    app = make()
+    limited = app.job(definition_id="limited", rate_limit="120/m")(lambda: None)
+    assert limited.handling.rate_limit == pytest.approx(0.5)
+    with pytest.raises(DefinitionError, match="rate_limit='lots'"):
+        app.job(definition_id="bad", rate_limit="lots")(lambda: None)
