@@ -32,6 +32,7 @@ from jobmaster.forking import after_fork
 from jobmaster.jobs import JobHandle, JobsAPI
 from jobmaster.master.repository import Master
 from jobmaster.middleware import Middleware, Pipeline
+from jobmaster.middleware.canvas import WorkflowSteps
 from jobmaster.middleware.expiry import Expiry
 from jobmaster.options import NO_OPTIONS, JobOptions, check_name
 from jobmaster.producer import Producer
@@ -117,7 +118,7 @@ class App:
             from jobmaster.middleware.event_log import EventLog
 
             self.middleware.append(EventLog(event_log))
-        self.pipeline = Pipeline([Expiry(), *self.middleware])
+        self.pipeline = Pipeline([Expiry(), WorkflowSteps(self), *self.middleware])
         self.producer = Producer(self)
         self.jobs = JobsAPI(self)
         self.dead_letters = DeadLettersAPI(self)
@@ -225,7 +226,7 @@ class App:
         command line (``jobmaster worker --metrics-port``). Add it before starting the
         worker: processes forked earlier keep the pipeline they had."""
         self.middleware.append(middleware)
-        self.pipeline = Pipeline([Expiry(), *self.middleware])
+        self.pipeline = Pipeline([Expiry(), WorkflowSteps(self), *self.middleware])
 
     def on_worker_process_start(self, func: Callable[[], None]) -> Callable[[], None]:
         """Register a function run in each worker process (forked child) when it starts,

@@ -33,6 +33,7 @@ from jobmaster.envelope import Envelope, EnvelopeError
 from jobmaster.exceptions import JobmasterError
 from jobmaster.master.repository import Fence, LeadershipLost
 from jobmaster.master.rows import envelope_from_row, job_row
+from jobmaster.middleware.canvas import sweep_workflows
 from jobmaster.models import JobStatus
 from jobmaster.options import NO_OPTIONS
 from jobmaster.schedules import (
@@ -152,6 +153,7 @@ class Beat:
         report.leader, report.epoch = True, epoch
         try:
             report.materialised = self.materialise(now)
+            sweep_workflows(self.app, self.fence)  # waiting steps whose parents ended
             report.promoted = self.promote(now)
             clock = time.monotonic()
             if clock >= self._next_reap:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
+from jobmaster.canvas import Canvas, Signature
 from jobmaster.context import JobContext, Reject, Retry
 from jobmaster.exceptions import ArgumentsError, DefinitionError, InvalidOptionError
 from jobmaster.host import AppResources
@@ -306,19 +307,39 @@ class JobDefinition(Generic[P, R]):
         queue: str | None = None,
         priority: int | str | None = None,
         job_key: str | None = None,
+        link: Canvas | Sequence[Canvas] | None = None,
+        link_error: Signature[Any] | Sequence[Signature[Any]] | None = None,
         **options: Any,
     ) -> JobHandle[R]:
         """Celery's ``apply_async``: ``args``/``kwargs``; ``countdown`` (seconds or a
         ``timedelta``) or ``eta`` (a datetime) to start later; ``expires`` (seconds or a
         datetime: not started by then, it is cancelled); ``queue`` is the lane;
         ``priority`` a ``Priority``, its name or 0-4 (higher runs first, unlike Celery on
-        Redis); ``job_key`` dedupes; every other job option as in ``apply``."""
+        Redis); ``job_key`` dedupes; every other job option as in ``apply``. ``link``:
+        signature(s) run after the job succeeded, with its result; ``link_error``: run if
+        it failed, with its id (see ``jobmaster.canvas``)."""
+        if link is not None or link_error is not None:
+            if job_key is not None:
+                raise ArgumentsError("job_key= cannot dedupe a job with link=/link_error=")
+            sig: Signature[R] = Signature(self, args or (), kwargs, options={
+                "countdown": countdown, "eta": eta, "queue": queue, "expires": expires,
+                "priority": priority, **options})
+            return sig.apply_async(link=link, link_error=link_error)
         values = celery_options({"countdown": countdown, "eta": eta, "queue": queue,
                                  **options})
         for name, value in (("expires", expires), ("priority", priority)):
             if value is not None:
                 values[name] = value
         return self.apply(args or (), kwargs, job_key=job_key, **values)
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
+        """A signature: this job with some of its arguments, to run in a workflow (the
+        result of the job before it comes first): ``chain(add.s(1, 2), add.s(10))``."""
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature[R]:
+        """An immutable signature: in a workflow it ignores the result before it."""
+        return Signature(self, args, kwargs, immutable=True)
 
     def delay_many(
         self,

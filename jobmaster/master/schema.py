@@ -223,3 +223,39 @@ definitions = sa.Table(
 )
 """The registry of job definitions: what the workers of a cluster registered (parameters,
 options, lanes served), so producers without the code can enqueue by id."""
+
+workflow_steps = sa.Table(
+    f"{PREFIX}workflow_steps",
+    metadata,
+    sa.Column("job_id", sa.String(36), primary_key=True),
+    sa.Column("workflow_id", sa.String(36), nullable=False),
+    sa.Column("cluster", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    sa.Column("argument", sa.String(16), nullable=False),
+    sa.Column("parameter", sa.String(200), nullable=True),
+    sa.Column("delay", sa.Double, nullable=True),
+    sa.Column("not_before", UTCDateTime, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "cluster", "state"),
+    sa.Index(None, "workflow_id"),
+)
+"""Jobs of a workflow (chain, group, chord, link) that wait for other jobs: held in
+``jobmaster_jobs`` as ``scheduled`` with no time until released. ``kind`` says why it waits
+(``chain``, ``chord``, ``link``, ``errback``), ``trigger`` on what (``success`` of every
+parent, or ``failure`` of one), ``argument`` what it receives as its first positional
+argument (``nothing``, ``result``, ``results``, ``job_id``) and ``parameter`` the name that
+argument binds to; ``delay``/``not_before`` hold its countdown and eta; ``state`` is
+``waiting`` until released or abandoned (a conditional update decides, exactly once)."""
+
+workflow_parents = sa.Table(
+    f"{PREFIX}workflow_parents",
+    metadata,
+    sa.Column("job_id", sa.String(36), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("parent_id", sa.String(36), nullable=False),
+    sa.Index(None, "parent_id"),
+)
+"""The jobs a waiting workflow step waits for, in order (a chord's results keep it)."""
