@@ -10,7 +10,8 @@ digits and ``-`` are kept, any other character becomes ``_XX`` per UTF-8 byte)::
     topic exch.   <p>.deliver                the end of the delay chain: to the bucket queue
     stream        <p>.dead                   dead letters, and markers removing them
     stream        <p>.buckets                which buckets exist (for ``length`` and ``purge``)
-    fanout exch.  <p>.dead                   feeds <p>.dead (the delivery limit's dead letters)
+    fanout exch.  <p>.dead                   the delivery limit's dead letters, to quorum queue
+                                             <p>.limit, moved into the stream when it is read
 
 A job is one persistent message: its body is the payload, headers ``jm-id``, ``jm-due``
 (a Unix timestamp) and ``jm-deliveries`` (deliveries before this version, for retries). A
@@ -28,20 +29,23 @@ messages of one TTL, so they expire in order. A delay longer than the chain (``2
 ms, about 4.7 hours) arrives early; a claim that meets a job before its due time sends it
 down the chain again for the time left, so jobs are never claimed early.
 
-**Leases.** ``claim`` takes messages with ``basic.get`` (highest priority first, lanes in the
-order given), unacknowledged: RabbitMQ hands them to nobody else while this connection
-holds them. The lease is kept by the agent: a claim not acked, retried, dead-lettered or
-extended within ``lease_seconds`` is returned to its queue (``basic.nack`` with requeue)
-by the next call on the agent, so it is claimed again with ``x-delivery-count`` raised. If
-the process dies, its connection closes and RabbitMQ requeues its claims at once; if the
-machine is lost or frozen, RabbitMQ does when AMQP heartbeats stop (``?heartbeat=``,
-default 15 s: twice that). ``extend`` renews the agent's deadline (no round trip).
-RabbitMQ's ``consumer_timeout`` (30 minutes by default) still closes a channel holding one
-message longer: jobs that run longer need it raised in ``rabbitmq.conf``.
+**Leases.** ``claim`` looks at the count of waiting messages of each bucket (highest
+priority first, lanes in the order given) and takes them unacknowledged, with
+``basic.get`` for one and with a consumer whose prefetch is the number wanted for more:
+RabbitMQ hands them to nobody else while this connection holds them. The lease is kept by
+the agent: a claim not acked, retried, dead-lettered or extended within ``lease_seconds``
+is returned to its queue (``basic.nack`` with requeue) by the next call on the agent, so
+it is claimed again with ``x-delivery-count`` raised. If the process dies, its connection
+closes and RabbitMQ requeues its claims at once; if the machine is lost or frozen,
+RabbitMQ does when AMQP heartbeats stop (``?heartbeat=``, default 15 s: twice that).
+``extend`` renews the agent's deadline (no round trip). RabbitMQ's ``consumer_timeout``
+(30 minutes by default) still closes a channel holding one message longer: jobs that run
+longer need it raised in ``rabbitmq.conf``.
 
 **Delivery limit.** Each bucket queue has ``x-delivery-limit`` (``?delivery_limit=``,
-default 20): a job delivered more often is dead-lettered by RabbitMQ to ``<p>.dead``, and
-listed with the reason ``delivery limit reached``.
+default 20): a job delivered more often is dead-lettered by RabbitMQ to ``<p>.limit`` (a
+stream cannot be a dead-letter target), moved to the dead-letter stream by the next read of
+the dead letters and listed with the reason ``delivery limit reached``.
 
 **Dead letters** are messages of the stream ``<p>.dead`` (the job's body, its fields and the
 reason in headers, at most 16 KiB of reason); a dead letter's key is its stream offset.
@@ -117,6 +121,10 @@ LEVELS = 24
 
 DEAD_LETTER_BYTES = 1 << 30
 """Bytes the dead-letter stream keeps at most (its oldest segments are dropped)."""
+
+TAKE_SECONDS = 0.05
+"""Longest a claim waits for the messages a bucket's count promised (others may have taken
+them meanwhile)."""
 
 DEFAULT_DELIVERY_LIMIT = 20
 """Deliveries of one job after which RabbitMQ dead-letters it (``?delivery_limit=``)."""
@@ -202,6 +210,7 @@ class RabbitMQAgent(Agent):
         self._dead = f"{self._prefix}.dead"
         self._registry = f"{self._prefix}.buckets"
         self._deliver = f"{self._prefix}.deliver"
+        self._limit = f"{self._prefix}.limit"
         self._lock = threading.RLock()
         self._closed = False
         self._generation = 0
@@ -258,9 +267,13 @@ class RabbitMQAgent(Agent):
         impl = channel._impl  # pipelined confirms: see the module docstring
         impl.add_on_return_callback(functools.partial(self._on_return, state))
         done: list[bool] = []
+
+        def selected(_frame: Any) -> None:
+            done.append(True)
+            conn.add_callback_threadsafe(lambda: None)  # ends process_data_events
+
         impl.confirm_delivery(
-            ack_nack_callback=functools.partial(self._on_confirm, state),
-            callback=lambda _frame: done.append(True),
+            ack_nack_callback=functools.partial(self._on_confirm, state), callback=selected
         )
         self._wait(state, lambda: bool(done), "enable publisher confirms")
         self._state = state
@@ -351,8 +364,27 @@ class RabbitMQAgent(Agent):
                 "x-stream-max-segment-size-bytes": min(size // 8, 50_000_000),
             })
         ch.exchange_declare(self._dead, "fanout", durable=True)
-        ch.queue_bind(self._dead, self._dead)
+        ch.queue_declare(self._limit, durable=True, arguments={"x-queue-type": "quorum"})
+        ch.queue_bind(self._limit, self._dead)
         self._base_ready = True
+
+    def _collect_limited(self, state: _State) -> None:
+        """Move the jobs RabbitMQ dead-lettered for the delivery limit (in ``<p>.limit``: a
+        stream cannot be a dead-letter target) to the dead-letter stream, with the reason."""
+        taken = self._take(state, self._limit, 10_000)
+        if not taken:
+            return
+        pub = []
+        for _, props, body in taken:
+            h = dict(props.headers or {})
+            letter = _dead_letter(0, h, body)
+            h[_REASON] = letter.reason.encode()
+            h[_AT] = repr(letter.at or time.time())
+            pub.append(("", self._dead, body, h, None))
+        self._publish(state, pub, declare=False)
+        for method, _, _ in taken:
+            state.channel.basic_ack(method.delivery_tag)
+        state.conn.process_data_events(time_limit=0)
 
     def _ensure_buckets(self, state: _State, buckets: Iterable[tuple[str, int]]) -> None:
         """Declare the bucket queues not known to exist, and record them in the registry."""
@@ -524,7 +556,7 @@ class RabbitMQAgent(Agent):
         consumer: str,
         wait: float = 0.0,
     ) -> list[Claimed]:
-        """Take up to ``limit`` due messages with ``basic.get``, priorities 4..0 and lanes
+        """Take up to ``limit`` due messages (``_take``), priorities 4..0 and lanes
         in the order given, each leased for ``lease_seconds``; poll until ``wait`` ends."""
         if limit <= 0 or not lanes:
             return []
@@ -550,10 +582,7 @@ class RabbitMQAgent(Agent):
         for priority in PRIORITIES:
             for lane in lanes:
                 queue = self._queue(lane, priority)
-                while len(out) < limit:
-                    method, props, body = ch.basic_get(queue, auto_ack=False)
-                    if method is None:
-                        break
+                for method, props, body in self._take(state, queue, limit - len(out)):
                     receipt = _Receipt(state.generation, method.delivery_tag, queue, deadline)
                     read = _read(props, lane, priority, body)
                     deliveries = _deliveries(props)
@@ -578,6 +607,36 @@ class RabbitMQAgent(Agent):
             self, bad, lambda items: self._bury(state, items)
         )
         return out, buried or bool(early)
+
+    def _take(self, state: _State, queue: str, want: int) -> list[tuple[Any, Any, bytes]]:
+        """Up to ``want`` deliveries from ``queue``, in queue order. The queue's count of
+        waiting messages comes first (a cheap query: an empty bucket costs no more); one
+        message is taken with ``basic.get``, more by a consumer with a prefetch of that
+        many, cancelled once they came (a quorum queue serves a consumer's whole batch
+        from one checkout, but each ``basic.get`` is a write to its log)."""
+        if want <= 0:
+            return []
+        ch = state.channel
+        ready = int(ch.queue_declare(queue, passive=True).method.message_count)
+        want = min(want, ready)
+        if want <= 0:
+            return []
+        if want == 1:
+            method, props, body = ch.basic_get(queue, auto_ack=False)
+            return [] if method is None else [(method, props, body)]
+        got: list[tuple[Any, Any, bytes]] = []
+        ch.basic_qos(prefetch_count=want)
+        tag = ch.basic_consume(
+            queue, lambda _c, method, props, body: got.append((method, props, body))
+        )
+        deadline = time.monotonic() + TAKE_SECONDS
+        while len(got) < want:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break  # others took some meanwhile
+            state.conn.process_data_events(time_limit=left)
+        ch.basic_cancel(tag)  # deliveries not dispatched yet are handed back
+        return got
 
     def _expire(self, state: _State) -> None:
         """Hand back the deliveries whose lease ran out."""
@@ -688,6 +747,8 @@ class RabbitMQAgent(Agent):
         read the stream from its start up to it: ``(offset, properties, body)`` of every
         message before it, then the marker itself last."""
         self._ensure_base(state)
+        if stream == self._dead:
+            self._collect_limited(state)
         token = uuid.uuid4().hex
         headers = {_KIND: b"read", **(marker or {})}
         self._publish(state, [("", stream, b"", headers, token)], declare=False)
@@ -836,21 +897,23 @@ class RabbitMQAgent(Agent):
         messages were dropped (waiting, delayed and this agent's claims)."""
 
         def work(state: _State) -> int:
-            buckets = self._buckets(state) | {
-                (b.lane, b.priority) for _, b in self._held.values()
-            }
+            buckets = {(b.lane, b.priority) for _, b in self._held.values()}
+            if self._base_ready or self._ready(state, self._registry) is not None:
+                buckets |= self._buckets(state)
+            delay = self._delay_ready or self._ready(state, self._level(0)) is not None
             count = len(self._held)
             self._drop()
             state = self._connect()
             ch = state.channel
             for lane, priority in buckets:
                 count += int(ch.queue_delete(self._queue(lane, priority)).method.message_count)
-            for k in range(LEVELS):
-                count += int(ch.queue_delete(self._level(k)).method.message_count)
-                ch.exchange_delete(self._level(k))
-            for name in (self._deliver, self._dead):
-                ch.exchange_delete(name)
-            for stream in (self._dead, self._registry):
+            if delay:
+                for k in range(LEVELS):
+                    count += int(ch.queue_delete(self._level(k)).method.message_count)
+                    ch.exchange_delete(self._level(k))
+                ch.exchange_delete(self._deliver)
+            ch.exchange_delete(self._dead)
+            for stream in (self._dead, self._registry, self._limit):
                 ch.queue_delete(stream)
             self._declared.clear()
             self._delay_ready = self._base_ready = False
