@@ -378,7 +378,12 @@ def _build(host: WorkflowHost, node: Node, workflow_id: str, now: float) -> _Bui
     call = JobOptions.build(values, metadata=metadata)
     parameter = None
     if node.argument != "nothing":
-        bound = definition.bind((_PARENT, *sig.args), sig.kwargs)
+        try:
+            bound = definition.bind((_PARENT, *sig.args), sig.kwargs)
+        except ArgumentsError as exc:
+            raise ArgumentsError(
+                f"{exc} (in a workflow, {sig!r} receives the result of the job before it as "
+                "its first argument; use .si(...) for a step that ignores it)") from None
         parameter = next((k for k, v in bound.items() if v is _PARENT), None)
         if parameter is None:
             raise ArgumentsError(f"job {definition.definition_id!r} takes no positional "
