@@ -6,6 +6,7 @@ on first use (and opened again in a forked child).
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import fnmatch
 import logging
@@ -214,6 +215,9 @@ class App:
             return register(func)
         return register
 
+    task = job
+    """Celery's name for ``job``: ``@app.task`` is ``@app.job``."""
+
     def route(self, definition_id: str) -> str | None:
         """The lane ``task_routes`` gives a definition id (first matching pattern), if any."""
         for pattern, lane in self.config.task_routes.items():
@@ -365,6 +369,30 @@ class App:
         job_id = target.producer.submit(definition_id, values, base, call,
                                         at=at, after=after, job_key=job_key)
         return JobHandle(target.jobs, job_id, definition_id)
+
+    async def enqueue_async(
+        self,
+        definition_id: str,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        args: Sequence[Any] = (),
+        **options: Any,
+    ) -> JobHandle[Any]:
+        """``enqueue`` for coroutines: returns once the job is pushed to its agent. A
+        definition registered here shares the round trip with the other calls made
+        meanwhile on the event loop (``delay_async``); one known only from the master's
+        registry is looked up and sent from a thread."""
+        definition = self.definitions.get(definition_id)
+        if definition is None or options.get("cluster") not in (None, self.name):
+            return await asyncio.to_thread(self.enqueue, definition_id, kwargs, args=args,
+                                           **options)
+        options.pop("cluster", None)
+        values = definition.bind(args, kwargs)
+        at, after, job_key = (options.pop(k, None) for k in ("at", "after", "job_key"))
+        call = JobOptions.build(options) if options else NO_OPTIONS
+        job_id = await self.producer.submit_async(definition_id, values, definition.options,
+                                                  call, at=at, after=after, job_key=job_key)
+        return JobHandle(self.jobs, job_id, definition_id)
 
     def send_task(self, definition_id: str, args: Sequence[Any] = (),
                   kwargs: Mapping[str, Any] | None = None, **options: Any) -> JobHandle[Any]:

@@ -63,14 +63,17 @@ def main() -> None:
 @app_option
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), default=None,
               help="Processes (or threads) running jobs; default: CPU count.")
-@click.option("--lane", "lanes", multiple=True, metavar="LANE",
-              help="Serve this lane (repeatable, or comma-separated: --lane a,b); default: "
+@click.option("--lane", "-Q", "--queues", "lanes", multiple=True, metavar="LANE",
+              help="Serve this lane (repeatable, or comma-separated: --lane a,b; -Q as Celery); "
+              "default: "
               "the app's default lane.")
 @click.option("--agent", default=None, help="Name of the agent to claim from.")
 @click.option("--pool", type=click.Choice(["prefork", "threads", "solo"]), default="prefork",
               show_default=True)
 @click.option("--prefetch", type=click.IntRange(min=1), default=None,
               help="Jobs held per slot (running plus waiting).")
+@click.option("--async-slots", type=click.IntRange(min=1), default=None,
+              help="async def jobs each worker process runs at once (default 100).")
 @click.option("--beat", is_flag=True, help="Also run beat (schedules, promotion) here.")
 @click.option("--max-jobs-per-child", type=click.IntRange(min=1), default=None,
               help="Replace a worker process after it ran this many jobs.")
@@ -82,7 +85,8 @@ def main() -> None:
               "(needs jobmaster[metrics]).")
 @click.option("-l", "--loglevel", default="INFO", show_default=True)
 def worker(app_target: str | None, concurrency: int | None, lanes: tuple[str, ...],
-           agent: str | None, pool: str, prefetch: int | None, beat: bool,
+           agent: str | None, pool: str, prefetch: int | None, async_slots: int | None,
+           beat: bool,
            max_jobs_per_child: int | None, max_memory_per_child: int | None,
            metrics_port: int | None, loglevel: str) -> None:
     """Claim jobs from an agent and run them."""
@@ -102,7 +106,7 @@ def worker(app_target: str | None, concurrency: int | None, lanes: tuple[str, ..
         except OSError as exc:
             raise click.ClickException(f"--metrics-port {metrics_port}: {exc}") from None
     Worker(app, concurrency=concurrency, lanes=lanes or None, agent=agent, pool=pool,
-           prefetch=prefetch, beat=beat).run()
+           prefetch=prefetch, async_slots=async_slots, beat=beat).run()
 
 
 @main.command("metrics")

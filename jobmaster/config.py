@@ -124,6 +124,8 @@ class Config:
     """Create or upgrade the master schema on first use (default: only for SQLite)."""
     concurrency: int | None = None
     """Worker processes (or threads) per worker; default: the number of CPUs."""
+    async_slots: int = 100
+    """``async def`` jobs a worker process (prefork pool) runs at once on its event loop."""
     prefetch: int = 4
     """Jobs a worker holds claimed per execution slot (running plus waiting): more makes
     short jobs faster, fewer spreads long jobs more evenly between workers."""
@@ -197,11 +199,11 @@ class Config:
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                                       or value < 1):
                 raise ConfigurationError(f"{fname}={value!r} must be an int >= 1 (or None)")
-        for fname in ("max_payload_bytes", "prefetch"):
+        for fname in ("max_payload_bytes", "prefetch", "async_slots"):
             value = getattr(self, fname)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigurationError(f"{fname}={value!r} must be a non-negative int")
-        for fname in ("max_payload_bytes", "prefetch"):
+        for fname in ("max_payload_bytes", "prefetch", "async_slots"):
             if getattr(self, fname) == 0:
                 raise ConfigurationError(f"{fname}=0 must be at least 1")
         if self.concurrency is not None and (

@@ -158,12 +158,12 @@ class JobDefinition(Generic[P, R]):
         options: JobOptions = NO_OPTIONS,
         handling: Handling = Handling(),
     ) -> None:
-        if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
             raise DefinitionError(
-                f"job {definition_id!r}: {getattr(func, '__qualname__', func)} is an async "
-                "function; jobs are plain functions for now (call asyncio.run(...) inside a "
-                "plain function to run a coroutine)"
-            )
+                f"job {definition_id!r}: {getattr(func, '__qualname__', func)} is a "
+                "generator; a job is a function (or an async def) that returns its result")
+        self.is_async = inspect.iscoroutinefunction(func)
+        """An ``async def`` handler: prefork workers run many at once on an event loop."""
         self.app = app
         self.func = func
         self.definition_id = definition_id
@@ -257,6 +257,15 @@ class JobDefinition(Generic[P, R]):
         values = self.bind(args, kwargs)
         app = self.app
         job_id = app.producer.submit(self.definition_id, values, self.options, NO_OPTIONS)
+        return JobHandle(app.jobs, job_id, self.definition_id)
+
+    async def delay_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """``delay`` for coroutines (FastAPI handlers...): returns once the job is pushed to
+        its agent; the calls of many coroutines made meanwhile share the round trip."""
+        values = self.bind(args, kwargs)
+        app = self.app
+        job_id = await app.producer.submit_async(self.definition_id, values, self.options,
+                                                 NO_OPTIONS)
         return JobHandle(app.jobs, job_id, self.definition_id)
 
     def apply_at(self, when: datetime, /, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:

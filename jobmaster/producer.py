@@ -9,9 +9,11 @@ a row the master refuses is set aside with its reason instead of blocking the ot
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -64,6 +66,10 @@ class Producer:
         self._wake = threading.Event()
         self._resolved: dict[int, tuple[JobOptions, JobOptions]] = {}
         self._failed_flushes = 0
+        self._async_pending: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, list[tuple[Envelope, asyncio.Future[None]]]
+        ] = weakref.WeakKeyDictionary()
+        self._async_tasks: set[asyncio.Task[None]] = set()
         after_fork(self, Producer._forget)
 
     def _forget(self) -> None:
@@ -153,6 +159,56 @@ class Producer:
             return self._submit_keyed(env)
         self.dispatch([env])
         return env.id
+
+    async def submit_async(
+        self,
+        definition_id: str,
+        values: Mapping[str, Any],
+        base: JobOptions,
+        call: JobOptions,
+        *,
+        at: datetime | None = None,
+        after: timedelta | float | None = None,
+        job_key: str | None = None,
+    ) -> str:
+        """``submit`` for coroutines: the job is built (and refused) at once; the pushes of
+        every call made meanwhile on this event loop go to the agents together, in one
+        thread hop and one round trip per agent. Returns once the job is pushed."""
+        now = time.time()
+        env = self.build(definition_id, values, self.options(base, call, now), now=now,
+                         due=due_time(at, after, now), job_key=job_key)
+        env = self.host.pipeline.enqueueing(env)
+        if env.job_key is not None:
+            return await asyncio.to_thread(self._submit_keyed, env)
+        loop = asyncio.get_running_loop()
+        waiting = self._async_pending.get(loop)
+        if waiting is None:
+            waiting = self._async_pending[loop] = []
+            loop.call_soon(self._send_pending, loop)
+        done: asyncio.Future[None] = loop.create_future()
+        waiting.append((env, done))
+        await done
+        return env.id
+
+    def _send_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Push what the coroutines of ``loop`` enqueued since the last time, in a thread."""
+        waiting = self._async_pending.pop(loop, [])
+
+        async def send() -> None:
+            try:
+                await asyncio.to_thread(self.dispatch, [env for env, _ in waiting])
+            except BaseException as exc:  # noqa: BLE001 - every caller of the batch learns it
+                for _, done in waiting:
+                    if not done.done():
+                        done.set_exception(exc)
+                return
+            for _, done in waiting:
+                if not done.done():
+                    done.set_result(None)
+
+        task = loop.create_task(send())
+        self._async_tasks.add(task)
+        task.add_done_callback(self._async_tasks.discard)
 
     def submit_many(
         self,

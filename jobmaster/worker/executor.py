@@ -11,6 +11,8 @@ copy has that copy exit at once, so it never takes the slot's next job.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import signal
 import threading
@@ -18,6 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from jobmaster.context import JobContext, Reject, Retry, SoftTimeLimitExceeded
@@ -29,6 +32,7 @@ from jobmaster.worker.messages import Report
 
 if TYPE_CHECKING:
     from jobmaster.app import App
+    from jobmaster.definitions import JobDefinition
 
 MAX_ERROR_MESSAGE = 10_000
 MAX_TRACEBACK = 50_000
@@ -73,23 +77,97 @@ def execute(
     progress: ProgressSink | None = None,
     stop_flag: Callable[[], bool] | None = None,
 ) -> Report:
-    """Run the job in ``body`` (an envelope) and report how it ended."""
+    """Run the job in ``body`` (an envelope) and report how it ended. An ``async def``
+    handler runs to completion on an event loop of its own (``execute_async`` runs many
+    on one loop)."""
     started = time.time()
+    run = _prepare(app, body, progress, stop_flag)
+    if isinstance(run, _Run):
+        pid = os.getpid()
+        try:
+            with soft_limit(run.definition.handling.soft_time_limit):
+                value = run.call()
+                if inspect.isawaitable(value):
+                    value = asyncio.run(_awaited(value, run.env.timeout))
+        except HardTimeout:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a handler's SystemExit fails the job only
+            _forked_copy_exits(pid)
+            return _ended(app, run.env, _raised(exc, run), started)
+        _forked_copy_exits(pid)
+        return _ended(app, run.env, _succeeded(app, run, value), started)
+    return _ended(app, None, run, started)
+
+
+async def execute_async(
+    app: App,
+    body: bytes,
+    *,
+    progress: ProgressSink | None = None,
+    stop_flag: Callable[[], bool] | None = None,
+) -> Report:
+    """``execute`` for a job of an ``async def`` definition, awaited on the running event
+    loop beside others; its ``timeout`` cancels the task."""
+    started = time.time()
+    run = _prepare(app, body, progress, stop_flag)
+    if not isinstance(run, _Run):
+        return _ended(app, None, run, started)
+    try:
+        value = run.call()
+        if inspect.isawaitable(value):
+            value = await _awaited(value, run.env.timeout)
+    except BaseException as exc:  # noqa: BLE001 - a handler's SystemExit fails the job only
+        if isinstance(exc, asyncio.CancelledError) and not _timed_out(exc):
+            raise  # the loop itself is being stopped
+        return _ended(app, run.env, _raised(exc, run), started)
+    return _ended(app, run.env, _succeeded(app, run, value), started)
+
+
+@dataclass(slots=True)
+class _Run:
+    """A job ready to run: its envelope, definition, and the call of its handler."""
+
+    env: Envelope
+    definition: JobDefinition[Any, Any]
+    call: Callable[[], Any]
+
+
+class _TaskTimedOut(Exception):  # noqa: N818 - carries the timeout out of the task
+    def __init__(self, timeout: float) -> None:
+        super().__init__(f"job exceeded its timeout of {timeout:g} s and its task was "
+                         "cancelled")
+
+
+def _timed_out(exc: BaseException) -> bool:
+    return isinstance(exc, _TaskTimedOut)
+
+
+async def _awaited(awaitable: Any, timeout: float | None) -> Any:
+    """The value of a handler's coroutine, cancelled after ``timeout`` seconds."""
+    if timeout is None:
+        return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except TimeoutError:
+        raise _TaskTimedOut(timeout) from None
+
+
+def _ended(app: App, env: Envelope | None, outcome: Outcome, started: float) -> Report:
+    finished = time.time()
+    if env is not None and app.pipeline.after_run:
+        app.pipeline.finished_run(env, outcome)
+    return Report.of("" if env is None else env.id, outcome, started, finished)
+
+
+def _prepare(app: App, body: bytes, progress: ProgressSink | None,
+             stop_flag: Callable[[], bool] | None) -> _Run | Outcome:
+    """Decode the job, run the ``before_run`` middleware and bind its handler's call; or
+    the outcome that ends it already."""
     try:
         env = Envelope.from_checked_bytes(body)  # the supervisor checked these very bytes
     except (ValueError, TypeError, KeyError) as exc:
-        return Report.of("", Rejected(JobError("InvalidEnvelope", f"not a jobmaster "
-                                               f"envelope: {describe(exc).message}")),
-                         started, time.time())
-    outcome = _run(app, env, started, progress, stop_flag)
-    finished = time.time()
-    if app.pipeline.after_run:
-        app.pipeline.finished_run(env, outcome)
-    return Report.of(env.id, outcome, started, finished)
-
-
-def _run(app: App, env: Envelope, started: float, progress: ProgressSink | None,
-         stop_flag: Callable[[], bool] | None) -> Outcome:
+        return Rejected(JobError("InvalidEnvelope", f"not a jobmaster envelope: "
+                                 f"{describe(exc).message}"))
     definition = app.definitions.get(env.definition_id)
     if definition is None:
         return Rejected(JobError("UnknownDefinitionError",
@@ -105,47 +183,52 @@ def _run(app: App, env: Envelope, started: float, progress: ProgressSink | None,
     except Exception as exc:  # noqa: BLE001 - any decode failure fails the job, not the worker
         error = describe(exc)
         return Rejected(JobError(error.type, f"arguments could not be decoded: {error.message}"))
-    pid = os.getpid()
     try:
         for hook in app.pipeline.before_run:
             hook(env)
-        handling = definition.handling
-        with soft_limit(handling.soft_time_limit):
-            if definition.context_param is not None:
-                deadline = None if env.timeout is None else time.monotonic() + env.timeout
-                ctx = JobContext.for_envelope(env, deadline=deadline, kwargs=dict(kwargs),
-                                              _progress=progress, _stop_flag=stop_flag)
-                if handling.bind:
-                    value = definition.func(ctx, **kwargs)
-                else:
-                    kwargs[definition.context_param] = ctx
-                    value = definition.func(**kwargs)
-            else:
-                value = definition.func(**kwargs)
     except EndRun as exc:
         return exc.outcome
-    except Retry as exc:
-        _forked_copy_exits(pid)
-        return Raised(describe(exc if exc.exc is None else exc.exc), exc.after, True,
-                      exc.max_retries)
-    except Reject as exc:
-        _forked_copy_exits(pid)
-        return Raised(describe(exc if exc.exc is None else exc.exc), None, False)
-    except HardTimeout:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - a handler's SystemExit fails the job only
-        _forked_copy_exits(pid)
-        return Raised(describe(exc), None, handling.retries(exc))
-    _forked_copy_exits(pid)
-    if not handling.store_result:
+    except BaseException as exc:  # noqa: BLE001 - a failing middleware fails the run only
+        return Raised(describe(exc))
+    func = definition.func
+    if definition.context_param is None:
+        return _Run(env, definition, lambda: func(**kwargs))
+    deadline = None if env.timeout is None else time.monotonic() + env.timeout
+    ctx = JobContext.for_envelope(env, deadline=deadline, kwargs=dict(kwargs),
+                                  _progress=progress, _stop_flag=stop_flag)
+    if definition.handling.bind:
+        return _Run(env, definition, lambda: func(ctx, **kwargs))
+    kwargs[definition.context_param] = ctx
+    return _Run(env, definition, lambda: func(**kwargs))
+
+
+def _raised(exc: BaseException, run: _Run) -> Outcome:
+    """The outcome of a handler that raised ``exc``."""
+    match exc:
+        case EndRun():
+            return exc.outcome
+        case Retry():
+            return Raised(describe(exc if exc.exc is None else exc.exc), exc.after, True,
+                          exc.max_retries)
+        case Reject():
+            return Raised(describe(exc if exc.exc is None else exc.exc), None, False)
+        case _TaskTimedOut():
+            return Raised(JobError("TimeoutError", str(exc)))
+    return Raised(describe(exc), None, run.definition.handling.retries(exc))
+
+
+def _succeeded(app: App, run: _Run, value: Any) -> Outcome:
+    """The outcome of a handler that returned ``value``."""
+    if not run.definition.handling.store_result:
         return Succeeded(b"null")
     try:
         return Succeeded(app.serializer.dumps(value))
     except Exception as exc:  # noqa: BLE001 - an unencodable result fails the job only
         return Raised(JobError(
             "SerializationError",
-            f"the result of job {env.definition_id!r} ({type(value).__qualname__}) cannot "
-            f"be serialized with {app.serializer.name}: {describe(exc).message}"), None, False)
+            f"the result of job {run.env.definition_id!r} ({type(value).__qualname__}) "
+            f"cannot be serialized with {app.serializer.name}: {describe(exc).message}"),
+            None, False)
 
 
 @contextmanager

@@ -20,6 +20,8 @@ class Item(NamedTuple):
     seq: int
     body: bytes
     timeout: float | None
+    concurrent: bool = False
+    """An ``async def`` job: run on the child's event loop beside the others."""
 
 
 class Report(NamedTuple):

@@ -8,7 +8,8 @@ timeouts and crashes are still charged to exactly that job. ``ThreadPool`` runs 
 N threads of the worker (timeouts are recorded, but the thread cannot be stopped, only
 abandoned). ``SoloPool`` runs one job at a time in the worker itself.
 
-A job is submitted as ``(seq, body, timeout)``: ``seq`` is the worker's number for it.
+A job is submitted as ``(seq, body, timeout, concurrent)``: ``seq`` is the worker's number
+for it; ``concurrent`` marks an ``async def`` job, run beside others on the child's loop.
 Parent and children exchange plain values (tuples of str, bytes, numbers) with ``marshal``:
 nothing on the pipe is ever unpickled, so no message can run code.
 
@@ -24,6 +25,7 @@ before it did; after ``max_jobs_per_child`` jobs, or once its memory passed
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import ctypes
 import io
@@ -43,7 +45,7 @@ from multiprocessing.connection import Connection, Pipe, wait
 from typing import TYPE_CHECKING, Any
 
 from jobmaster.exceptions import JobmasterError
-from jobmaster.worker.executor import HardTimeout, execute
+from jobmaster.worker.executor import HardTimeout, execute, execute_async
 from jobmaster.worker.messages import (
     ChildMessage,
     Item,
@@ -182,6 +184,33 @@ class _ChildState:
             setattr(sys, name, stream)
 
 
+def _run_concurrently(app: App, loop: asyncio.AbstractEventLoop, batch: Sequence[Item],
+                      progress: Callable[[str, int, str | None], None],
+                      send: Callable[[ChildMessage], None]) -> int:  # pragma: no cover
+    """Run a batch of ``async def`` jobs side by side on ``loop`` (kept from batch to batch,
+    so clients the jobs keep survive), sending their reports as they end, at least every
+    ``_REPORT_EVERY``. A job that is not an async one runs on the loop too, alone in turn.
+    Returns how many ran."""
+    reports: list[tuple[int, Report | None]] = []
+    last_sent = [time.monotonic()]
+
+    async def one(seq: int, body: bytes) -> None:
+        report = await execute_async(app, body, progress=progress, stop_flag=_stop_flag)
+        reports.append((seq, report))
+        if time.monotonic() - last_sent[0] >= _REPORT_EVERY:
+            send(Reports(reports[:]))
+            reports.clear()
+            last_sent[0] = time.monotonic()
+
+    async def every() -> None:
+        await asyncio.gather(*(one(item.seq, item.body) for item in batch))
+
+    loop.run_until_complete(every())
+    if reports:
+        send(Reports(reports))
+    return len(batch)
+
+
 def _is_open(fd: int) -> bool:
     try:
         os.fstat(fd)
@@ -276,6 +305,7 @@ class PreforkPool(Pool):
 
         send(Ready(os.getpid()))
         recycle: str | None = None
+        loop: asyncio.AbstractEventLoop | None = None  # made for the first async job
         while recycle is None:
             try:
                 data = conn.recv_bytes()
@@ -287,7 +317,14 @@ class PreforkPool(Pool):
             reports: list[tuple[int, Report | None]] = []
             last_sent = clock()
             try:
-                for seq, body, _timeout in batch:
+                if batch and batch[0].concurrent:  # async def jobs: all at once on the loop
+                    if loop is None:
+                        loop = asyncio.new_event_loop()
+                    sent = _run_concurrently(self.app, loop, batch, progress, send)
+                    done += sent
+                    clean.restore()
+                    continue
+                for seq, body, _timeout, _concurrent in batch:
                     if recycle is not None or (_STOP_REQUESTED and len(batch) > 1):
                         reports.append((seq, None))  # not started: handed back
                         continue
@@ -488,7 +525,7 @@ class ThreadPool(Pool):
             items = inbox.get()
             if items is None:
                 return
-            for seq, body, _timeout in items:
+            for seq, body, _timeout, _concurrent in items:
                 if self.generation.get(slot) != generation:
                     return  # abandoned after a timeout: its reports no longer count
                 self.cancelled[slot] = False
@@ -579,7 +616,7 @@ class SoloPool(Pool):
                 time.sleep(min(timeout, 0.05))
             waiting, self.events = self.events, []
             return waiting
-        seq, body, limit = self.pending.pop(0)
+        seq, body, limit, _concurrent = self.pending.pop(0)
         use_alarm = limit is not None and threading.current_thread() is threading.main_thread()
 
         def on_alarm(signum: int, frame: Any) -> None:

@@ -99,6 +99,7 @@ class Worker:
         agent: str | None = None,
         pool: str = "prefork",
         prefetch: int | None = None,
+        async_slots: int | None = None,
         beat: bool = False,
         install_signals: bool = True,
     ) -> None:
@@ -121,6 +122,8 @@ class Worker:
             )
         self.pool_kind = pool
         self.prefetch = prefetch or cfg.prefetch
+        self.async_slots = (async_slots or cfg.async_slots) if any(
+            d.is_async for d in app.definitions.values()) else 0
         self.beat = beat
         self.install_signals = install_signals
         self.id = f"{cfg.name}@{socket.gethostname()}:{os.getpid()}"
@@ -247,7 +250,7 @@ class Worker:
     def _target(self) -> int:
         """How many jobs to hold: ``prefetch`` per slot, more when jobs are short (about a
         quarter second of work per slot), so short jobs are claimed in large batches."""
-        base = self.pool.size * self.prefetch
+        base = self.pool.size * (self.prefetch + self.async_slots)
         per_slot = int(0.25 / max(self._avg_duration, 1e-4))
         return max(base, min(self.pool.size * 256, self.pool.size * per_slot))
 
@@ -402,10 +405,17 @@ class Worker:
         if self.pool.batching and self._avg_duration < 0.0025:
             size = min(32, int(0.005 / max(self._avg_duration, 1e-4)),
                        max(len(self.waiting) // len(idle), 1))
+        definitions = self.app.definitions
         for slot in idle:
             items: list[Item] = []
             queue_: deque[_Held] = deque()
-            while len(items) < size:
+            concurrent = (self.async_slots > 0 and self.pool.batching and self.waiting
+                          and definitions[self.waiting[0].env.definition_id].is_async)
+            limit = self.async_slots if concurrent else size
+            while len(items) < limit:
+                if concurrent and self.waiting and \
+                        not definitions[self.waiting[0].env.definition_id].is_async:
+                    break  # a group runs async jobs only; the sync one goes next
                 held = self._next_waiting()
                 if held is None:
                     break
@@ -413,10 +423,12 @@ class Worker:
                 held.seq, held.slot = self._seq, slot
                 self.by_seq[held.seq] = held
                 queue_.append(held)
-                items.append(Item(held.seq, held.claim.message.body, held.env.timeout))
+                items.append(Item(held.seq, held.claim.message.body, held.env.timeout,
+                                  bool(concurrent)))
             if not items:
                 return
-            if len(items) == 1:  # a lone job is recorded running now; batched ones at the end
+            if len(items) == 1 and not concurrent:
+                # a lone job is recorded running now; batched ones at the end
                 held = queue_[0]
                 held.started = time.time()
                 held.start_recorded = True
@@ -467,7 +479,9 @@ class Worker:
             outcome = report.outcome()
             # the job's own run time, as its process measured it: the supervisor's clock
             # would add the time the report waited for it, and shrink batches as it slows
-            self._avg_duration += 0.05 * (report.finished - report.started - self._avg_duration)
+            if not self.app.definitions[held.env.definition_id].is_async:  # they overlap
+                self._avg_duration += 0.05 * (report.finished - report.started
+                                              - self._avg_duration)
             # a run ended by middleware before its handler (expiry) never started
             self._finish(held, outcome, ran=not isinstance(outcome, Cancelled))
 

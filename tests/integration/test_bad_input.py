@@ -14,7 +14,7 @@ import math
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,17 +97,20 @@ def test_definition_id_with_nul_is_refused(sqlite_stack: Stack) -> None:
     assert app.agent().length() == 0
 
 
-def test_async_handler_is_refused_at_decoration(sqlite_stack: Stack) -> None:
+def test_generator_handlers_are_refused_at_decoration(sqlite_stack: Stack) -> None:
     app = app_for(sqlite_stack)
 
-    async def fetch_page(url: str) -> int:
-        return len(url)
+    async def pages(url: str) -> AsyncIterator[int]:
+        yield len(url)
 
-    with pytest.raises(DefinitionError, match="async function"):
-        app.job(fetch_page)
-    with pytest.raises(DefinitionError, match="'fetch-page'.*async function"):
-        app.job(definition_id="fetch-page")(fetch_page)
-    assert not any("fetch" in d for d in app.definitions)
+    def lines(path: str) -> Iterator[str]:
+        yield path
+
+    with pytest.raises(DefinitionError, match="'fetch-pages'.*is a generator"):
+        app.job(definition_id="fetch-pages")(pages)
+    with pytest.raises(DefinitionError, match="is a generator"):
+        app.job(lines)
+    assert not any("fetch" in d or "lines" in d for d in app.definitions)
 
 
 def test_enqueue_by_id_with_positional_args(sqlite_stack: Stack) -> None:

@@ -136,7 +136,7 @@ def test_store_result_false_and_task_routes(stack: Stack) -> None:
     report = app.send_task("reports.daily", kwargs={"day": "mon"})
     charge = app.definition("billing.charge").apply_async(args=(7,))
     pinned = app.definition("billing.charge").apply_async(args=(8,), queue="default")
-    stack.worker("-c", "2", "--lane", "default,reports,billing", app=APP)
+    stack.worker("-c", "2", "-Q", "default,reports,billing", app=APP)  # Celery's -Q
     assert quiet.get(timeout=30) is None
     assert quiet.record().status is JobStatus.SUCCEEDED
     assert report.get(timeout=30) == "report mon"

@@ -247,3 +247,13 @@ def test_rate_limit_is_a_definition_setting() -> None:
     assert limited.handling.rate_limit == pytest.approx(0.5)
     with pytest.raises(DefinitionError, match="rate_limit='lots'"):
         app.job(definition_id="bad", rate_limit="lots")(lambda: None)
+
+
+def test_app_task_is_app_job() -> None:
+    app = make()
+
+    @app.task(definition_id="celery-named", max_retries=2)
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    assert app.definitions["celery-named"] is add and add.max_retries == 2
