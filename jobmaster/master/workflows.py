@@ -28,7 +28,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from jobmaster.exceptions import PayloadTooLargeError, SerializationError, SignatureError
-from jobmaster.master.repository import Fence, Master, event_row, utcnow
+from jobmaster.master.repository import Fence, LeadershipLost, Master, event_row, utcnow
 from jobmaster.master.schema import events, jobs, workflow_parents, workflow_steps
 from jobmaster.models import FINAL_STATUSES, JobStatus
 from jobmaster.serialization import Serializer, encode_arguments
@@ -303,11 +303,11 @@ class Workflows:
                     if self._decide_one(conn, current, report):
                         queue += [c for c in self._waiting_children(conn, [current])
                                   if c not in queue]
-        except Exception:
-            log.exception("could not advance workflow step %s; beat's sweep tries again",
+        except LeadershipLost:
+            raise
+        except Exception:  # noqa: BLE001 - one step must not stop the others
+            log.exception("could not decide workflow step %s; beat's sweep tries again",
                           job_id, extra={"job_id": job_id})
-            if fence is not None:
-                raise
 
     def _decide_one(self, conn: sa.Connection, job_id: str, report: Advanced) -> bool:
         """Decide and apply; ``True`` when the step ended without running (its own

@@ -18,7 +18,7 @@ import time
 
 from jobmaster.forking import after_fork
 from jobmaster.host import AppResources
-from jobmaster.master.repository import Fence
+from jobmaster.master.repository import Fence, LeadershipLost
 from jobmaster.master.workflows import WORKFLOW_KEY, Advanced, Workflows
 from jobmaster.middleware import Middleware, Settled
 
@@ -114,13 +114,19 @@ class WorkflowSteps(Middleware):
             return None
         self._next_sweep = clock + _SWEEP_EVERY
         store = self._store()
-        report = store.sweep(self.app.name, fence=fence)
+        try:
+            report = store.sweep(self.app.name, fence=fence)
+            if clock >= self._next_forget:
+                self._next_forget = clock + _FORGET_EVERY
+                store.forget_finished(self.app.name)
+        except LeadershipLost:
+            raise
+        except Exception as exc:  # noqa: BLE001 - beat's other duties go on
+            log.error("could not sweep waiting workflow steps: %s", exc)
+            return None
         if report.released or report.abandoned:
             log.info("workflows: %d step(s) released, %d abandoned by the sweep",
                      report.released, report.abandoned)
-        if clock >= self._next_forget:
-            self._next_forget = clock + _FORGET_EVERY
-            store.forget_finished(self.app.name)
         return report
 
 

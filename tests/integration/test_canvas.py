@@ -138,3 +138,34 @@ def test_kill_9_mid_chord_runs_the_callback_exactly_once(stack: Stack) -> None:
         f"tsum k9 {list(range(1, 7))}"]
     assert run.outputs[0].record().attempts == 1
     assert started("start") > 6  # members the kill interrupted ran again
+
+
+def test_beat_sweep_releases_what_no_worker_saw_end(stack: Stack) -> None:
+    """A worker that recorded a parent's success and died before releasing the steps after
+    it: beat's sweep finds the step whose parents all ended, and releases it once."""
+    from jobmaster.beat import Beat
+    from jobmaster.master.repository import utcnow
+    from jobmaster.master.schema import jobs
+
+    app: App = stack.app(APP)
+    add, tsum, fail = (app.definitions[d] for d in ("add", "tsum", "fail"))
+    run = chord([add.s(1, 1), add.s(2, 2)], tsum.s(tag="swept")).apply_async()
+    broken = chain(add.s(1, 1), add.s(5), add.s(6)).apply_async()
+    cancelled = chain(fail.s(), add.si(5, 5), add.s(1)).apply_async()
+    now = utcnow()
+    with app.master.engine.begin() as conn:  # what a worker records, without a worker
+        for handle, value in zip(run.jobs[:2], (2, 4), strict=True):
+            conn.execute(jobs.update().where(jobs.c.id == handle.id).values(
+                status="succeeded", result=app.serializer.dumps(value), finished_at=now))
+        conn.execute(jobs.update().where(jobs.c.id == broken.jobs[0].id).values(
+            status="failed", error_type="OSError", error_message="disk", finished_at=now))
+    cancelled.jobs[1].cancel()  # a waiting step cancelled by hand: nothing after it runs
+    beat = Beat(app)
+    wait_until(lambda: beat.tick().leader, what="beat to lead")
+    assert run.outputs[0].status() is JobStatus.QUEUED  # released and promoted at once
+    assert [h.status() for h in broken.jobs[1:]] == [JobStatus.CANCELLED] * 2
+    assert "before it failed: disk" in broken.jobs[2].record().error.message  # type: ignore[union-attr]
+    stack.worker("-c", "1", app=APP)
+    assert run.get(timeout=30) == 6
+    assert sum(line.startswith("tsum swept") for line in stack.lines()) == 1
+    assert cancelled.jobs[2].wait(timeout=30).status is JobStatus.CANCELLED
