@@ -1,16 +1,16 @@
 from .celery import app
 
 
-@app.job
+@app.task
 def add(x, y):
     return x + y
 
 
-@app.job
+@app.task
 def mul(x, y):
     return x * y
 
 
-@app.job
+@app.task
 def xsum(numbers):
     return sum(numbers)
