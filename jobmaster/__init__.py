@@ -15,6 +15,7 @@ workers run them in a prefork pool; beat turns recurring schedules into jobs::
 """
 
 from jobmaster.app import App, SharedJob, current_app, job
+from jobmaster.canvas import Signature, chain, chord, group, signature
 from jobmaster.config import Config
 from jobmaster.context import JobContext, Reject, Retry, SoftTimeLimitExceeded
 from jobmaster.definitions import JobDefinition, JobHandle
@@ -73,13 +74,18 @@ __all__ = [
     "ScheduleNotFoundError",
     "SerializationError",
     "SharedJob",
+    "Signature",
     "SoftTimeLimitExceeded",
     "SignatureError",
     "UnknownDefinitionError",
     "__version__",
+    "chain",
+    "chord",
     "crontab",
     "current_app",
+    "group",
     "job",
+    "signature",
 ]
 
 

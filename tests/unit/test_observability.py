@@ -293,7 +293,8 @@ def test_event_log_keyword_and_add_middleware(tmp_path: Path) -> None:
     from jobmaster.middleware.metrics import Metrics, installed
 
     app = App("kw", master=f"sqlite:///{tmp_path}/m.db", event_log=str(tmp_path / "ev"))
-    assert [type(m).__name__ for m in app.pipeline.middleware] == ["Expiry", "EventLog"]
+    assert [type(m).__name__ for m in app.pipeline.middleware] == ["Expiry", "WorkflowSteps",
+                                                                 "EventLog"]
     assert not (tmp_path / "ev").exists(), "creating an app does no I/O"
     metrics = installed(app)
     assert isinstance(metrics, Metrics) and installed(app) is metrics
