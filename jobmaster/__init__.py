@@ -39,7 +39,7 @@ from jobmaster.exceptions import (
     SignatureError,
     UnknownDefinitionError,
 )
-from jobmaster.models import Job, JobError, JobEvent, JobStatus, Priority
+from jobmaster.models import Job, JobError, JobEvent, JobResult, JobStatus, Priority
 
 __version__ = "0.1.0"
 
@@ -58,6 +58,7 @@ __all__ = [
     "JobDefinition",
     "JobError",
     "JobEvent",
+    "JobResult",
     "JobFailedError",
     "JobHandle",
     "JobNotFoundError",

@@ -335,9 +335,15 @@ def jobs_show(app_target: str | None, job_id: str, as_json: bool) -> None:
         expires = job.options.expires
         expires_at = (expires if isinstance(expires, datetime)
                       else datetime.fromtimestamp(expires, UTC))
+    message = None
+    if job.status.is_final:  # how it ended, in words: a JobResult's message, or the reason
+        trail = app.jobs.history(job.id)
+        if trail and trail[-1].status == job.status:
+            message = trail[-1].reason
     if as_json:
         record = {
             "id": job.id, "cluster": job.cluster, "definition_id": job.definition_id,
+            "message": message,
             "status": job.status.value, "lane": job.lane, "priority": int(job.priority),
             "attempts": job.attempts, "max_retries": job.max_retries,
             "timeout": job.timeout, "job_key": job.job_key, "kwargs": job.kwargs,
@@ -365,6 +371,8 @@ def jobs_show(app_target: str | None, job_id: str, as_json: bool) -> None:
         ("progress", "-" if job.progress is None else f"{job.progress}% "
          f"{job.progress_message or ''}"),
     ]
+    if message:
+        rows.append(("message", message))
     if expires_at is not None:
         rows.append(("expires", _when(expires_at)))
     for key, value in rows:

@@ -11,7 +11,8 @@ from typing import Any, Generic, TypeVar
 from jobmaster.options import JobOptions
 from jobmaster.priority import Priority
 
-__all__ = ["FINAL_STATUSES", "Job", "JobError", "JobEvent", "JobStatus", "Priority"]
+__all__ = ["FINAL_STATUSES", "Job", "JobError", "JobEvent", "JobResult", "JobStatus",
+           "Priority"]
 
 R = TypeVar("R")
 
@@ -51,6 +52,39 @@ class JobError:
     type: str
     message: str
     traceback: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """What a handler may return to say how its job ended, with a message kept in the job's
+    history (``jobs show``, ``jobs history``): ``JobResult.success(message, result=...)``
+    (``result`` is the job's result), ``JobResult.failed(message, retry=True)`` (a failure
+    with retries as usual, or with ``retry=False`` none), ``JobResult.cancelled(message)``.
+    """
+
+    outcome: str
+    message: str | None = None
+    result: Any = None
+    retry: bool = True
+
+    @classmethod
+    def success(cls, message: str | None = None, *, result: Any = None) -> JobResult:
+        """The job succeeded; ``result`` is recorded as its result."""
+        return cls("success", _message(message), result)
+
+    @classmethod
+    def failed(cls, message: str, *, retry: bool = True) -> JobResult:
+        """The job failed with ``message`` as its error; ``retry=False`` spends no retry."""
+        return cls("failed", _message(message) or "failed", None, bool(retry))
+
+    @classmethod
+    def cancelled(cls, message: str | None = None) -> JobResult:
+        """The job had nothing to do: it ends ``cancelled``, never retried."""
+        return cls("cancelled", _message(message))
+
+
+def _message(value: Any) -> str | None:
+    return None if value is None else str(value)[:2000]
 
 
 @dataclass(frozen=True, slots=True)

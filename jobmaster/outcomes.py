@@ -32,9 +32,11 @@ MAX_RETRY_WAIT = 366 * 86400.0
 
 @dataclass(frozen=True, slots=True)
 class Succeeded:
-    """The handler returned; ``result`` is the encoded return value."""
+    """The handler returned; ``result`` is the encoded return value, ``message`` what a
+    returned ``JobResult.success`` said."""
 
     result: bytes
+    message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +67,9 @@ class Lost:
 
 @dataclass(frozen=True, slots=True)
 class Cancelled:
-    """The job was cancelled before or while it ran; ``reason`` is ``cancelled`` or
-    ``expired`` (not started before its ``expires`` time)."""
+    """The job was cancelled before or while it ran; ``reason`` is ``cancelled``,
+    ``expired`` (not started before its ``expires`` time) or ``returned`` (the handler
+    returned ``JobResult.cancelled``)."""
 
     reason: str = "cancelled"
     message: str = ""
@@ -89,6 +92,9 @@ class Released:
     until: float | None = None
     body: bytes | None = None
 
+
+RETURNED = "returned"
+"""The ``reason`` of a ``Cancelled`` the handler returned (``JobResult.cancelled``): it ran."""
 
 Outcome = Succeeded | Raised | TimedOut | Lost | Cancelled | Rejected | Released
 
@@ -207,8 +213,8 @@ def explain(outcome: Outcome, decision: Decision, *, attempt: int, max_retries: 
     if isinstance(outcome, Raised) and outcome.retry_limit is not None:
         max_retries = outcome.retry_limit
     match outcome:
-        case Succeeded():
-            return None
+        case Succeeded(message=message):
+            return message
         case Released(reason=reason):
             return f"handed back unstarted: {reason}"
         case Rejected():

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from jobmaster.context import JobContext, Reject, Retry, SoftTimeLimitExceeded
 from jobmaster.envelope import Envelope
 from jobmaster.middleware import EndRun
-from jobmaster.models import JobError
-from jobmaster.outcomes import Outcome, Raised, Rejected, Succeeded
+from jobmaster.models import JobError, JobResult
+from jobmaster.outcomes import RETURNED, Cancelled, Outcome, Raised, Rejected, Succeeded
 from jobmaster.worker.messages import Report
 
 if TYPE_CHECKING:
@@ -218,11 +218,18 @@ def _raised(exc: BaseException, run: _Run) -> Outcome:
 
 
 def _succeeded(app: App, run: _Run, value: Any) -> Outcome:
-    """The outcome of a handler that returned ``value``."""
+    """The outcome of a handler that returned ``value`` (a ``JobResult`` says which)."""
+    message = None
+    if isinstance(value, JobResult):
+        if value.outcome == "failed":
+            return Raised(JobError("JobFailed", value.message or "failed"), None, value.retry)
+        if value.outcome == "cancelled":
+            return Cancelled(RETURNED, value.message or "")
+        value, message = value.result, value.message
     if not run.definition.handling.store_result:
-        return Succeeded(b"null")
+        return Succeeded(b"null", message)
     try:
-        return Succeeded(app.serializer.dumps(value))
+        return Succeeded(app.serializer.dumps(value), message)
     except Exception as exc:  # noqa: BLE001 - an unencodable result fails the job only
         return Raised(JobError(
             "SerializationError",

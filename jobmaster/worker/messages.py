@@ -43,13 +43,13 @@ class Report(NamedTuple):
     @classmethod
     def of(cls, job_id: str, outcome: Outcome, started: float, finished: float) -> Report:
         """The report of an outcome (one the running process can reach)."""
-        if type(outcome) is Succeeded:  # the common case first
+        if type(outcome) is Succeeded and outcome.message is None:  # the common case first
             return cls(job_id, "succeeded", outcome.result, "", "", "", None, True, started,
                        finished)
         match outcome:
-            case Succeeded(result=result):
-                return cls(job_id, "succeeded", result, "", "", "", None, True, started,
-                           finished)
+            case Succeeded(result=result, message=message):
+                return cls(job_id, "succeeded", result, "", message or "", "", None, True,
+                           started, finished)
             case Raised(error=e, retry_after=after, retryable=retryable, retry_limit=limit):
                 return cls(job_id, "raised", None, e.type, e.message, e.traceback, after,
                            retryable, started, finished, limit)
@@ -64,7 +64,7 @@ class Report(NamedTuple):
     def outcome(self) -> Outcome:
         """The outcome this report stands for."""
         if self.kind == "succeeded":
-            return Succeeded(self.result or b"null")
+            return Succeeded(self.result or b"null", self.error_message or None)
         if self.kind == "cancelled":
             return Cancelled(self.error_type, self.error_message)
         error = JobError(self.error_type, self.error_message, self.error_traceback)

@@ -34,6 +34,7 @@ from jobmaster.models import JobError, JobStatus
 from jobmaster.options import check_lane
 from jobmaster.outcomes import (
     MAX_RETRY_WAIT,
+    RETURNED,
     AgentAction,
     Cancelled,
     Decision,
@@ -483,7 +484,8 @@ class Worker:
                 self._avg_duration += 0.05 * (report.finished - report.started
                                               - self._avg_duration)
             # a run ended by middleware before its handler (expiry) never started
-            self._finish(held, outcome, ran=not isinstance(outcome, Cancelled))
+            self._finish(held, outcome, ran=not isinstance(outcome, Cancelled)
+                         or outcome.reason == RETURNED)
 
     def _slot_lost(self, slot: int, reason: str, running_seq: int | None,
                    outcome: Outcome | None = None) -> None:

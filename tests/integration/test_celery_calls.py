@@ -180,3 +180,29 @@ def test_rate_limit_holds_across_the_cluster(stack: Stack) -> None:
     assert starts[-1] - starts[0] >= 2.4 - 0.05 * 2
     held = [e for h in handles for e in app.jobs.history(h.id) if e.status.value == "running"]
     assert len(held) == 25  # each ran once: held-back jobs were never started
+
+
+def test_job_results_say_how_a_job_ended(stack_factory: Callable[..., Stack]) -> None:
+    import json
+
+    from tests.acceptance.test_cli import run
+
+    stack = stack_factory("sqlite")
+    app = producer(stack)
+    stack.worker("-c", "2", app=APP)
+    ok, bad, busy, idle = (app.definition("outcomes").delay(kind=k)
+                           for k in ("success", "failed", "retried", "cancelled"))
+    assert ok.get(timeout=30) == 100
+    assert app.jobs.history(ok.id)[-1].reason == "processed 100 items"
+    failed = bad.wait(timeout=30)
+    assert (failed.status, failed.attempts) == (JobStatus.FAILED, 1)  # retry=False
+    assert failed.error is not None and failed.error.message == "bad input file"
+    retried = busy.wait(timeout=30)
+    assert (retried.status, retried.attempts) == (JobStatus.FAILED, 4)
+    cancelled = idle.wait(timeout=30)
+    assert (cancelled.status, cancelled.attempts) == (JobStatus.CANCELLED, 1)
+    assert idle.state == "REVOKED"
+    shown = run("jobs", "show", ok.id, "-A", APP, "--json", env=stack.env)
+    assert json.loads(shown.stdout)["message"] == "processed 100 items"
+    human = run("jobs", "show", idle.id, "-A", APP, env=stack.env)
+    assert "message: cancelled: nothing to do" in human.stdout
