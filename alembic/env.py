@@ -11,7 +11,7 @@ import os
 import sqlalchemy as sa
 from alembic import context
 
-from jobmaster.master.schema import VERSION_TABLE, metadata
+from jobmaster.master.schema import VERSION_TABLE, include_object, metadata
 
 config = context.config
 
@@ -35,6 +35,7 @@ def _configure(connection: sa.Connection) -> None:
         version_table=VERSION_TABLE,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
 
 

@@ -184,19 +184,31 @@ class Master:
             with self.engine.connect() as conn:
                 if self.dialect == "mysql":  # read what a migrator before us committed
                     conn = conn.execution_options(isolation_level="READ COMMITTED")
-                with conn.begin():
-                    self._migration_lock(conn)  # one migrator at a time; the others wait
-                    before = migrations.current_revision(conn)
-                    if before != migrations.HEAD_REVISION:
-                        migrations.upgrade(conn)
-                    if self.dialect == "mysql":  # a named lock is the session's: release
-                        conn.execute(sa.text("SELECT RELEASE_LOCK('jobmaster_migrate')"))
+                try:
+                    with conn.begin():
+                        self._migration_lock(conn)  # one migrator at a time; others wait
+                        before = migrations.current_revision(conn)
+                        if before != migrations.HEAD_REVISION:
+                            migrations.upgrade(conn)
+                finally:
+                    if self.dialect == "mysql":  # a named lock is the session's, kept past
+                        self._release_named_lock(conn)  # a failed migration otherwise
         except OperationalError as exc:
             raise JobmasterError(
                 f"cannot reach the master at {_redact(self.url)}: {exc.orig}"
             ) from exc
         self._ready = True
         return before
+
+    @staticmethod
+    def _release_named_lock(conn: sa.Connection) -> None:
+        """Release MySQL's migration lock; a session that cannot is closed for good (its
+        locks go with it) rather than returned to the pool holding it."""
+        try:
+            conn.execute(sa.text("SELECT RELEASE_LOCK('jobmaster_migrate')"))
+            conn.commit()
+        except Exception:  # noqa: BLE001 - the session is dropped instead
+            conn.invalidate()
 
     def _migration_lock(self, conn: sa.Connection) -> None:
         """Serialise migrations of one database: several processes starting at once (a

@@ -69,6 +69,18 @@ _OPTION_TYPES: dict[str, Callable[[], Any]] = {
 }
 
 
+MIGRATION_ONLY = frozenset({"ix_jobmaster_jobs_meta"})
+"""Objects the migrations make that the metadata does not declare: PostgreSQL's GIN
+expression index on ``meta::jsonb`` (0007). Comparisons of the schema with the metadata
+leave them out (``include_object``)."""
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool,
+                   compare_to: Any) -> bool:
+    """Alembic's ``include_object`` hook: everything but ``MIGRATION_ONLY``."""
+    return name not in MIGRATION_ONLY
+
+
 def option_columns() -> list[sa.Column[Any]]:
     """The columns of the job options the master stores, from ``jobmaster.options``."""
     return [sa.Column(spec.column, _OPTION_TYPES[spec.sql](), nullable=spec.nullable)

@@ -17,7 +17,7 @@ from jobmaster.envelope import Envelope
 from jobmaster.master import Master
 from jobmaster.master.migrations import HEAD_REVISION, alembic_config
 from jobmaster.master.rows import job_row
-from jobmaster.master.schema import VERSION_TABLE, metadata
+from jobmaster.master.schema import VERSION_TABLE, include_object, metadata
 from jobmaster.models import JobStatus
 from tests.services import MYSQL_URL, POSTGRES_URL, require
 
@@ -80,7 +80,8 @@ def test_upgrade_head_equals_the_metadata(empty_url: str) -> None:
             upgrade(conn)
         with engine.connect() as conn:
             context = MigrationContext.configure(
-                conn, opts={"compare_type": True, "version_table": VERSION_TABLE}
+                conn, opts={"compare_type": True, "version_table": VERSION_TABLE,
+                            "include_object": include_object}
             )
             diff = compare_metadata(context, metadata)
         assert diff == []
@@ -253,3 +254,23 @@ def test_concurrent_migrations_of_an_empty_master_all_succeed(empty_url: str) ->
     for m in masters:
         m.ensure_ready()
         m.dispose()
+
+
+def test_a_failed_mysql_migration_releases_its_lock(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobmaster.master import migrations
+
+    def broken(conn: sa.Connection) -> None:
+        raise RuntimeError("a migration step failed")
+
+    for url in _fresh_database("mysql", tmp_path):
+        master = Master(url, auto_migrate=False)
+        monkeypatch.setattr(migrations, "upgrade", broken)
+        with pytest.raises(RuntimeError, match="a migration step failed"):
+            master.migrate()
+        with master.engine.connect() as other:  # another session may take the lock at once
+            assert other.execute(sa.text(
+                "SELECT IS_USED_LOCK('jobmaster_migrate')")).scalar() is None
+        monkeypatch.undo()
+        assert master.migrate() is None  # and migrating works afterwards
+        master.dispose()
