@@ -33,6 +33,11 @@ def _app_in(module: ModuleType, target: str) -> App:
     if len(apps) == 1:
         return next(iter(apps.values()))
     if not apps:
+        if hasattr(module, "__path__"):  # a package: its app module, as Celery looks for it
+            for name in ("celery", "app"):
+                inner = _import(f"{module.__name__}.{name}")
+                if inner is not None and any(isinstance(v, App) for v in vars(inner).values()):
+                    return _app_in(inner, target)
         raise AppNotFoundError(f"module {module.__name__!r} (from -A {target}) holds no App; "
                                "name one with -A module:attribute")
     names = sorted(k for k, v in vars(module).items() if isinstance(v, App))

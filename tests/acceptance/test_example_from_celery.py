@@ -18,6 +18,7 @@ from types import ModuleType
 import pytest
 
 from jobmaster import ArgumentsError, JobFailedError
+from jobmaster.loading import load_app
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "from-celery"
@@ -73,12 +74,13 @@ def proj(stack: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Mod
     assert "proj" not in sys.modules
     monkeypatch.syspath_prepend(str(EXAMPLE))
     package = importlib.import_module("proj")
+    app = importlib.import_module("proj.celery").app
     importlib.import_module("proj.tasks")
     try:
         yield package
     finally:
-        package.celery_app.close()
-        package.celery_app.default = False  # out of current_app() for later tests
+        app.close()
+        app.default = False  # out of current_app() for later tests
         for name in [n for n in sys.modules if n == "proj" or n.startswith("proj.")]:
             del sys.modules[name]
 
@@ -87,7 +89,7 @@ def test_the_next_steps_tutorial(proj: ModuleType, worker: subprocess.Popen[byte
     from proj.celery import app
     from proj.tasks import add, mul, xsum
 
-    assert app is proj.celery_app  # what `-A proj` finds in the package
+    assert app is load_app("proj")  # `-A proj` finds it in proj.celery, as Celery does
     assert [d.definition_id for d in (add, mul, xsum)] == [
         "proj.tasks.add", "proj.tasks.mul", "proj.tasks.xsum"]  # Celery's task names
     assert add(2, 2) == 4  # applied directly, in this process

@@ -178,3 +178,25 @@ def test_working_directory_is_searched(tmp_path: Path, monkeypatch: pytest.Monke
     finally:
         for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
             del sys.modules[name]
+
+
+def test_a_package_is_searched_for_its_celery_or_app_module(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for inner in ("celery", "app"):
+        name = f"proj_{inner}_{uuid.uuid4().hex[:8]}"
+        package = tmp_path / name
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        (package / f"{inner}.py").write_text(
+            "from jobmaster import App\n"
+            f"service = App({name!r}, master='sqlite:///:memory:', agents={{'main': "
+            f"'memory://{name}'}})\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        found = load_app(name)
+        assert found.name == name
+        assert found is sys.modules[f"{name}.{inner}"].service
+    empty = tmp_path / "emptypkg_x"
+    empty.mkdir()
+    (empty / "__init__.py").write_text("")
+    with pytest.raises(AppNotFoundError, match="holds no App"):
+        load_app("emptypkg_x")
