@@ -150,11 +150,7 @@ class Producer:
         job_key: str | None = None,
     ) -> str:
         """Enqueue one job; return its id (the existing job's id for a taken ``job_key``)."""
-        now = time.time()
-        due = due_time(at, after, now)
-        env = self.build(definition_id, values, self.options(base, call, now), now=now,
-                         due=due, job_key=job_key)
-        env = self.host.pipeline.enqueueing(env)
+        env = self._envelope(definition_id, values, base, call, at, after, job_key)
         if env.job_key is not None:
             return self._submit_keyed(env)
         self.dispatch([env])
@@ -174,10 +170,7 @@ class Producer:
         """``submit`` for coroutines: the job is built (and refused) at once; the pushes of
         every call made meanwhile on this event loop go to the agents together, in one
         thread hop and one round trip per agent. Returns once the job is pushed."""
-        now = time.time()
-        env = self.build(definition_id, values, self.options(base, call, now), now=now,
-                         due=due_time(at, after, now), job_key=job_key)
-        env = self.host.pipeline.enqueueing(env)
+        env = self._envelope(definition_id, values, base, call, at, after, job_key)
         if env.job_key is not None:
             return await asyncio.to_thread(self._submit_keyed, env)
         loop = asyncio.get_running_loop()
@@ -189,6 +182,15 @@ class Producer:
         waiting.append((env, done))
         await done
         return env.id
+
+    def _envelope(self, definition_id: str, values: Mapping[str, Any], base: JobOptions,
+                  call: JobOptions, at: datetime | None, after: timedelta | float | None,
+                  job_key: str | None) -> Envelope:
+        """One job's envelope, built, checked and passed through ``before_enqueue``."""
+        now = time.time()
+        env = self.build(definition_id, values, self.options(base, call, now), now=now,
+                         due=due_time(at, after, now), job_key=job_key)
+        return self.host.pipeline.enqueueing(env)
 
     def _send_pending(self, loop: asyncio.AbstractEventLoop) -> None:
         """Push what the coroutines of ``loop`` enqueued since the last time, in a thread."""
