@@ -110,8 +110,14 @@ class Pool(abc.ABC):
         """Slots with no job outstanding."""
 
     @abc.abstractmethod
-    def submit(self, slot: int, items: Sequence[Item]) -> None:
-        """Run these jobs, in order, in ``slot``."""
+    def submit(self, slot: int, items: Sequence[Item], *, concurrent: bool = False) -> None:
+        """Run these jobs, in order, in ``slot`` (``concurrent``: ``async def`` jobs, side
+        by side on the slot's event loop)."""
+
+    def async_room(self, limit: int) -> list[tuple[int, int]]:
+        """Slots running ``async def`` jobs that take more now, and how many (up to
+        ``limit`` at once each). Only the prefork pool runs them side by side."""
+        return []
 
     @abc.abstractmethod
     def current(self, slot: int) -> tuple[int, float] | None:
@@ -147,6 +153,8 @@ class _Child:
     ready: bool = False
     outstanding: int = 0
     recycling: str | None = None
+    concurrent: bool = False
+    """Running ``async def`` jobs on its loop: it takes more of those, nothing else."""
 
 
 class _ChildState:
@@ -184,31 +192,61 @@ class _ChildState:
             setattr(sys, name, stream)
 
 
-def _run_concurrently(app: App, loop: asyncio.AbstractEventLoop, batch: Sequence[Item],
-                      progress: Callable[[str, int, str | None], None],
-                      send: Callable[[ChildMessage], None]) -> int:  # pragma: no cover
-    """Run a batch of ``async def`` jobs side by side on ``loop`` (kept from batch to batch,
-    so clients the jobs keep survive), sending their reports as they end, at least every
-    ``_REPORT_EVERY``. A job that is not an async one runs on the loop too, alone in turn.
-    Returns how many ran."""
+def _run_concurrently(app: App, loop: asyncio.AbstractEventLoop, conn: Connection,
+                      batch: Sequence[Item], progress: Callable[[str, int, str | None], None],
+                      send: Callable[[ChildMessage], None]
+                      ) -> tuple[int, list[list[Item]]]:  # pragma: no cover
+    """Run ``async def`` jobs side by side on ``loop`` (kept from batch to batch, so clients
+    the jobs keep survive), taking the ones the supervisor adds meanwhile from ``conn``,
+    until none is left; their reports go out as they end, at least every
+    ``_REPORT_EVERY``. Returns how many ran, and batches of plain jobs that arrived
+    meanwhile (to run after)."""
     reports: list[tuple[int, Report | None]] = []
-    last_sent = [time.monotonic()]
+    tasks: set[asyncio.Task[None]] = set()
+    later: list[list[Item]] = []
+    ran = [0]
+
+    def report_now() -> None:
+        if reports:
+            send(Reports(reports[:]))
+            reports.clear()
 
     async def one(seq: int, body: bytes) -> None:
         report = await execute_async(app, body, progress=progress, stop_flag=_stop_flag)
+        if not reports:  # the first of a while: the others join it for _REPORT_EVERY
+            loop.call_later(_REPORT_EVERY, report_now)
         reports.append((seq, report))
-        if time.monotonic() - last_sent[0] >= _REPORT_EVERY:
-            send(Reports(reports[:]))
-            reports.clear()
-            last_sent[0] = time.monotonic()
 
-    async def every() -> None:
-        await asyncio.gather(*(one(item.seq, item.body) for item in batch))
+    def start(items: Sequence[Item]) -> None:
+        for item in items:
+            task = loop.create_task(one(item.seq, item.body))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        ran[0] += len(items)
 
-    loop.run_until_complete(every())
-    if reports:
-        send(Reports(reports))
-    return len(batch)
+    def arrived() -> None:
+        try:
+            items = decode_items(conn.recv_bytes())
+        except (EOFError, OSError):
+            loop.remove_reader(conn.fileno())
+            return
+        if items and items[0].concurrent:
+            start(items)
+        else:
+            later.append(items)
+
+    async def until_done() -> None:
+        while tasks:
+            await asyncio.wait(set(tasks))
+
+    start(batch)
+    loop.add_reader(conn.fileno(), arrived)
+    try:
+        loop.run_until_complete(until_done())
+    finally:
+        loop.remove_reader(conn.fileno())
+    report_now()
+    return ran[0], later
 
 
 def _is_open(fd: int) -> bool:
@@ -306,22 +344,27 @@ class PreforkPool(Pool):
         send(Ready(os.getpid()))
         recycle: str | None = None
         loop: asyncio.AbstractEventLoop | None = None  # made for the first async job
+        later: list[list[Item]] = []  # plain jobs that came while async ones ran
         while recycle is None:
-            try:
-                data = conn.recv_bytes()
-            except (EOFError, OSError):
-                break
-            if not data:
-                break
-            batch = decode_items(data)
+            if later:
+                batch = later.pop(0)
+            else:
+                try:
+                    data = conn.recv_bytes()
+                except (EOFError, OSError):
+                    break
+                if not data:
+                    break
+                batch = decode_items(data)
             reports: list[tuple[int, Report | None]] = []
             last_sent = clock()
             try:
-                if batch and batch[0].concurrent:  # async def jobs: all at once on the loop
+                if batch and batch[0].concurrent:  # async def jobs: side by side on the loop
                     if loop is None:
                         loop = asyncio.new_event_loop()
-                    sent = _run_concurrently(self.app, loop, batch, progress, send)
-                    done += sent
+                    ran, more = _run_concurrently(self.app, loop, conn, batch, progress, send)
+                    done += ran
+                    later += more
                     clean.restore()
                     continue
                 for seq, body, _timeout, _concurrent in batch:
@@ -358,13 +401,19 @@ class PreforkPool(Pool):
         return [s for s, c in self.children.items()
                 if c.ready and not c.outstanding and not c.recycling]
 
-    def submit(self, slot: int, items: Sequence[Item]) -> None:
+    def submit(self, slot: int, items: Sequence[Item], *, concurrent: bool = False) -> None:
         child = self.children[slot]
         child.outstanding += len(items)
+        child.concurrent = concurrent
         try:
             child.conn.send_bytes(encode_items(list(items)))
         except OSError:
             pass  # the child is gone; poll() reports its exit
+
+    def async_room(self, limit: int) -> list[tuple[int, int]]:
+        return [(s, limit - c.outstanding) for s, c in self.children.items()
+                if c.concurrent and c.outstanding and c.outstanding < limit
+                and not c.recycling]
 
     def current(self, slot: int) -> tuple[int, float] | None:
         child = self.children.get(slot)
@@ -385,6 +434,8 @@ class PreforkPool(Pool):
                     if isinstance(message, Reports):
                         for seq, report in message.items:
                             child.outstanding -= 1
+                            if not child.outstanding:
+                                child.concurrent = False
                             if report is None:
                                 events.append(NotStarted(slot, seq))
                             else:
@@ -542,7 +593,7 @@ class ThreadPool(Pool):
     def idle_slots(self) -> list[int]:
         return [s for s, n in self.outstanding.items() if not n]
 
-    def submit(self, slot: int, items: Sequence[Item]) -> None:
+    def submit(self, slot: int, items: Sequence[Item], *, concurrent: bool = False) -> None:
         self.outstanding[slot] += len(items)
         self.inboxes[slot].put(list(items))
 
@@ -604,7 +655,7 @@ class SoloPool(Pool):
     def idle_slots(self) -> list[int]:
         return [] if self.pending else [0]
 
-    def submit(self, slot: int, items: Sequence[Item]) -> None:
+    def submit(self, slot: int, items: Sequence[Item], *, concurrent: bool = False) -> None:
         self.pending.extend(items)
 
     def current(self, slot: int) -> tuple[int, float] | None:

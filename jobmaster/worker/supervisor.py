@@ -398,6 +398,8 @@ class Worker:
     def _dispatch(self) -> None:
         if self.stopping:
             return
+        if self.async_slots and self.waiting:
+            self._top_up_async()
         idle = self.pool.idle_slots()
         if not idle or not self.waiting:
             return
@@ -437,9 +439,28 @@ class Worker:
                 self._event(held.env, JobStatus.RUNNING, held.started,
                             reason=_redelivered(held.claim))
             self.slots[slot] = queue_
-            self.pool.submit(slot, items)
+            self.pool.submit(slot, items, concurrent=bool(concurrent))
             if isinstance(self.pool, SoloPool):
                 self._flush()  # the job runs inside the next poll: record "running" first
+
+    def _top_up_async(self) -> None:
+        """Hand more ``async def`` jobs to processes already running some, up to
+        ``async_slots`` each: a slot's loop takes new jobs while the others await."""
+        definitions = self.app.definitions
+        for slot, room in self.pool.async_room(self.async_slots):
+            items: list[Item] = []
+            while len(items) < room and self.waiting and \
+                    definitions[self.waiting[0].env.definition_id].is_async:
+                held = self._next_waiting()
+                if held is None:
+                    break
+                self._seq += 1
+                held.seq, held.slot = self._seq, slot
+                self.by_seq[held.seq] = held
+                self.slots.setdefault(slot, deque()).append(held)
+                items.append(Item(held.seq, held.claim.message.body, held.env.timeout, True))
+            if items:
+                self.pool.submit(slot, items, concurrent=True)
 
     # -- outcomes -------------------------------------------------------------------------
     def _take(self, slot: int, seq: int) -> _Held | None:
