@@ -206,3 +206,29 @@ def test_job_results_say_how_a_job_ended(stack_factory: Callable[..., Stack]) ->
     assert json.loads(shown.stdout)["message"] == "processed 100 items"
     human = run("jobs", "show", idle.id, "-A", APP, env=stack.env)
     assert "message: cancelled: nothing to do" in human.stdout
+
+
+def test_a_crontab_schedule_fires_jobs_on_a_worker(stack_factory: Callable[..., Stack]
+                                                   ) -> None:
+    from jobmaster import crontab
+    from jobmaster.beat import Beat
+
+    stack = stack_factory("sqlite")
+    app = producer(stack)
+    every_minute_on_weekdays = crontab(minute="*", day_of_week="mon-fri")
+    app.recurring(every_minute_on_weekdays, "quiet", kwargs={"x": 1}, name="cron-quiet")
+    beat = Beat(app)
+    beat.tick()  # stores the static schedule, with its next fire time
+    schedule = app.schedules.get("cron-quiet")
+    assert schedule.expression == "* * * * 1-5"
+    nxt = schedule.next_fire_at
+    assert nxt is not None and nxt.second == 0 and nxt.weekday() < 5
+    # bring that minute forward rather than wait for it: the fire itself is beat's
+    app.master.update_schedule(app.name, "cron-quiet",
+                               next_fire_at=datetime.now(UTC) - timedelta(seconds=1))
+    stack.worker("-c", "1", app=APP)
+    beat.tick()
+    fired = app.jobs.list(definition_id="quiet")
+    assert len(fired) == 1 and fired[0].kwargs == {"x": 1}
+    assert app.handle(fired[0].id).get(timeout=30) is None
+    assert app.handle(fired[0].id).state == "SUCCESS"
