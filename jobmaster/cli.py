@@ -659,23 +659,24 @@ def _status_text(snapshot: dict[str, Any]) -> str:
 def status(app_target: str | None, watch: float | None, as_json: bool) -> None:
     """Jobs per status, queue depth per lane and priority, workers alive, and throughput
     and failures over the last minute."""
-    import time
+    import signal
+    import threading
 
     app = _load(app_target)
-    try:
-        while True:
-            snapshot = _status_snapshot(app)
-            if as_json:
-                click.echo(json.dumps(snapshot))
-            else:
-                if watch is not None:
-                    click.clear()
-                click.echo(_status_text(snapshot))
-            if watch is None:
-                return
-            time.sleep(watch)
-    except KeyboardInterrupt:
-        return
+    stop = threading.Event()
+    if watch is not None:  # Ctrl-C ends the watch between two refreshes, never inside one
+        signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    while not stop.is_set():
+        snapshot = _status_snapshot(app)
+        if as_json:
+            click.echo(json.dumps(snapshot))
+        else:
+            if watch is not None:
+                click.clear()
+            click.echo(_status_text(snapshot))
+        if watch is None:
+            return
+        stop.wait(watch)
 
 
 @main.command("workers")

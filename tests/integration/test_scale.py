@@ -89,7 +89,7 @@ def test_lanes_route_to_named_agents(tmp_path, stack_factory: Callable[..., Stac
     assert report.status() is JobStatus.QUEUED  # its agent has no worker yet
     stack.worker("-c", "1", "--agent", "main")
     assert report.wait(timeout=30).status is JobStatus.SUCCEEDED
-    assert mail.get().worker != report.get().worker
+    assert mail.record().worker != report.record().worker
 
 
 def test_enqueue_on_another_cluster(stack_factory: Callable[..., Stack]) -> None:
