@@ -194,9 +194,18 @@ class Master:
                     if self.dialect == "mysql":  # a named lock is the session's, kept past
                         self._release_named_lock(conn)  # a failed migration otherwise
         except OperationalError as exc:
-            raise JobmasterError(
-                f"cannot reach the master at {_redact(self.url)}: {exc.orig}"
-            ) from exc
+            if not self.reachable():
+                raise JobmasterError(
+                    f"cannot reach the master at {_redact(self.url)}: {exc.orig}") from exc
+            hint = ""
+            if self.dialect == "mysql" and "already exists" in str(exc.orig):
+                hint = (": MySQL runs schema changes outside transactions, so a migration "
+                        "stopped half-way left tables behind without recording its revision; "
+                        "drop the jobmaster tables it made (an interrupted first migration "
+                        "holds no jobs yet) or restore a backup, then run jobmaster migrate "
+                        "again")
+            raise JobmasterError(f"migrating the master at {_redact(self.url)} failed: "
+                                 f"{exc.orig}{hint}") from exc
         self._ready = True
         return before
 

@@ -14,6 +14,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from jobmaster.envelope import Envelope
+from jobmaster.exceptions import JobmasterError
 from jobmaster.master import Master
 from jobmaster.master.migrations import HEAD_REVISION, alembic_config
 from jobmaster.master.rows import job_row
@@ -273,4 +274,15 @@ def test_a_failed_mysql_migration_releases_its_lock(tmp_path: Path,
                 "SELECT IS_USED_LOCK('jobmaster_migrate')")).scalar() is None
         monkeypatch.undo()
         assert master.migrate() is None  # and migrating works afterwards
+        master.dispose()
+
+
+def test_a_half_done_mysql_migration_is_explained(tmp_path: Path) -> None:
+    for url in _fresh_database("mysql", tmp_path):
+        master = Master(url, auto_migrate=False)
+        with master.engine.begin() as conn:  # what a migrator killed mid-way leaves behind
+            conn.execute(sa.text("CREATE TABLE jobmaster_jobs (id VARCHAR(36) PRIMARY KEY)"))
+        with pytest.raises(JobmasterError, match="stopped half-way left tables behind") as bad:
+            master.migrate()
+        assert "cannot reach" not in str(bad.value)
         master.dispose()
