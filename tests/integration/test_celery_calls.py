@@ -145,10 +145,11 @@ def test_store_result_false_and_task_routes(stack: Stack) -> None:
     assert pinned.get(timeout=30) == 8 and pinned.record().lane == "default"
 
 
-@pytest.mark.parametrize("pool", ["prefork", "solo"])
+@pytest.mark.parametrize(("backend", "pool"), [("sqlite", "prefork"), ("sqlite", "solo"),
+                                               ("redis", "prefork")])
 def test_soft_time_limit_raises_inside_the_handler(stack_factory: Callable[..., Stack],
-                                                   pool: str) -> None:
-    stack = stack_factory("sqlite")
+                                                   backend: str, pool: str) -> None:
+    stack = stack_factory(backend)
     app = producer(stack)
     stack.worker("-c", "1", "--pool", pool, app=APP)
     cleaned = app.definition("soft").delay(clean_up=True)
@@ -182,12 +183,11 @@ def test_rate_limit_holds_across_the_cluster(stack: Stack) -> None:
     assert len(held) == 25  # each ran once: held-back jobs were never started
 
 
-def test_job_results_say_how_a_job_ended(stack_factory: Callable[..., Stack]) -> None:
+def test_job_results_say_how_a_job_ended(stack: Stack) -> None:
     import json
 
     from tests.acceptance.test_cli import run
 
-    stack = stack_factory("sqlite")
     app = producer(stack)
     stack.worker("-c", "2", app=APP)
     ok, bad, busy, idle = (app.definition("outcomes").delay(kind=k)
@@ -208,12 +208,10 @@ def test_job_results_say_how_a_job_ended(stack_factory: Callable[..., Stack]) ->
     assert "message: cancelled: nothing to do" in human.stdout
 
 
-def test_a_crontab_schedule_fires_jobs_on_a_worker(stack_factory: Callable[..., Stack]
-                                                   ) -> None:
+def test_a_crontab_schedule_fires_jobs_on_a_worker(stack: Stack) -> None:
     from jobmaster import crontab
     from jobmaster.beat import Beat
 
-    stack = stack_factory("sqlite")
     app = producer(stack)
     every_minute_on_weekdays = crontab(minute="*", day_of_week="mon-fri")
     app.recurring(every_minute_on_weekdays, "quiet", kwargs={"x": 1}, name="cron-quiet")
