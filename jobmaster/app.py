@@ -31,6 +31,7 @@ from jobmaster.exceptions import (
 )
 from jobmaster.forking import after_fork
 from jobmaster.jobs import JobHandle, JobsAPI
+from jobmaster.locks import Lock
 from jobmaster.master.repository import Master
 from jobmaster.middleware import Middleware, Pipeline
 from jobmaster.middleware.canvas import WorkflowSteps
@@ -408,6 +409,13 @@ class App:
             registered = self.definitions.registered(definition_id)
             kwargs = registered.bind(kwargs, args=args)
         return self.enqueue(definition_id, kwargs, **options)
+
+    def lock(self, name: str, *, ttl: float = 60.0, wait: float | None = None) -> Lock:
+        """A lock named ``name`` across the cluster, kept in the master, with a fencing
+        ``token``: ``with app.lock("nightly-report", ttl=60, wait=10) as lock: ...``
+        (``LockNotAcquiredError`` after ``wait`` seconds), or ``acquire``/``release``/
+        ``extend``/``check``. See ``jobmaster.locks``."""
+        return Lock(self, name, ttl=ttl, wait=wait)
 
     def handle(self, job_id: str, definition_id: str = "") -> JobHandle[Any]:
         """A handle on a job of this cluster by its id (e.g. one stored earlier): ``get``,

@@ -19,7 +19,9 @@ The hierarchy, one root so ``except JobmasterError`` catches them all::
     ├── JobTimeoutError             ``JobHandle.wait`` gave up before the job finished
     ├── JobFailedError              ``JobHandle.get``/``result``: the job failed or was cancelled
     ├── SignatureError              a pickled payload is unsigned or its signature is wrong
-    └── AgentError                  an agent's backend failed (connection lost, ...)
+    ├── AgentError                  an agent's backend failed (connection lost, ...)
+    ├── LockNotAcquiredError        ``app.lock(...)`` was not acquired within its wait
+    └── LockLostError               a lock's holder no longer holds it (its ttl ran out)
 
 Messages say what was wrong, which argument, and what to do about it.
 """
@@ -120,3 +122,12 @@ class JobFailedError(JobmasterError):
         super().__init__(message)
         self.job = job
         self.error = getattr(job, "error", None)
+
+
+class LockNotAcquiredError(JobmasterError):
+    """``app.lock(name, wait=...)`` was held by someone else for the whole wait."""
+
+
+class LockLostError(JobmasterError):
+    """A lock's holder no longer holds it: its ttl ran out (and someone else may hold it,
+    with a higher token) before it extended or released it."""
