@@ -149,6 +149,12 @@ class Config:
     max_memory_per_child: int | None = None
     """A worker process whose resident memory grew past this many KiB is replaced after
     the job it is running (``None``: never), like Celery's ``worker_max_memory_per_child``."""
+    eager: bool = False
+    """Run every job inline when it is enqueued, in the caller's process and thread, as a
+    worker would (for tests; env ``JOBMASTER_EAGER``): arguments and results go through
+    the serializer, middleware and retries apply, the job is recorded in the master.
+    Retries run at once, without their delay; ``countdown``/``at`` are not waited for.
+    See ``docs/testing.md``."""
 
     def __repr__(self) -> str:
         from jobmaster.agents.base import redact_url
@@ -215,6 +221,8 @@ class Config:
         if (not isinstance(value, int | float) or isinstance(value, bool)
                 or not 0 <= value <= 10):
             raise ConfigurationError(f"retry_jitter={value!r} must be a number from 0 to 10")
+        if not isinstance(self.eager, bool):
+            raise ConfigurationError(f"eager={self.eager!r} must be True or False")
         if not isinstance(self.namespace, str):
             raise ConfigurationError(f"namespace={self.namespace!r} must be a str")
         if self.serializer == "pickle" and not self.secret:

@@ -10,6 +10,7 @@ a row the master refuses is set aside with its reason instead of blocking the ot
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import threading
 import time
@@ -38,6 +39,8 @@ _FLUSH_CHUNK = 2000
 _FORCE_AFTER = 20
 """Failed flushes in a row after which rows the master refuses are set aside even when it
 refuses all of them alike (the jobs stay on their agents; workers record them)."""
+_EAGER_RUNNER = "jobmaster.testing.eager"
+"""The module whose ``run_inline(app, envelopes)`` runs jobs of an ``eager`` app."""
 
 
 def due_time(at: datetime | None, after: timedelta | float | None, now: float) -> float:
@@ -249,6 +252,9 @@ class Producer:
         existing = master.insert_job_unique(job_row(env, status, utcnow()))
         if existing is not None:
             return existing
+        if self.host.config.eager:
+            self._run_eagerly([env], recorded=True)
+            return env.id
         if not held:
             try:
                 self.push([env])
@@ -261,6 +267,9 @@ class Producer:
     def dispatch(self, envs: Sequence[Envelope]) -> None:
         """Push due-soon jobs to their agents (recorded in the master shortly after);
         store far-future ones in the master only, as ``scheduled``."""
+        if self.host.config.eager:
+            self._run_eagerly(envs)
+            return
         horizon = time.time() + self.host.config.agent_horizon
         later = [e for e in envs if e.due > horizon]
         soon = [e for e in envs if e.due <= horizon] if later else list(envs)
@@ -283,6 +292,18 @@ class Producer:
             by_agent[env.agent].append(env)
         for name, group in by_agent.items():
             self.host.agent(name).push([e.to_message() for e in group])
+
+    # -- eager mode (Config.eager) ---------------------------------------------------------
+    def _run_eagerly(self, envs: Sequence[Envelope], *, recorded: bool = False) -> None:
+        """Record the jobs ``queued`` (unless ``recorded`` already), show them to
+        ``after_enqueue`` middleware, and run them now, in this thread, as a worker would.
+        The runner sits above this module (it drives the worker's executor), so it is
+        imported by name on first use, as agent backends are."""
+        if not recorded:
+            now = utcnow()
+            self.host.master.insert_jobs([job_row(e, JobStatus.QUEUED, now) for e in envs])
+        self.host.pipeline.enqueued(envs)
+        importlib.import_module(_EAGER_RUNNER).run_inline(self.host, envs)
 
     # -- save pending: producer → master -------------------------------------------------
     def is_pending(self, job_id: str) -> bool:
