@@ -35,6 +35,7 @@ from jobmaster.locks import Lock
 from jobmaster.master.repository import Master
 from jobmaster.middleware import Middleware, Pipeline
 from jobmaster.middleware.canvas import WorkflowSteps
+from jobmaster.middleware.continuous import OneAtATime
 from jobmaster.middleware.expiry import Expiry
 from jobmaster.options import NO_OPTIONS, JobOptions, check_name
 from jobmaster.producer import Producer
@@ -409,6 +410,29 @@ class App:
             registered = self.definitions.registered(definition_id)
             kwargs = registered.bind(kwargs, args=args)
         return self.enqueue(definition_id, kwargs, **options)
+
+    def continuous(self, *, interval: float | timedelta, iterations: int | None = None,
+                   name: str | None = None, **options: Any
+                   ) -> Callable[[Callable[..., Any]], JobDefinition[Any, Any]]:
+        """Declare a continuous job: one run at a time across the cluster, started again
+        ``interval`` seconds after each run ends (the first at once), by beat; a run whose
+        worker dies runs again elsewhere; ``iterations`` runs in all (``None``: for ever);
+        ``app.schedules.pause(name)`` stops it. ``name`` (default: the definition id) names
+        both the definition and its schedule; ``options`` are job options."""
+        seconds = interval.total_seconds() if isinstance(interval, timedelta) else interval
+
+        def register(fn: Callable[..., Any]) -> JobDefinition[Any, Any]:
+            definition = self.job(definition_id=name, **options)(fn)
+            schedule = definition.definition_id
+            self.recurring(timedelta(seconds=max(int(seconds or 0), 1)), definition,
+                           name=schedule,
+                           continuous={"interval": seconds, "iterations": iterations})
+            definition.continuous = schedule
+            if not any(isinstance(m, OneAtATime) for m in self.middleware):
+                self.add_middleware(OneAtATime(self))
+            return definition
+
+        return register
 
     def lock(self, name: str, *, ttl: float = 60.0, wait: float | None = None) -> Lock:
         """A lock named ``name`` across the cluster, kept in the master, with a fencing

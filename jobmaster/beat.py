@@ -41,6 +41,7 @@ from jobmaster.schedules import (
     OverlapPolicy,
     Schedule,
     apply_overlap,
+    continuous_fire,
     due_occurrences,
 )
 from jobmaster.scheduling import parse_stored, stored_job_options
@@ -192,8 +193,10 @@ class Beat:
     def _materialise_one(self, row: Any, now: datetime) -> int:
         """Materialise one schedule's due occurrences; return how many jobs were new."""
         master = self.app.master
-        schedule = self._schedule(row)
         options = dict(row["options"] or {})
+        if "continuous" in options:
+            return self._continue(row, options, now)
+        schedule = self._schedule(row)
         fires, next_fire = due_occurrences(
             schedule, last_fire=row["last_fire_at"], next_fire=row["next_fire_at"],
             now=now, misfire=MisfirePolicy(options.get("misfire", "run_once")),
@@ -215,6 +218,24 @@ class Beat:
             row["id"], rows, next_fire_at=next_fire,
             last_fire_at=fires[-1] if fires else None, fence=self.fence,
         )
+
+    def _continue(self, row: Any, options: dict[str, Any], now: datetime) -> int:
+        """A continuous job's schedule: its next run once the previous one ended."""
+        master = self.app.master
+        spec = options["continuous"]
+        previous = master.get_job(row["last_job_id"]) if row["last_job_id"] else None
+        fire, next_fire = continuous_fire(
+            now=now, interval=float(spec["interval"]), iterations=spec.get("iterations"),
+            ran=master.schedule_runs(self.app.name, row["name"]) if spec.get("iterations")
+            else 0,
+            previous_status=None if previous is None else previous["status"],
+            previous_finished=None if previous is None else previous["finished_at"],
+            recheck=self.app.config.beat_interval)
+        fires = [] if fire is None else [fire]
+        rows = [job_row(env, JobStatus.SCHEDULED, now)
+                for env in self._occurrence_envelopes(row, options, fires)]
+        return master.materialise(row["id"], rows, next_fire_at=next_fire,
+                                  last_fire_at=fire, fence=self.fence)
 
     def _occurrence_envelopes(self, row: Any, options: dict[str, Any], fires: list[datetime]
                               ) -> list[Envelope]:

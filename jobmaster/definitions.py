@@ -170,6 +170,8 @@ class JobDefinition(Generic[P, R]):
         self.options = options
         self.handling = handling
         self.shared = False
+        self.continuous: str | None = None
+        """The schedule name of a continuous job (``app.continuous``), else ``None``."""
         """Registered by a module-level ``@jobmaster.job`` (an app's own definition of the
         same id replaces it)."""
         signature = inspect.signature(func)

@@ -14,15 +14,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from jobmaster.definitions import JobDefinition
-from jobmaster.exceptions import ConfigurationError, ScheduleError, ScheduleNotFoundError
+from jobmaster.exceptions import (
+    ConfigurationError,
+    InvalidOptionError,
+    ScheduleError,
+    ScheduleNotFoundError,
+)
 from jobmaster.host import AppResources
 from jobmaster.ids import new_job_id
 from jobmaster.master.repository import utcnow
-from jobmaster.options import OPTIONS, JobOptions
+from jobmaster.options import OPTIONS, JobOptions, duration
 from jobmaster.schedules import MisfirePolicy, OverlapPolicy, Schedule, first_fire
 from jobmaster.serialization import encode_arguments
 
-_SCHEDULE_OPTIONS = ("tz", "start", "end", "misfire", "misfire_cap", "overlap")
+_SCHEDULE_OPTIONS = ("tz", "start", "end", "misfire", "misfire_cap", "overlap", "continuous")
 
 
 class SchedulesHost(AppResources, Protocol):
@@ -139,6 +144,8 @@ class SchedulesAPI:
         if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
             raise ScheduleError(f"misfire_cap={cap!r} must be an int >= 1")
         stored["misfire_cap"] = cap
+        if options.get("continuous") is not None:
+            stored["continuous"] = _continuous(name, options["continuous"])
         payload = encode_arguments(app.serializer, definition_id, values,
                                    app.config.max_payload_bytes)
         now = utcnow()
@@ -158,7 +165,8 @@ class SchedulesAPI:
             "paused": False,
             "start_at": start,
             "end_at": end,
-            "next_fire_at": first_fire(schedule, start=start, now=now),
+            "next_fire_at": now if "continuous" in stored else
+            first_fire(schedule, start=start, now=now),
             "created_at": now,
             "updated_at": now,
         }
@@ -285,3 +293,20 @@ def _same(existing: Mapping[Any, Any], declared: Mapping[str, Any]) -> bool:
             and existing["start_at"] == declared["start_at"]
             and existing["end_at"] == declared["end_at"]
             and bool(existing["static"]))
+
+
+def _continuous(name: str, value: Any) -> dict[str, Any]:
+    """The checked ``continuous`` option of a schedule: ``{"interval": seconds,
+    "iterations": n or None}``."""
+    if not isinstance(value, Mapping):
+        raise ScheduleError(f"schedule {name!r}: continuous must be a dict")
+    interval, iterations = value.get("interval"), value.get("iterations")
+    try:
+        seconds = duration(interval, "interval", allow_zero=True)
+    except InvalidOptionError as exc:
+        raise ScheduleError(f"schedule {name!r}: {exc}") from None
+    if iterations is not None and (not isinstance(iterations, int)
+                                   or isinstance(iterations, bool) or iterations < 1):
+        raise ScheduleError(f"schedule {name!r}: iterations={iterations!r} must be an int >= 1 "
+                            "(or None: for ever)")
+    return {"interval": seconds, "iterations": iterations}

@@ -1215,6 +1215,14 @@ class Master:
             )
             return {str(s): int(n) for s, n in rows}
 
+    def schedule_runs(self, cluster: str, name: str) -> int:
+        """How many jobs a schedule made that the master still holds."""
+        with self._begin() as conn:
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(jobs).where(
+                    jobs.c.cluster == cluster, jobs.c.schedule_name == name)
+            ).scalar() or 0)
+
     def count_scheduled(self, cluster: str) -> int:
         """Jobs of a cluster held in the master as ``scheduled``."""
         with self._begin() as conn:

@@ -12,6 +12,7 @@ from jobmaster.schedules.occurrences import (
     MisfirePolicy,
     OverlapPolicy,
     apply_overlap,
+    continuous_fire,
     due_occurrences,
     first_fire,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "Schedule",
     "ScheduleKind",
     "apply_overlap",
+    "continuous_fire",
     "crontab",
     "due_occurrences",
     "first_fire",

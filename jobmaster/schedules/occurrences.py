@@ -169,3 +169,25 @@ def apply_overlap(
     if previous_running:
         return [], list(fire_times)
     return list(fire_times[-1:]), list(fire_times[:-1])
+
+
+def continuous_fire(*, now: datetime, interval: float, iterations: int | None, ran: int,
+                    previous_status: str | None, previous_finished: datetime | None,
+                    recheck: float) -> tuple[datetime | None, datetime | None]:
+    """The next run of a continuous job (``app.continuous``): ``(fire, next_check)``.
+
+    One run at a time: while the previous run has not ended, nothing fires and beat looks
+    again after ``recheck`` seconds. Once it ended, the next fires ``interval`` seconds
+    after its end (the first at once). After ``iterations`` runs, nothing fires any more
+    (``next_check`` is ``None``)."""
+    if iterations is not None and ran >= iterations:
+        return None, None
+    if previous_status is not None and previous_status not in _ENDED:
+        return None, now + timedelta(seconds=recheck)
+    due = now if previous_finished is None else previous_finished + timedelta(seconds=interval)
+    if due > now:
+        return None, due
+    return now, now + timedelta(seconds=recheck)
+
+
+_ENDED = frozenset({"succeeded", "failed", "cancelled"})

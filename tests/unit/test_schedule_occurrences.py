@@ -289,3 +289,24 @@ def test_policies_are_strings() -> None:
     assert MisfirePolicy("run_once") is MisfirePolicy.RUN_ONCE
     assert str(MisfirePolicy.RUN_ALL) == "run_all"
     assert OverlapPolicy("skip") is OverlapPolicy.SKIP
+
+
+def test_continuous_runs_follow_the_end_of_the_previous_run() -> None:
+    from jobmaster.schedules import continuous_fire
+
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    args = {"now": now, "interval": 5.0, "iterations": None, "ran": 0, "recheck": 1.0}
+    assert continuous_fire(**args, previous_status=None, previous_finished=None) == \
+        (now, now + timedelta(seconds=1))  # the first run: at once
+    assert continuous_fire(**args, previous_status="running", previous_finished=None) == \
+        (None, now + timedelta(seconds=1))  # one at a time: look again soon
+    ended = now - timedelta(seconds=2)
+    assert continuous_fire(**args, previous_status="succeeded", previous_finished=ended) == \
+        (None, ended + timedelta(seconds=5))  # interval after its end
+    long_ago = now - timedelta(seconds=60)
+    for status in ("failed", "cancelled", "succeeded"):
+        assert continuous_fire(**args, previous_status=status,
+                               previous_finished=long_ago)[0] == now
+    done = {**args, "iterations": 3, "ran": 3}
+    assert continuous_fire(**done, previous_status="succeeded", previous_finished=long_ago) \
+        == (None, None)
