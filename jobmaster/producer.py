@@ -253,7 +253,8 @@ class Producer:
         if existing is not None:
             return existing
         if self.host.config.eager:
-            self._run_eagerly([env], recorded=True)
+            self.host.pipeline.enqueued([env])
+            self._run_eagerly([env])
             return env.id
         if not held:
             try:
@@ -268,6 +269,8 @@ class Producer:
         """Push due-soon jobs to their agents (recorded in the master shortly after);
         store far-future ones in the master only, as ``scheduled``."""
         if self.host.config.eager:
+            self.host.master.insert_jobs([job_row(e, JobStatus.QUEUED, utcnow()) for e in envs])
+            self.host.pipeline.enqueued(envs)
             self._run_eagerly(envs)
             return
         horizon = time.time() + self.host.config.agent_horizon
@@ -286,7 +289,11 @@ class Producer:
         self.host.pipeline.enqueued(envs)
 
     def push(self, envs: Iterable[Envelope]) -> None:
-        """Push envelopes to their agents, one batch per agent."""
+        """Push envelopes to their agents, one batch per agent (an ``eager`` app runs them
+        now instead: whoever pushes them recorded them in the master)."""
+        if self.host.config.eager:
+            self._run_eagerly(list(envs))
+            return
         by_agent: dict[str, list[Envelope]] = defaultdict(list)
         for env in envs:
             by_agent[env.agent].append(env)
@@ -294,15 +301,10 @@ class Producer:
             self.host.agent(name).push([e.to_message() for e in group])
 
     # -- eager mode (Config.eager) ---------------------------------------------------------
-    def _run_eagerly(self, envs: Sequence[Envelope], *, recorded: bool = False) -> None:
-        """Record the jobs ``queued`` (unless ``recorded`` already), show them to
-        ``after_enqueue`` middleware, and run them now, in this thread, as a worker would.
-        The runner sits above this module (it drives the worker's executor), so it is
-        imported by name on first use, as agent backends are."""
-        if not recorded:
-            now = utcnow()
-            self.host.master.insert_jobs([job_row(e, JobStatus.QUEUED, now) for e in envs])
-        self.host.pipeline.enqueued(envs)
+    def _run_eagerly(self, envs: Sequence[Envelope]) -> None:
+        """Run jobs recorded in the master now, in this thread, as a worker would, instead
+        of pushing them. The runner sits above this module (it drives the worker's
+        executor), so it is imported by name on first use, as agent backends are."""
         importlib.import_module(_EAGER_RUNNER).run_inline(self.host, envs)
 
     # -- save pending: producer → master -------------------------------------------------

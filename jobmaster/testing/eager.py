@@ -28,12 +28,13 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from jobmaster.envelope import Envelope
+from jobmaster.envelope import Envelope, EnvelopeError
 from jobmaster.master.repository import event_row
-from jobmaster.master.rows import job_row
+from jobmaster.master.rows import envelope_from_row, job_row
+from jobmaster.master.workflows import WORKFLOW_KEY, Workflows
 from jobmaster.middleware import Settled
 from jobmaster.models import JobError, JobStatus
 from jobmaster.outcomes import (
@@ -95,8 +96,33 @@ def _run(app: App, env: Envelope) -> None:
             app.pipeline.settled(Settled(env.id, env, outcome, decision, worker, started,
                                          finished))
         if decision.action is not AgentAction.RETRY:
+            if decision.status.is_final and WORKFLOW_KEY in (env.options.metadata or {}):
+                _advance_workflow(app, env)
             return
         env = env.next_attempt(time.time())  # at once: eager mode does not wait
+
+
+def _advance_workflow(app: App, env: Envelope) -> None:
+    """A job of a workflow (chain, group, chord, link) ended: decide the steps waiting for
+    it, as the worker's middleware does, then run the released ones now: they wait in the
+    master as ``scheduled`` for beat to push them, so every ``scheduled`` job of the
+    cluster runs here, whatever its time (eager mode waits for no delay)."""
+    Workflows(app.master, app.serializers, app.config.max_payload_bytes).advance([env.id])
+    horizon = datetime.now(UTC) + timedelta(days=366 * 100)  # delays are not waited for
+    while True:
+        rows = app.master.due_scheduled_jobs(app.name, horizon, 100)
+        ran = False
+        for row in rows:
+            try:
+                step = envelope_from_row(row)
+            except EnvelopeError as exc:
+                app.master.fail_unrunnable([(str(row["id"]), str(exc))], fence=None)
+                continue
+            if app.master.mark_promoted([step.id], fence=None):  # not run by another thread
+                ran = True
+                _run(app, step)
+        if not ran:
+            return
 
 
 def _record(app: App, env: Envelope, outcome: Outcome, decision: Decision,
