@@ -29,6 +29,7 @@ from jobmaster.exceptions import (
     InvalidOptionError,
     UnknownDefinitionError,
 )
+from jobmaster.fanout import FanOut
 from jobmaster.forking import after_fork
 from jobmaster.jobs import JobHandle, JobsAPI
 from jobmaster.locks import Lock
@@ -433,6 +434,32 @@ class App:
             return definition
 
         return register
+
+    def fan_out(self, expression: str | timedelta | None, *,
+                job: JobDefinition[Any, Any] | str, name: str, batch_size: int = 1000,
+                **options: Any) -> Callable[[Callable[..., Any]], JobDefinition[Any, Any]]:
+        """Declare a fan-out: the decorated generator (or async generator) yields kwargs
+        dicts, and each becomes a job of ``job``. The query itself runs as the job ``name``
+        on a worker — on the recurring ``expression`` (beat), and whenever
+        ``app.fan_out_now(name)`` is called (``expression=None``: only then). Items are
+        enqueued ``batch_size`` at a time, each exactly once per query run even if the
+        query runs again after a crash (see ``jobmaster.fanout``)."""
+        target = job.definition_id if isinstance(job, JobDefinition) else job
+        if not isinstance(target, str):
+            raise DefinitionError(f"fan_out job={job!r} must be a job definition or its id")
+
+        def register(query: Callable[..., Any]) -> JobDefinition[Any, Any]:
+            runner = FanOut(self, query, target, batch_size)
+            definition = self.job(definition_id=name, bind=True, **options)(runner)
+            if expression is not None:
+                self.recurring(expression, definition, name=name)
+            return definition
+
+        return register
+
+    def fan_out_now(self, name: str, **kwargs: Any) -> JobHandle[Any]:
+        """Run the fan-out query ``name`` once now (on a worker), with these arguments."""
+        return self.definition(name).delay(**kwargs)
 
     def lock(self, name: str, *, ttl: float = 60.0, wait: float | None = None) -> Lock:
         """A lock named ``name`` across the cluster, kept in the master, with a fencing
