@@ -298,6 +298,26 @@ def test_delay_many_and_workflows(app: App) -> None:
         timeout=1) == 12
 
 
+def test_link_and_link_error_run_eagerly(app: App) -> None:
+    seen: list[Any] = []
+
+    @app.job()
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.job()
+    def boom() -> None:
+        raise ValueError("no")
+
+    @app.job()
+    def note(value: Any) -> None:
+        seen.append(value)
+
+    assert add.apply_async(args=(1, 2), link=note.s()).get() == 3
+    failed = boom.apply_async(link_error=note.s())
+    assert seen == [3, failed.id]
+
+
 def test_an_async_def_job_runs_eagerly(app: App) -> None:
     @app.job()
     async def page(url: str) -> int:
