@@ -57,7 +57,8 @@ __all__ = ["run_inline"]
 
 def run_inline(app: App, envelopes: Sequence[Envelope]) -> None:
     """Run each job now, in this thread, and record how it ended (its retries included)
-    in the master. The jobs are already recorded ``queued`` (the producer did it)."""
+    in the master. The jobs are already recorded (``queued``, or ``scheduled`` for a
+    workflow's or a keyed job) by whatever enqueued them."""
     for env in envelopes:
         _run(app, env)
 
