@@ -83,7 +83,7 @@ class ScriptedPool(Pool):
     def idle_slots(self) -> list[int]:
         return [slot for slot, items in self.queued.items() if not items]
 
-    def submit(self, slot: int, items: Sequence[Item]) -> None:
+    def submit(self, slot: int, items: Sequence[Item], *, concurrent: bool = False) -> None:
         assert not self.queued[slot], f"slot {slot} was given jobs while busy"
         self.queued[slot] = list(items)
         self.started[slot] = time.monotonic()
