@@ -23,10 +23,7 @@ fresh context per job, except ``async def`` jobs. ``flask jobmaster worker|beat|
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -34,6 +31,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from jobmaster.app import App
+from jobmaster.contrib import app_from_settings, app_target
 from jobmaster.envelope import Envelope
 from jobmaster.exceptions import ConfigurationError
 from jobmaster.middleware import Middleware
@@ -101,17 +99,8 @@ class JobMaster:
         ``app_context=False``) and add the ``flask jobmaster`` command. Returns the App."""
         app = self.jobmaster_app
         if app is None:
-            options = flask_app.config.get(self.config_key) or {}
-            if not isinstance(options, dict):
-                raise ConfigurationError(
-                    f"app.config[{self.config_key!r}] must be a dict of App(...) keywords, "
-                    f"not {type(options).__name__}")
-            options = dict(options)
-            options.setdefault("default", True)
-            try:
-                app = App(**options)
-            except (ConfigurationError, TypeError) as exc:
-                raise ConfigurationError(f"app.config[{self.config_key!r}]: {exc}") from exc
+            app = app_from_settings(flask_app.config.get(self.config_key),
+                                    f"app.config[{self.config_key!r}]")
         if self.app_context:
             app.add_middleware(FlaskAppContext(flask_app))
         flask_app.extensions[EXTENSION] = app
@@ -149,17 +138,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@contextmanager
-def _app_target() -> Iterator[None]:
-    saved = os.environ.get("JOBMASTER_APP")
-    os.environ["JOBMASTER_APP"] = APP_TARGET
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("JOBMASTER_APP", None)
-        else:
-            os.environ["JOBMASTER_APP"] = saved
 
 
 @click.command("jobmaster", add_help_option=False,
@@ -172,5 +150,5 @@ def command(args: tuple[str, ...]) -> None:
     from jobmaster.cli import main
 
     get_app()  # a clear error now if the extension is missing
-    with _app_target():
+    with app_target(APP_TARGET):
         main.main(args=list(args), prog_name="flask jobmaster")

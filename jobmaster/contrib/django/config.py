@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterable
 
 from jobmaster.app import App
+from jobmaster.contrib import app_from_settings
 from jobmaster.contrib.django.connections import DjangoConnections, close_inherited_connections
 from jobmaster.exceptions import ConfigurationError
 
@@ -52,19 +53,10 @@ def _build() -> App:
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
 
-    options = getattr(settings, "JOBMASTER", None)
-    if options is None:
-        options = {}
-    if not isinstance(options, dict):
-        raise ImproperlyConfigured(
-            f"settings.JOBMASTER must be a dict of App(...) keywords, not "
-            f"{type(options).__name__}")
-    options = dict(options)
-    options.setdefault("default", True)
     try:
-        app = App(**options)
-    except (ConfigurationError, TypeError) as exc:
-        raise ImproperlyConfigured(f"settings.JOBMASTER: {exc}") from exc
+        app = app_from_settings(getattr(settings, "JOBMASTER", None), "settings.JOBMASTER")
+    except ConfigurationError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
     app.add_middleware(DjangoConnections())
     app.on_worker_process_start(close_inherited_connections)
     return app

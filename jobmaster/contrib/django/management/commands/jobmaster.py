@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from jobmaster.contrib import app_target
 from jobmaster.contrib.django.config import get_app
 
 APP_TARGET = "jobmaster.contrib.django:app"
@@ -32,19 +32,6 @@ def _without_django_options(argv: Sequence[str]) -> list[str]:
     return result
 
 
-@contextmanager
-def _app_target() -> Iterator[None]:
-    """``JOBMASTER_APP`` names the project's app while jobmaster's command runs (an
-    explicit ``-A`` still wins); restored afterwards."""
-    saved = os.environ.get("JOBMASTER_APP")
-    os.environ["JOBMASTER_APP"] = APP_TARGET
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("JOBMASTER_APP", None)
-        else:
-            os.environ["JOBMASTER_APP"] = saved
 
 
 class Command(BaseCommand):  # type: ignore[misc, unused-ignore]  # Django: no hints
@@ -68,7 +55,7 @@ class Command(BaseCommand):  # type: ignore[misc, unused-ignore]  # Django: no h
         get_app()
         prog = f"{os.path.basename(argv[0])} {argv[1]}"
         try:
-            with _app_target():
+            with app_target(APP_TARGET):
                 main.main(args=_without_django_options(argv[2:]), prog_name=prog)
         finally:
             connections.close_all()
@@ -82,7 +69,7 @@ class Command(BaseCommand):  # type: ignore[misc, unused-ignore]  # Django: no h
 
         get_app()
         try:
-            with _app_target():
+            with app_target(APP_TARGET):
                 code = main.main(args=list(args), prog_name="manage.py jobmaster",
                                  standalone_mode=False)
         except click.ClickException as exc:
