@@ -289,9 +289,14 @@ class JobDefinition(Generic[P, R]):
         after: timedelta | float | None = None,
         job_key: str | None = None,
         cluster: str | None = None,
+        using: Any = None,
         **options: Any,
     ) -> JobHandle[R]:
         """Enqueue with per-call overrides of the definition's options.
+
+        ``using`` (a SQLAlchemy ``Connection`` or ``Session`` open on the master's own
+        database) writes the job in that transaction: it exists if and only if the
+        transaction commits, and is pushed after the commit (see ``jobmaster.outbox``).
 
         ``at``/``after`` delay the start; ``job_key`` makes the enqueue idempotent (a
         second job with the same key returns the first one's handle); ``cluster`` sends
@@ -303,8 +308,13 @@ class JobDefinition(Generic[P, R]):
         values = self.bind(args, kwargs)
         call = JobOptions.build(options) if options else NO_OPTIONS
         target = self.app.cluster(cluster)
-        job_id = target.producer.submit(self.definition_id, values, self.options, call,
-                                        at=at, after=after, job_key=job_key)
+        if using is not None:
+            job_id = target.producer.submit_in(using, self.definition_id, values,
+                                               self.options, call, at=at, after=after,
+                                               job_key=job_key)
+        else:
+            job_id = target.producer.submit(self.definition_id, values, self.options, call,
+                                            at=at, after=after, job_key=job_key)
         return JobHandle(target.jobs, job_id, self.definition_id)
 
     def apply_async(

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from jobmaster import outbox
 from jobmaster.envelope import Envelope
 from jobmaster.exceptions import InvalidOptionError, JobmasterError, PayloadTooLargeError
 from jobmaster.forking import after_fork
@@ -157,6 +158,30 @@ class Producer:
         if env.job_key is not None:
             return self._submit_keyed(env)
         self.dispatch([env])
+        return env.id
+
+    def submit_in(
+        self,
+        using: Any,
+        definition_id: str,
+        values: Mapping[str, Any],
+        base: JobOptions,
+        call: JobOptions,
+        *,
+        at: datetime | None = None,
+        after: timedelta | float | None = None,
+        job_key: str | None = None,
+    ) -> str:
+        """``submit`` inside the caller's transaction on the master's database (``using``,
+        a SQLAlchemy ``Connection`` or ``Session``): the job exists if and only if it
+        commits, and is pushed after the commit (``jobmaster.outbox``)."""
+        if job_key is not None:
+            raise InvalidOptionError("job_key and using= do not go together: a keyed enqueue "
+                                     "is decided by the master on its own")
+        env = self._envelope(definition_id, values, base, call, at, after, job_key)
+        held = env.due > time.time() + self.host.config.agent_horizon  # beat's when due
+        outbox.write_in(using, self.host, None if held else self, env)
+        self.host.pipeline.enqueued([env])
         return env.id
 
     async def submit_async(
@@ -381,3 +406,4 @@ def _check_size(definition_id: str, payload: bytes, options: JobOptions, limit: 
             f"job {definition_id!r}: arguments and metadata encode to {size:,} bytes, over the "
             f"{limit:,}-byte limit; pass a reference (an id, a URL, a file path) instead of "
             "the data, or raise App(max_payload_bytes=...)")
+
