@@ -212,8 +212,8 @@ class Workflows:
         if not ids:
             return report
         with self.master.engine.connect() as conn:
-            statuses = dict(conn.execute(
-                sa.select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(ids))).tuples().all())
+            statuses = {str(i): str(s) for i, s in conn.execute(
+                sa.select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(ids)))}
             ended = [i for i in ids if statuses.get(i) in _FINAL]
             report.unsettled = [i for i in ids if statuses.get(i) not in _FINAL]
             children = self._waiting_children(conn, ended)
