@@ -308,13 +308,8 @@ class JobDefinition(Generic[P, R]):
         values = self.bind(args, kwargs)
         call = JobOptions.build(options) if options else NO_OPTIONS
         target = self.app.cluster(cluster)
-        if using is not None:
-            job_id = target.producer.submit_in(using, self.definition_id, values,
-                                               self.options, call, at=at, after=after,
-                                               job_key=job_key)
-        else:
-            job_id = target.producer.submit(self.definition_id, values, self.options, call,
-                                            at=at, after=after, job_key=job_key)
+        job_id = target.producer.submit(self.definition_id, values, self.options, call,
+                                        at=at, after=after, job_key=job_key, using=using)
         return JobHandle(target.jobs, job_id, self.definition_id)
 
     def apply_async(

@@ -152,36 +152,25 @@ class Producer:
         at: datetime | None = None,
         after: timedelta | float | None = None,
         job_key: str | None = None,
+        using: Any = None,
     ) -> str:
-        """Enqueue one job; return its id (the existing job's id for a taken ``job_key``)."""
-        env = self._envelope(definition_id, values, base, call, at, after, job_key)
-        if env.job_key is not None:
-            return self._submit_keyed(env)
-        self.dispatch([env])
-        return env.id
+        """Enqueue one job; return its id (the existing job's id for a taken ``job_key``).
 
-    def submit_in(
-        self,
-        using: Any,
-        definition_id: str,
-        values: Mapping[str, Any],
-        base: JobOptions,
-        call: JobOptions,
-        *,
-        at: datetime | None = None,
-        after: timedelta | float | None = None,
-        job_key: str | None = None,
-    ) -> str:
-        """``submit`` inside the caller's transaction on the master's database (``using``,
-        a SQLAlchemy ``Connection`` or ``Session``): the job exists if and only if it
+        ``using`` (a SQLAlchemy ``Connection`` or ``Session`` on the master's database)
+        writes the job in the caller's transaction instead: it exists if and only if that
         commits, and is pushed after the commit (``jobmaster.outbox``)."""
-        if job_key is not None:
+        if using is not None and job_key is not None:
             raise InvalidOptionError("job_key and using= do not go together: a keyed enqueue "
                                      "is decided by the master on its own")
         env = self._envelope(definition_id, values, base, call, at, after, job_key)
-        held = env.due > time.time() + self.host.config.agent_horizon  # beat's when due
-        outbox.write_in(using, self.host, None if held else self, env)
-        self.host.pipeline.enqueued([env])
+        if using is not None:
+            held = env.due > time.time() + self.host.config.agent_horizon  # beat's when due
+            outbox.write_in(using, self.host, None if held else self, env)
+            self.host.pipeline.enqueued([env])
+            return env.id
+        if env.job_key is not None:
+            return self._submit_keyed(env)
+        self.dispatch([env])
         return env.id
 
     async def submit_async(
