@@ -83,12 +83,15 @@ def main() -> None:
 @click.option("--metrics-port", type=click.IntRange(min=0, max=65535), default=None,
               metavar="PORT", help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics "
               "(needs jobmaster[metrics]).")
+@click.option("--health-port", type=click.IntRange(min=0, max=65535), default=None,
+              metavar="PORT", help="Answer liveness (/healthz) and readiness (/readyz) "
+              "probes at http://0.0.0.0:PORT.")
 @click.option("-l", "--loglevel", default="INFO", show_default=True)
 def worker(app_target: str | None, concurrency: int | None, lanes: tuple[str, ...],
            agent: str | None, pool: str, prefetch: int | None, async_slots: int | None,
            beat: bool,
            max_jobs_per_child: int | None, max_memory_per_child: int | None,
-           metrics_port: int | None, loglevel: str) -> None:
+           metrics_port: int | None, health_port: int | None, loglevel: str) -> None:
     """Claim jobs from an agent and run them."""
     from jobmaster.worker import Worker
 
@@ -106,7 +109,8 @@ def worker(app_target: str | None, concurrency: int | None, lanes: tuple[str, ..
         except OSError as exc:
             raise click.ClickException(f"--metrics-port {metrics_port}: {exc}") from None
     Worker(app, concurrency=concurrency, lanes=lanes or None, agent=agent, pool=pool,
-           prefetch=prefetch, async_slots=async_slots, beat=beat).run()
+           prefetch=prefetch, async_slots=async_slots, beat=beat,
+           health_port=health_port).run()
 
 
 @main.command("metrics")

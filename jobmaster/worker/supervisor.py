@@ -50,7 +50,9 @@ from jobmaster.outcomes import (
 )
 from jobmaster.ratelimit import RUN_EARLY
 from jobmaster.registry import definition_rows, lanes_banner
+from jobmaster.worker import health
 from jobmaster.worker.executor import safe_text
+from jobmaster.worker.health import Vitals
 from jobmaster.worker.messages import (
     Item,
     NotStarted,
@@ -103,6 +105,7 @@ class Worker:
         async_slots: int | None = None,
         beat: bool = False,
         install_signals: bool = True,
+        health_port: int | None = None,
     ) -> None:
         cfg = app.config
         self.app = app
@@ -155,6 +158,8 @@ class Worker:
         self._next_registration = 0.0
         self._started_at = datetime.now(UTC)
         self._beat_service: Any = None
+        self.vitals = Vitals(heartbeat=cfg.heartbeat)
+        self.health_port = health_port
 
     # -- life cycle --------------------------------------------------------------------
     def stop(self, cold: bool = False) -> None:
@@ -163,7 +168,7 @@ class Worker:
             self.cold = True
         if not self.stopping:
             self.pool.request_stop(list(self.slots))  # ctx.should_stop() turns true
-        self.stopping = True
+        self.stopping = self.vitals.stopping = True
         if self.grace_deadline is None:
             self.grace_deadline = time.monotonic() + self.app.config.shutdown_grace
 
@@ -176,6 +181,11 @@ class Worker:
     def run(self) -> None:
         """Claim and run jobs until ``stop()`` or a signal."""
         app = self.app
+        if self.health_port is not None:
+            try:
+                health.serve(self.vitals, self.health_port)
+            except OSError as exc:
+                raise ConfigurationError(f"health port {self.health_port}: {exc}") from None
         app.master.ensure_ready()
         self.agent = app.agent(self.agent_name)
         self.writer = Writer(app.master, self.agent, self.agent_name)
@@ -202,7 +212,7 @@ class Worker:
 
     def _loop(self) -> None:
         while True:
-            now = time.monotonic()
+            now = self.vitals.tick = time.monotonic()
             if self.stopping:
                 if not self.slots or self.cold or (
                     self.grace_deadline is not None and now >= self.grace_deadline
@@ -710,11 +720,15 @@ class Worker:
     def _solo_heartbeat(self) -> None:
         """The heartbeat while a solo job runs (from the pool's helper thread): renew the
         leases, tell the master this worker lives, and pass on a cancellation."""
+        vitals = self.vitals
+        vitals.tick = time.monotonic()  # a solo job runs in place of the loop
         claims = [h.claim for h in list(self.held.values())]
         if claims:
             self.agent.extend(claims, self.app.config.lease_seconds)
+        vitals.agent_ok = time.monotonic()
         master = self.app.master
         master.worker_seen(self._worker_row("running"))
+        vitals.master_ok = time.monotonic()
         current = self.pool.current(0)
         held = None if current is None else self.by_seq.get(current[0])
         if held is not None and master.job_status(held.env.id) == JobStatus.CANCELLED.value:
@@ -731,14 +745,16 @@ class Worker:
         claims += self.batch.acks + [c for c, _ in self.batch.retries]
         claims += [c for c, _ in self.batch.dead]
         claims += self.writer.claims()
-        if claims:
-            try:
+        try:
+            if claims:
                 self.agent.extend(claims, self.app.config.lease_seconds)
-            except Exception as exc:  # noqa: BLE001
-                log.error("could not renew leases on agent %s: %s", self.agent_name, exc)
+            self.vitals.agent_ok = time.monotonic()
+        except Exception as exc:  # noqa: BLE001
+            log.error("could not renew leases on agent %s: %s", self.agent_name, exc)
         try:
             self.app.master.worker_seen(self._worker_row("stopping" if self.stopping
                                                          else "running"))
+            self.vitals.master_ok = time.monotonic()
         except Exception as exc:  # noqa: BLE001
             log.warning("could not report to the master: %s", exc)
         self._register_definitions()

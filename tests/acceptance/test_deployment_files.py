@@ -197,12 +197,12 @@ def test_kubernetes_manifests() -> None:
     assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > grace
     [container] = _containers(worker)
     command = container["command"]
-    metrics_port = int(command[command.index("--metrics-port") + 1])
+    health_port = int(command[command.index("--health-port") + 1])
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    for probe in ("livenessProbe", "readinessProbe"):
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         get = container[probe]["httpGet"]
-        assert get["path"] == "/metrics"
-        assert ports.get(get["port"], get["port"]) == metrics_port, probe
+        assert get["path"] == path
+        assert ports.get(get["port"], get["port"]) == health_port, probe
 
     beat = by_name["jobmaster-beat/Deployment"]
     assert beat["spec"]["replicas"] >= 2  # leadership is a lease: several are safe
