@@ -92,3 +92,70 @@ def test_using_is_checked(stack_factory: Callable[..., Stack], tmp_path: Path) -
         app.definition("add").apply(kwargs={"x": 1, "y": 1}, using=object())
     other.dispose()
     engine.dispose()
+
+
+def test_a_psycopg_connection(stack_factory: Callable[..., Stack]) -> None:
+    import psycopg
+
+    stack = stack_factory("redis")
+    app: App = stack.app()
+    app.migrate()
+    dsn = sa.make_url(stack.env["JOBMASTER_MASTER_URL"]).set(drivername="postgresql")
+    with psycopg.connect(dsn.render_as_string(hide_password=False)) as conn:
+        committed = app.definition("add").apply(kwargs={"x": 20, "y": 1}, using=conn,
+                                                metadata={"tenant": "acme"})
+        conn.commit()
+        rolled_back = app.definition("add").apply(kwargs={"x": 5, "y": 5}, using=conn)
+        conn.rollback()
+    stack.worker("-c", "1")
+    assert committed.wait(timeout=30).result == 21
+    assert committed.record().metadata == {"tenant": "acme"}
+    assert app.jobs.find(rolled_back.id) is None
+    assert app.agent().length() == 0
+
+
+DJANGO = textwrap.dedent("""
+    import os, sys
+    import django
+    from django.conf import settings
+    from django.db import connection, transaction
+    from tests.fixtures.workapp import make_app
+
+    settings.configure(DATABASES={"default": dict(zip(
+        ("ENGINE", "NAME", "HOST", "PORT", "USER"), sys.argv[1:]))})
+    django.setup()
+    app = make_app()
+    with transaction.atomic():
+        committed = app.definition("add").apply(kwargs={"x": 30, "y": 3}, using=connection)
+    try:
+        with transaction.atomic():
+            rolled_back = app.definition("add").apply(kwargs={"x": 1, "y": 1},
+                                                      using=connection)
+            raise LookupError
+    except LookupError:
+        pass
+    app.flush()
+    print(committed.id, rolled_back.id, flush=True)
+""")
+
+
+@pytest.mark.parametrize("name", ["sqlite", "redis"])
+def test_a_django_connection(name: str, stack_factory: Callable[..., Stack]) -> None:
+    pytest.importorskip("django")
+    stack = stack_factory(name)
+    app: App = stack.app()
+    app.migrate()
+    url = sa.make_url(stack.env["JOBMASTER_MASTER_URL"])
+    database = (["django.db.backends.sqlite3", url.database or ""] if name == "sqlite" else
+                ["django.db.backends.postgresql", url.database or "", url.host or "",
+                 str(url.port or 5432), url.username or ""])
+    done = subprocess.run([sys.executable, "-c", DJANGO, *database], cwd=ROOT,
+                          env={**os.environ, **stack.env}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    committed, rolled_back = done.stdout.split()
+    stack.worker("-c", "1")
+    if name == "sqlite":  # the process is gone: beat pushes what it committed
+        Beat(app).promote(datetime.now(UTC) + timedelta(seconds=OUTBOX_GRACE + 1))
+    assert app.handle(committed).wait(timeout=30).result == 33
+    assert app.jobs.find(rolled_back) is None
