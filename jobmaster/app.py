@@ -32,6 +32,7 @@ from jobmaster.exceptions import (
 from jobmaster.fanout import FanOut
 from jobmaster.forking import after_fork
 from jobmaster.jobs import JobHandle, JobsAPI
+from jobmaster.lanes import LanesAPI
 from jobmaster.locks import Lock
 from jobmaster.master.repository import Master
 from jobmaster.middleware import Middleware, Pipeline
@@ -127,6 +128,7 @@ class App:
         self.jobs = JobsAPI(self)
         self.dead_letters = DeadLettersAPI(self)
         self.workers = WorkersAPI(self)
+        self.lanes = LanesAPI(self)
         self._schedules: SchedulesAPI | None = None
         self._serializer: Serializer | None = None
         self._serializers: dict[str, Serializer] | None = None

@@ -315,7 +315,8 @@ class Beat:
 
     def clean_up(self, now: datetime | None = None) -> int:
         """Delete finished jobs, with their audit trail, older than the ``retention`` of
-        their status (``0`` keeps a status for ever)."""
+        their status (``0`` keeps a status for ever), and the per-minute totals older than
+        the longest retention."""
         app = self.app
         now = now or datetime.now(UTC)
         deleted = 0
@@ -328,4 +329,7 @@ class Beat:
                 deleted += n
                 if n < 1000:
                     break
+        kept = [keep for keep in app.config.retention.values() if keep]  # type: ignore[union-attr]
+        if kept:  # the per-minute totals live as long as the longest-kept jobs
+            app.master.prune_stats(now - timedelta(seconds=max(kept)))
         return deleted

@@ -570,21 +570,8 @@ _STATUSES = ("scheduled", "queued", "running", "retrying", "succeeded", "failed"
 
 
 def _depth_buckets(app: App, workers: list[Any]) -> list[tuple[str, str]]:
-    """``(agent, lane)`` pairs the app knows of: its default lane, its routes, its
-    definitions' lanes, and the lanes its live workers serve."""
-    config = app.config
-    lanes = dict.fromkeys([config.default_lane, *config.routes])
-    pairs = dict.fromkeys((config.routes.get(lane) or config.default_agent, lane)
-                          for lane in lanes)
-    for definition in app.definitions.values():
-        options = definition.options
-        lane = options.lane or config.default_lane
-        pairs[(options.agent or config.routes.get(lane) or config.default_agent, lane)] = None
-    for info in workers:
-        if info.alive and info.agent in config.agents:
-            for lane in info.lanes:
-                pairs[(info.agent, lane)] = None
-    return list(pairs)
+    """``(agent, lane)`` pairs the app knows of, and the lanes its live workers serve."""
+    return app.lanes.buckets((info.agent, info.lanes) for info in workers if info.alive)
 
 
 def _status_snapshot(app: App) -> dict[str, Any]:
@@ -704,6 +691,43 @@ def workers_command(app_target: str | None, include_stopped: bool, as_json: bool
             f"started {_when(info.started)}  seen {(now - info.last_seen).total_seconds():.0f}s "
             f"ago  processed={info.processed}  running={len(info.running)}"
             + (f" [{running}]" if running else ""))
+
+
+@main.group("lanes", invoke_without_command=True)
+@app_option
+@click.pass_context
+def lanes_group(ctx: click.Context, app_target: str | None) -> None:
+    """Lanes: their queue depths, and pausing them (``lanes pause LANE``)."""
+    ctx.obj = app_target
+    if ctx.invoked_subcommand is not None:
+        return
+    app = _load(app_target)
+    workers = app.workers.list(include_stopped=False)
+    totals: dict[tuple[str, str], list[Any]] = {}
+    for depth in app.lanes.depths((w.agent, w.lanes) for w in workers):
+        entry = totals.setdefault((depth.agent, depth.lane), [0, depth.paused])
+        entry[0] += depth.depth
+    for (agent, lane), (depth, paused) in totals.items():
+        click.echo(f"{lane:<24} agent={agent:<12} depth={depth:<8} "
+                   f"{'paused' if paused else 'active'}")
+
+
+@lanes_group.command("pause")
+@click.argument("lane")
+@click.pass_obj
+def lanes_pause(app_target: str | None, lane: str) -> None:
+    """Stop workers claiming from LANE (enqueueing still works)."""
+    _load(app_target).lanes.pause(lane)
+    click.echo(f"lane {lane} paused: workers stop claiming from it at their next heartbeat")
+
+
+@lanes_group.command("resume")
+@click.argument("lane")
+@click.pass_obj
+def lanes_resume(app_target: str | None, lane: str) -> None:
+    """Let workers claim from LANE again."""
+    _load(app_target).lanes.resume(lane)
+    click.echo(f"lane {lane} resumed")
 
 
 def _age(value: str, option: str) -> float:

@@ -30,12 +30,13 @@ from sqlalchemy.sql.util import ClauseAdapter
 
 from jobmaster.exceptions import ConfigurationError, JobmasterError
 from jobmaster.forking import after_fork
-from jobmaster.master import migrations
+from jobmaster.master import migrations, stats
 from jobmaster.master.schema import (
     UTCDateTime,
     attempts,
     events,
     jobs,
+    lanes,
     leases,
     schedules,
     workers,
@@ -381,6 +382,9 @@ class Master:
         - ``progress_rows``: ``id``, ``progress``, ``progress_message`` of running jobs.
         - ``event_rows``: the statuses the jobs went through (``event_row``), for their
           audit trail.
+
+        The per-minute totals (``jobmaster.master.stats``) grow with ``rows`` in the same
+        transaction.
         """
         if not rows and not attempt_rows and not progress_rows and not event_rows:
             return
@@ -402,6 +406,7 @@ class Master:
                         cursor.execute(_PG_INSERT_FROM_STAGE + _PG_UPSERT)
                 else:
                     conn.execute(self._upsert(), list(rows))
+                stats.add(conn, self.dialect, stats.totals(rows))
             if attempt_rows:
                 conn.execute(attempts.insert(), list(attempt_rows))
             if event_rows:
@@ -1041,6 +1046,41 @@ class Master:
                     values["last_job_id"] = rows[-1]["id"]
             conn.execute(schedules.update().where(schedules.c.id == schedule_id).values(**values))
         return inserted
+
+    # -- per-minute totals and paused lanes ----------------------------------------------------
+    def stats_minutes(self, cluster: str, *, since: datetime, until: datetime,
+                      definition_id: str | None = None) -> list[stats.Minute]:
+        """The cluster's per-minute totals from ``since`` to ``until`` (``stats.minutes``)."""
+        with self._begin() as conn:
+            return stats.minutes(conn, cluster, since=since, until=until,
+                                 definition_id=definition_id)
+
+    def prune_stats(self, before: datetime) -> int:
+        """Delete per-minute totals older than ``before``."""
+        with self._begin() as conn:
+            return stats.prune(conn, before)
+
+    def paused_lanes(self, cluster: str) -> set[str]:
+        """The lanes of ``cluster`` an operator paused."""
+        with self._begin() as conn:
+            return {str(lane) for lane in conn.execute(sa.select(lanes.c.lane).where(
+                lanes.c.cluster == cluster, lanes.c.paused.is_(True))).scalars()}
+
+    def set_lane_paused(self, cluster: str, lane: str, paused: bool) -> None:
+        """Pause or resume ``lane`` of ``cluster``."""
+        row = {"cluster": cluster, "lane": lane, "paused": paused, "updated_at": utcnow()}
+        with self._begin() as conn:
+            changed = conn.execute(lanes.update().where(
+                lanes.c.cluster == cluster, lanes.c.lane == lane).values(
+                    paused=paused, updated_at=row["updated_at"])).rowcount
+            if not changed:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(lanes.insert(), [row])
+                except IntegrityError:  # another writer inserted it first: set it again
+                    conn.execute(lanes.update().where(
+                        lanes.c.cluster == cluster, lanes.c.lane == lane).values(
+                            paused=paused, updated_at=row["updated_at"]))
 
     # -- promotion, reaping, retention (beat) ------------------------------------------------
     def due_scheduled_jobs(self, cluster: str, before: datetime, limit: int

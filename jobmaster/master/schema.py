@@ -271,3 +271,33 @@ workflow_parents = sa.Table(
     sa.Index(None, "parent_id"),
 )
 """The jobs a waiting workflow step waits for, in order (a chord's results keep it)."""
+
+stats = sa.Table(
+    f"{PREFIX}stats",
+    metadata,
+    sa.Column("cluster", sa.String(100), primary_key=True),
+    sa.Column("minute", UTCDateTime, primary_key=True),
+    sa.Column("definition_id", sa.String(200), primary_key=True),
+    sa.Column("worker", sa.String(200), primary_key=True),
+    sa.Column("started", sa.Integer, nullable=False),
+    sa.Column("succeeded", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("retried", sa.Integer, nullable=False),
+    sa.Column("cancelled", sa.Integer, nullable=False),
+    sa.Column("wait_ms", sa.BigInteger, nullable=False),
+    sa.Column("run_ms", sa.BigInteger, nullable=False),
+    sa.Index(None, "cluster", "minute"),
+)
+"""Per-minute totals the workers add to with each batch they record: jobs started,
+finished by outcome, and the summed queue wait (start - due) and run time, in
+milliseconds. A row per worker, so workers never wait on each other's counters."""
+
+lanes = sa.Table(
+    f"{PREFIX}lanes",
+    metadata,
+    sa.Column("cluster", sa.String(100), primary_key=True),
+    sa.Column("lane", sa.String(100), primary_key=True),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+"""Lanes an operator paused: workers claim nothing from them until they are resumed."""

@@ -250,15 +250,9 @@ class ClusterCollector:
     def buckets(self) -> list[tuple[str, str]]:
         """``(agent, lane)`` pairs whose buckets are measured."""
         config = self.app.config
-        lanes = dict.fromkeys([config.default_lane, *self.lanes, *config.routes])
-        pairs = dict.fromkeys((config.routes.get(lane) or config.default_agent, lane)
-                              for lane in lanes)
-        for definition in self.app.definitions.values():
-            options = definition.options
-            lane = options.lane or config.default_lane
-            agent = options.agent or config.routes.get(lane) or config.default_agent
-            pairs[(agent, lane)] = None
-        return list(pairs)
+        extra = [(config.routes.get(lane) or config.default_agent, [lane])
+                 for lane in self.lanes]
+        return self.app.lanes.buckets(extra)
 
     def _read(self) -> list[Any]:
         gauge = _gauge_family()

@@ -128,6 +128,7 @@ class Worker:
         self.prefetch = prefetch or cfg.prefetch
         self.async_slots = (async_slots or cfg.async_slots) if any(
             d.is_async for d in app.definitions.values()) else 0
+        self.active_lanes = list(self.lanes)  # less the paused ones (``app.lanes.pause``)
         self.beat = beat
         self.install_signals = install_signals
         self.id = f"{cfg.name}@{socket.gethostname()}:{os.getpid()}"
@@ -282,9 +283,12 @@ class Worker:
             if now < self._next_claim or len(self.waiting) > target // 2:
                 return
             wait = 0.0
+        if not self.active_lanes:  # every lane it serves is paused
+            time.sleep(wait)
+            return
         try:
             claims = self.agent.claim(
-                self.lanes, capacity, lease_seconds=self.app.config.lease_seconds,
+                self.active_lanes, capacity, lease_seconds=self.app.config.lease_seconds,
                 consumer=self.id, wait=wait,
             )
         except JobmasterError as exc:
@@ -755,9 +759,20 @@ class Worker:
             self.app.master.worker_seen(self._worker_row("stopping" if self.stopping
                                                          else "running"))
             self.vitals.master_ok = time.monotonic()
+            self._follow_pauses(self.app.master.paused_lanes(self.app.name))
         except Exception as exc:  # noqa: BLE001
             log.warning("could not report to the master: %s", exc)
         self._register_definitions()
+
+    def _follow_pauses(self, paused: set[str]) -> None:
+        active = [lane for lane in self.lanes if lane not in paused]
+        if active != self.active_lanes:
+            stopped = sorted(set(self.active_lanes) - set(active))
+            started = sorted(set(active) - set(self.active_lanes))
+            log.warning("worker %s: lanes paused %s, resumed %s; claiming from %s", self.id,
+                        ",".join(stopped) or "-", ",".join(started) or "-",
+                        ",".join(active) or "none")
+            self.active_lanes = active
 
     def _register_definitions(self) -> None:
         """Register every definition of the app in the master's registry (one upsert), at
