@@ -145,6 +145,43 @@ def metrics_command(app_target: str | None, port: int, host: str, lanes: tuple[s
         pass
 
 
+@main.command("dashboard")
+@app_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8080,
+              show_default=True)
+@click.option("--read-only", is_flag=True, help="Refuse every action (retry, cancel, "
+              "delete, pause, trigger, requeue).")
+@click.option("--root-path", default="", metavar="PATH",
+              help="The path a reverse proxy serves the dashboard under, e.g. /jobs.")
+@click.option("--auth", envvar="JOBMASTER_DASHBOARD_AUTH", metavar="USER:PASSWORD",
+              help="Ask for HTTP basic auth (or set JOBMASTER_DASHBOARD_AUTH).")
+@click.option("--poll", type=click.IntRange(min=0), default=5, show_default=True,
+              metavar="SECONDS", help="How often pages refresh themselves (0: never).")
+@click.option("-l", "--loglevel", default="INFO", show_default=True)
+def dashboard_command(app_target: str | None, host: str, port: int, read_only: bool,
+                      root_path: str, auth: str | None, poll: int, loglevel: str) -> None:
+    """Serve the web dashboard (needs jobmaster[dashboard])."""
+    try:
+        import uvicorn
+
+        from jobmaster.dashboard import asgi_app
+    except ImportError as exc:
+        raise click.ClickException(f"the dashboard needs jobmaster[dashboard] ({exc.name} "
+                                   "is missing): pip install 'jobmaster[dashboard]'") from None
+    _setup_logging(loglevel)
+    app = _load(app_target)
+    try:
+        web = asgi_app(app, read_only=read_only, auth=auth, poll_seconds=poll)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    root = "/" + root_path.strip("/") if root_path.strip("/") else ""
+    click.echo(f"dashboard of cluster {app.name!r} at http://{host}:{port}{root}/"
+               + (" (read-only)" if read_only else "") + (" (basic auth)" if auth else ""))
+    uvicorn.run(web, host=host, port=port, root_path=root, log_level=loglevel.lower(),
+                access_log=False)
+
+
 @main.command()
 @app_option
 @click.option("-l", "--loglevel", default="INFO", show_default=True)

@@ -22,6 +22,7 @@ from jobmaster.exceptions import (
 )
 from jobmaster.host import AppResources
 from jobmaster.ids import new_job_id
+from jobmaster.jobs import JobHandle
 from jobmaster.master.repository import utcnow
 from jobmaster.options import OPTIONS, JobOptions, duration
 from jobmaster.schedules import MisfirePolicy, OverlapPolicy, Schedule, first_fire
@@ -35,6 +36,9 @@ class SchedulesHost(AppResources, Protocol):
 
     definitions: dict[str, JobDefinition[Any, Any]]
     static_schedules: dict[str, dict[str, Any]]
+
+    def enqueue(self, definition_id: str, kwargs: Mapping[str, Any] | None = None,
+                **options: Any) -> JobHandle[Any]: ...
 
 
 def stored_job_options(row_options: Mapping[str, Any]) -> JobOptions:
@@ -257,6 +261,16 @@ class SchedulesAPI:
         self._app.master.update_schedule(self._app.name, name, paused=False,
                                          next_fire_at=next_fire)
         return self.get(name)
+
+    def trigger(self, name: str) -> JobHandle[Any]:
+        """Run a schedule's job once now, with its arguments and options, outside its
+        occurrences (its next fire time is unchanged); the job's metadata names the
+        schedule (``{"schedule": name}``)."""
+        current = self.get(name)
+        options = stored_job_options(current.options).given()
+        metadata = {**(options.pop("metadata", None) or {}), "schedule": name}
+        return self._app.enqueue(current.definition_id, kwargs=current.kwargs,
+                                 metadata=metadata, **options)
 
     def delete(self, name: str) -> None:
         """Delete a schedule; the jobs it created stay in the master."""
