@@ -203,9 +203,10 @@ class Dashboard:
             found = self.app.jobs.find(q)
             if found is not None:
                 raise _Redirect(f"/jobs/{found.id}")
-        filters, form = _job_filters(query)
+        form = _job_form(query)
         page: list[Job[Any]]
         try:
+            filters = _job_filters(form)
             page = self.app.jobs.list(**filters, limit=PAGE_SIZE, cursor=query.get("cursor"))
             count = self.app.jobs.count(**filters, exact=False)
             error = ""
@@ -323,7 +324,8 @@ class Dashboard:
         if verb not in ("retry", "cancel", "delete"):
             raise HTTPException(400, "action must be retry, cancel or delete")
         if form.get("scope") == "filter":
-            filters, shown = _job_filters(form)
+            shown = _job_form(form)
+            filters = _job_filters(shown)
             count = self.app.jobs.count(**filters, exact=False)
             if form.get("confirmed") != "yes":
                 return self.html(request, "confirm", {
@@ -412,10 +414,14 @@ def build(dashboard: Dashboard) -> Starlette:
 _FILTERS = ("status", "definition", "lane", "priority", "worker", "meta", "since", "until")
 
 
-def _job_filters(query: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The ``app.jobs.list`` filters a query string or form asks for, and the form's values
-    as typed. A value that does not parse is refused with ``ValueError``."""
-    form = {k: (_text(query.get(k)) or "").strip() for k in _FILTERS}
+def _job_form(query: Mapping[str, Any]) -> dict[str, str]:
+    """The jobs filter form's values, as typed, from a query string or a posted form."""
+    return {k: (_text(query.get(k)) or "").strip() for k in _FILTERS}
+
+
+def _job_filters(form: Mapping[str, str]) -> dict[str, Any]:
+    """The ``app.jobs.list`` filters the form asks for; a value that does not parse is
+    refused with ``ValueError``."""
     filters: dict[str, Any] = {}
     if form["status"]:
         filters["status"] = form["status"]
@@ -439,7 +445,7 @@ def _job_filters(query: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, st
     for name, key in (("since", "created_after"), ("until", "created_before")):
         if form[name]:
             filters[key] = _moment(form[name])
-    return filters, form
+    return filters
 
 
 def _moment(text: str) -> datetime:
