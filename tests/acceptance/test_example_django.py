@@ -72,7 +72,10 @@ class Site:
         url = f"http://127.0.0.1:{self.port}{path}"
         try:
             with urllib.request.urlopen(url, data=data, timeout=10) as response:  # noqa: S310
-                return response.status, json.loads(response.read())
+                body = response.read()
+                if response.headers.get_content_type() == "text/html":
+                    return response.status, body.decode()
+                return response.status, json.loads(body)
         except urllib.error.HTTPError as exc:
             body = exc.read()
             try:
@@ -153,6 +156,15 @@ def test_orders_are_confirmed_only_when_their_transaction_commits(site: Site) ->
     assert [(j["status"], j["kwargs"], j["result"]) for j in jobs] == [
         ("succeeded", {"order_id": order["id"]}, f"order {order['id']} confirmed")]
     assert [o["item"] for o in site.request("/orders/")[1]["orders"]] == ["widget"]
+
+    # the dashboard, mounted at /ops/jobs/ through the contrib URL patterns
+    status, page = site.request(f"/ops/jobs/jobs?definition={DEFINITION}")
+    assert status == 200 and jobs[0]["id"] in page
+    assert 'href="/ops/jobs/static/dashboard.css"' in page
+    status, detail = site.request(f"/ops/jobs/jobs/{jobs[0]['id']}")
+    assert status == 200 and "succeeded" in detail and "Timeline" in detail
+    status, refused = site.request(f"/ops/jobs/jobs/{jobs[0]['id']}/delete", {"csrf": "x"})
+    assert status == 403 and "CSRF" in refused  # the dashboard's own token, not Django's
     assert worker.poll() is None, site.log("worker")
 
 
