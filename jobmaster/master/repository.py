@@ -376,8 +376,10 @@ class Master:
 
         - ``rows``: upsert the state of jobs it ran: insert the whole row if the producer's
           insert has not arrived yet, else update status, timings, outcome and add
-          ``attempts`` (the number of starts in this batch) to the count. A job cancelled
-          in the master keeps its ``cancelled`` status.
+          ``attempts`` (the number of starts in this batch) to the count. A job whose
+          status is final (succeeded, failed, cancelled) keeps it with its outcome: a
+          status never moves backwards, whatever late record of a duplicate run or an
+          older attempt arrives; its runs are still counted.
         - ``attempt_rows``: failed, timed-out or lost attempts for the error history.
         - ``progress_rows``: ``id``, ``progress``, ``progress_message`` of running jobs.
         - ``event_rows``: the statuses the jobs went through (``event_row``), for their
@@ -502,31 +504,29 @@ class Master:
         return cursor
 
     def _upsert(self) -> Any:
+        stmt: Any
         if self.dialect == "mysql":
             stmt = mysql_dialect.insert(jobs)
-            ins = stmt.inserted
-            # a literal, not a bound parameter: PyMySQL's executemany rewrite cannot
-            # format parameters in the ON DUPLICATE KEY UPDATE clause
-            keep = jobs.c.status == sa.literal_column(f"'{JobStatus.CANCELLED.value}'")
-            values: dict[str, Any] = {
-                c: sa.case((keep, jobs.c[c]), else_=ins[c]) for c in _RECORDED
-            }
-            for c in ("progress", "progress_message"):
-                values[c] = sa.case((keep, jobs.c[c]), else_=sa.func.coalesce(ins[c], jobs.c[c]))
-            values["attempts"] = sa.case((keep, jobs.c.attempts),
-                                         else_=jobs.c.attempts + ins.attempts)
-            return stmt.on_duplicate_key_update(**values)
-        stmt = (pg_dialect if self.dialect == "postgresql" else sqlite_dialect).insert(jobs)
-        exc = stmt.excluded
-        set_: dict[str, Any] = {c: exc[c] for c in _RECORDED}
+            new: Any = stmt.inserted
+        else:
+            stmt = (pg_dialect if self.dialect == "postgresql" else sqlite_dialect).insert(jobs)
+            new = stmt.excluded
+        # a job whose status is final keeps its outcome: a late record of a duplicate or
+        # an older attempt changes nothing but the count of runs. Literals, not bound
+        # parameters: PyMySQL's executemany rewrite cannot format parameters in the ON
+        # DUPLICATE KEY UPDATE clause
+        keep = jobs.c.status.in_([sa.literal_column(f"'{v}'") for v in _FINAL])
+        values: dict[str, Any] = {c: sa.case((keep, jobs.c[c]), else_=new[c])
+                                  for c in _RECORDED}
         for c in ("progress", "progress_message"):  # a record without progress keeps it
-            set_[c] = sa.func.coalesce(exc[c], jobs.c[c])
-        set_["attempts"] = jobs.c.attempts + exc.attempts
-        return stmt.on_conflict_do_update(
-            index_elements=[jobs.c.id],
-            set_=set_,
-            where=jobs.c.status != JobStatus.CANCELLED.value,
-        )
+            values[c] = sa.case((keep, jobs.c[c]), else_=sa.func.coalesce(new[c], jobs.c[c]))
+        values["attempts"] = jobs.c.attempts + new.attempts
+        if self.dialect == "mysql":
+            # MySQL assigns in order, and later expressions see earlier new values: the
+            # status that decides whether to keep the others goes last
+            values["status"] = values.pop("status")
+            return stmt.on_duplicate_key_update(list(values.items()))
+        return stmt.on_conflict_do_update(index_elements=[jobs.c.id], set_=values)
 
     def cancelled_jobs(self, cluster: str, *, since: datetime | None, limit: int = 100_000
                        ) -> list[str]:
@@ -1356,26 +1356,23 @@ _PG_INSERT_FROM_STAGE = (
     f"INSERT INTO {jobs.name} ({_PG_NAMES}) SELECT {_PG_NAMES} FROM jobmaster_batch "
     "ON CONFLICT (id) "
 )
-_PG_UPSERT = (
-    "DO UPDATE SET "
-    + ", ".join(
-        f"{c} = coalesce(EXCLUDED.{c}, {jobs.name}.{c})" if c in ("progress", "progress_message")
-        else f"{c} = EXCLUDED.{c}"
-        for c in _RECORDED
-    )
-    + f", attempts = {jobs.name}.attempts + EXCLUDED.attempts"
-    + f" WHERE {jobs.name}.status <> 'cancelled'"
-)
+def _pg_recorded(old: str, new: str) -> str:
+    """The SET list of a worker's record on PostgreSQL: a job whose status is final keeps
+    its outcome (a late record of a duplicate or an older attempt changes nothing but the
+    count of runs); any other takes the record's."""
+    final = f"{old}.status IN ({', '.join(repr(v) for v in _FINAL)})"
+    sets = []
+    for c in _RECORDED:
+        value = f"coalesce({new}.{c}, {old}.{c})" if c in ("progress", "progress_message") \
+            else f"{new}.{c}"
+        sets.append(f"{c} = CASE WHEN {final} THEN {old}.{c} ELSE {value} END")
+    return ", ".join(sets) + f", attempts = {old}.attempts + {new}.attempts"
+
+
+_PG_UPSERT = "DO UPDATE SET " + _pg_recorded(jobs.name, "EXCLUDED")
 _PG_UPDATE_FROM_STAGE = (
-    f"UPDATE {jobs.name} AS j SET "
-    + ", ".join(
-        f"{c} = coalesce(t.{c}, j.{c})" if c in ("progress", "progress_message")
-        else f"{c} = t.{c}"
-        for c in _RECORDED
-    )
-    + ", attempts = j.attempts + t.attempts"
-    + " FROM jobmaster_batch AS t WHERE j.id = t.id AND j.status <> 'cancelled'"
-    + " RETURNING j.id"
+    f"UPDATE {jobs.name} AS j SET " + _pg_recorded("j", "t")
+    + " FROM jobmaster_batch AS t WHERE j.id = t.id RETURNING j.id"
 )
 
 

@@ -150,6 +150,28 @@ def test_cancelled_job_keeps_its_status_against_a_late_record(master: Master) ->
     assert master.cancelled_jobs("c1", since=None) == [env.id]
 
 
+def test_a_final_status_never_moves_backwards(master: Master) -> None:
+    """A duplicate run (its lease expired) records after the job succeeded elsewhere: the
+    job stays succeeded with its result, and both runs are counted."""
+    env = envelope()
+    now = datetime.now(UTC)
+    master.insert_jobs([job_row(env, JobStatus.QUEUED, now)])
+    master.record([{**job_row(env, JobStatus.SUCCEEDED, now), "attempts": 1,
+                    "result": b"42", "finished_at": now, "worker": "w2"}])
+    master.record([{**job_row(env, JobStatus.RUNNING, now), "attempts": 1, "worker": "w1"}])
+    master.record([{**job_row(env, JobStatus.FAILED, now), "attempts": 0, "worker": "w1",
+                    "error_type": "LateError", "finished_at": now}])
+    row = master.get_job(env.id)
+    assert row is not None
+    assert (row["status"], row["attempts"], bytes(row["result"]), row["worker"],
+            row["error_type"]) == ("succeeded", 2, b"42", "w2", None)
+    late = envelope()  # the duplicate's record arrives before the producer's insert
+    master.record([{**job_row(late, JobStatus.FAILED, now), "attempts": 1,
+                    "finished_at": now}])
+    master.record([{**job_row(late, JobStatus.RUNNING, now), "attempts": 1}])
+    assert master.job_status(late.id) == "failed"
+
+
 def test_cancel_leaves_finished_jobs_alone(master: Master) -> None:
     env = envelope()
     now = datetime.now(UTC)
