@@ -288,7 +288,7 @@ class Beat:
                 break
             by_agent, _ = self._runnable(rows)
             for agent, envs in by_agent.items():
-                app.agent(agent).push([e.to_message() for e in envs])
+                app.agent(agent).push(app.producer.messages(envs))
             ids = [e.id for envs in by_agent.values() for e in envs]
             promoted += master.mark_promoted(ids, fence=self.fence)
             if len(rows) < _PROMOTE_BATCH:
@@ -305,7 +305,7 @@ class Beat:
         if rows:
             by_agent, _ = self._runnable(rows)
             for agent, envs in by_agent.items():
-                app.agent(agent).push([e.to_message() for e in envs])
+                app.agent(agent).push(app.producer.messages(envs))
             ids = [e.id for envs in by_agent.values() for e in envs]
             count = master.requeue_lost(ids, fence=self.fence)
             log.warning("re-queued %d job(s) of workers not seen since %s", count,

@@ -101,8 +101,15 @@ class Config:
     """Largest encoded arguments accepted at enqueue."""
     serializer: str = "json"
     """``json`` (default) or ``pickle`` (cloudpickle, HMAC-signed with ``secret``)."""
-    secret: str | None = None
-    """Key that signs pickled payloads (env ``JOBMASTER_SECRET``)."""
+    secret: str | list[str] | None = None
+    """Key that signs envelopes and pickled payloads, or several for a rotation
+    (``[new, old, ...]``: the first signs, any verifies). Env ``JOBMASTER_SECRET``, several
+    keys separated by spaces."""
+    sign_envelopes: bool | None = None
+    """Sign every envelope (its id, cluster, definition, lane and arguments) with
+    ``secret``; workers refuse envelopes whose signature is missing or wrong. Default: on
+    with ``serializer="pickle"``, off otherwise. Turn it on wherever others can write to
+    your broker."""
     default_lane: str = "default"
     """Lane of jobs that name none."""
     default_timeout: float | None = None
@@ -176,6 +183,13 @@ class Config:
     def __post_init__(self) -> None:
         self.validate()
 
+    @property
+    def signs(self) -> bool:
+        """Whether this app signs envelopes and requires their signatures."""
+        if self.sign_envelopes is not None:
+            return self.sign_envelopes
+        return self.serializer == "pickle"
+
     def validate(self) -> None:
         """Check every field; raise ``ConfigurationError`` naming the first bad one."""
         if not isinstance(self.name, str) or not self.name.strip():
@@ -225,6 +239,21 @@ class Config:
             raise ConfigurationError(f"eager={self.eager!r} must be True or False")
         if not isinstance(self.namespace, str):
             raise ConfigurationError(f"namespace={self.namespace!r} must be a str")
+        secret = self.secret
+        if secret is not None and not (
+                (isinstance(secret, str) and secret)
+                or (isinstance(secret, list) and secret
+                    and all(isinstance(k, str) and k for k in secret))):
+            raise ConfigurationError(
+                "secret must be a non-empty str, or a non-empty list of them (newest first) "
+                f"to rotate keys; got a {type(secret).__name__}")
+        if self.sign_envelopes is not None and not isinstance(self.sign_envelopes, bool):
+            raise ConfigurationError(f"sign_envelopes={self.sign_envelopes!r} must be True, "
+                                     "False or None")
+        if self.sign_envelopes and not self.secret:
+            raise ConfigurationError(
+                "sign_envelopes=True needs secret=...: envelopes are signed with it (set "
+                "App(secret=...) or JOBMASTER_SECRET)")
         if self.serializer == "pickle" and not self.secret:
             raise ConfigurationError(
                 "serializer='pickle' needs secret=...: pickled payloads are signed with it "
@@ -376,7 +405,10 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         key = ENV_PREFIX + f.name.upper()
         if f.name == "clusters":
             continue
-        if key in env:
+        if key in env and f.name == "secret":  # keys never hold spaces: several rotate
+            keys = env[key].split()
+            result[f.name] = keys[0] if len(keys) == 1 else keys or None
+        elif key in env:
             result[f.name] = _parse_env(key, env[key], None, f.type)
     if ENV_PREFIX + "AGENT_URL" in env:
         agents = dict(result.get("agents") or {})

@@ -15,7 +15,7 @@ import builtins
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jobmaster.agents.base import Agent, DeadLetter
 from jobmaster.envelope import Envelope, EnvelopeError
@@ -23,6 +23,16 @@ from jobmaster.exceptions import JobmasterError
 from jobmaster.host import AppResources
 from jobmaster.master.repository import from_timestamp
 from jobmaster.master.rows import envelope_from_row
+
+if TYPE_CHECKING:
+    from jobmaster.producer import Producer
+
+
+class DeadLettersHost(AppResources, Protocol):
+    """What ``app.dead_letters`` needs from its app."""
+
+    @property
+    def producer(self) -> Producer: ...
 
 PAGE = 500
 """Dead letters read per agent round trip while filtering."""
@@ -83,7 +93,7 @@ def _definition(letter: DeadLetter) -> str | None:
 class DeadLettersAPI:
     """The dead letters of every agent of one app."""
 
-    def __init__(self, app: AppResources) -> None:
+    def __init__(self, app: DeadLettersHost) -> None:
         self._app = app
 
     def _agents(self, agent: str | None) -> list[tuple[str, Agent]]:
@@ -178,7 +188,8 @@ class DeadLettersAPI:
             by_agent.setdefault(item.agent, []).append((item, env))
         for name, group in by_agent.items():
             backend = self._app.agent(name)
-            backend.push([env.to_message() for _, env in group])  # push first, then remove
+            # push first, then remove
+            backend.push(self._app.producer.messages(env for _, env in group))
             gone = backend.remove_dead_letters([item.letter for item, _ in group])
             done += len(gone)
         return RequeueResult(done, errors)

@@ -76,6 +76,9 @@ class Envelope:
     permit_at: float | None = None
     """Set on a job a rate limit held back: the time of the slot reserved for it, so it runs
     then without asking the limiter again."""
+    signature: str | None = None
+    """The app's signature over the job's identity and arguments (``jobmaster.signing``),
+    when the app signs envelopes."""
 
     @property
     def lane(self) -> str:
@@ -107,6 +110,8 @@ class Envelope:
         }
         if self.permit_at is not None:
             header["permit_at"] = self.permit_at
+        if self.signature is not None:
+            header["sig"] = self.signature
         header.update(zip(OPTION_NAMES, option_values(self.options), strict=True))
         return header
 
@@ -138,7 +143,7 @@ class Envelope:
         return cls(h["id"], h["cluster"], h["definition_id"], h["encoding"], payload,
                    h["created_at"], h["due"], JobOptions.from_stored(h), h.get("attempt", 1),
                    h.get("job_key"), h.get("schedule_name"), h.get("occurrence"),
-                   h.get("permit_at"))
+                   h.get("permit_at"), h.get("sig"))
 
     @classmethod
     def from_header(cls, header: dict[str, Any], payload: bytes) -> Envelope:
@@ -151,7 +156,7 @@ class Envelope:
         job_id, cluster, definition_id = get("id"), get("cluster"), get("definition_id")
         encoding, created_at, due = get("encoding"), get("created_at"), get("due")
         attempt, job_key, schedule_name = get("attempt", 1), get("job_key"), get("schedule_name")
-        occurrence = get("occurrence")
+        occurrence, sig = get("occurrence"), get("sig")
         if (type(job_id) is str and 0 < len(job_id) <= 100 and "\x00" not in job_id
                 and type(cluster) is str and 0 < len(cluster) <= 100 and "\x00" not in cluster
                 and type(encoding) is str and 0 < len(encoding) <= 16
@@ -160,11 +165,12 @@ class Envelope:
                 and type(due) is float and 0.0 <= due < _MAX_TIME
                 and type(attempt) is int and 1 <= attempt <= MAX_ATTEMPT
                 and job_key is None and schedule_name is None and occurrence is None
-                and "permit_at" not in header):
+                and "permit_at" not in header
+                and (sig is None or (type(sig) is str and 0 < len(sig) <= 100))):
             # the common shape, checked in one expression (the slow path below says what
             # is wrong when this does not hold)
             return cls(job_id, cluster, definition_id, encoding, payload, created_at, due,
-                       options, attempt)
+                       options, attempt, signature=sig)
         env = cls(
             id=_text(header, "id", 100),
             cluster=_text(header, "cluster", 100),
@@ -179,6 +185,7 @@ class Envelope:
             schedule_name=_optional_name(header, "schedule_name"),
             occurrence=None if header.get("occurrence") is None else _time(header, "occurrence"),
             permit_at=None if header.get("permit_at") is None else _time(header, "permit_at"),
+            signature=None if sig is None else _text(header, "sig", 100),
         )
         if len(_KNOWN_NAMES) >= 4096:
             _KNOWN_NAMES.clear()

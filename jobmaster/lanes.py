@@ -8,15 +8,20 @@ finish.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from jobmaster.exceptions import ConfigurationError, InvalidOptionError
+from jobmaster.host import AppResources
 from jobmaster.options import check_lane
 
-if TYPE_CHECKING:
-    from jobmaster.app import App
+
+class LanesHost(AppResources, Protocol):
+    """What ``app.lanes`` needs from its app."""
+
+    @property
+    def definitions(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ class LaneDepth:
 class LanesAPI:
     """The lanes of one app's cluster."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: LanesHost) -> None:
         self._app = app
 
     def pause(self, lane: str) -> None:

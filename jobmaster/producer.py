@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobmaster import outbox
+from jobmaster.agents.base import AgentMessage
 from jobmaster.envelope import Envelope
 from jobmaster.exceptions import InvalidOptionError, JobmasterError, PayloadTooLargeError
 from jobmaster.forking import after_fork
@@ -31,6 +32,7 @@ from jobmaster.master.rows import job_row
 from jobmaster.models import JobStatus
 from jobmaster.options import NO_OPTIONS, JobOptions, app_defaults, check_name, duration
 from jobmaster.serialization import JSONSerializer, encode_arguments
+from jobmaster.signing import Signer, keys_of
 
 log = logging.getLogger("jobmaster")
 
@@ -74,6 +76,7 @@ class Producer:
             asyncio.AbstractEventLoop, list[tuple[Envelope, asyncio.Future[None]]]
         ] = weakref.WeakKeyDictionary()
         self._async_tasks: set[asyncio.Task[None]] = set()
+        self._signer: Signer | None | bool = False  # False: not made yet
         after_fork(self, Producer._forget)
 
     def _forget(self) -> None:
@@ -312,7 +315,28 @@ class Producer:
         for env in envs:
             by_agent[env.agent].append(env)
         for name, group in by_agent.items():
-            self.host.agent(name).push([e.to_message() for e in group])
+            self.host.agent(name).push(self.messages(group))
+
+    def messages(self, envs: Iterable[Envelope]) -> list[AgentMessage]:
+        """The agent messages carrying ``envs``, each signed first if the app signs
+        envelopes (``Config.sign_envelopes``) and it is not signed yet."""
+        signer = self.signer
+        if signer is None:
+            return [e.to_message() for e in envs]
+        out = []
+        for env in envs:
+            if env.signature is None:
+                env.signature = signer.sign(env)
+            out.append(env.to_message())
+        return out
+
+    @property
+    def signer(self) -> Signer | None:
+        """What signs and verifies this app's envelopes, if it signs them."""
+        if self._signer is False:
+            config = self.host.config
+            self._signer = Signer(keys_of(config.secret)) if config.signs else None
+        return self._signer  # type: ignore[return-value]
 
     # -- eager mode (Config.eager) ---------------------------------------------------------
     def _run_eagerly(self, envs: Sequence[Envelope]) -> None:

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -118,13 +118,14 @@ class PickleSerializer:
     name = "pickle"
     _SIG = 32
 
-    def __init__(self, secret: str | bytes) -> None:
-        if not secret:
+    def __init__(self, secret: str | bytes | Sequence[str | bytes]) -> None:
+        values = [secret] if isinstance(secret, str | bytes) else list(secret)
+        self._keys = [k.encode() if isinstance(k, str) else bytes(k) for k in values if k]
+        if not self._keys:
             raise ConfigurationError(
                 "serializer='pickle' needs secret=...: pickled payloads are signed with it "
                 "and refused unsigned (set App(secret=...) or JOBMASTER_SECRET)"
             )
-        self._key = secret.encode() if isinstance(secret, str) else secret
         try:
             import cloudpickle
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -139,15 +140,16 @@ class PickleSerializer:
             data: bytes = self._pickle.dumps(value)
         except Exception as exc:
             raise TypeError(f"{type(value).__qualname__} cannot be pickled: {exc}") from exc
-        return hmac.new(self._key, data, hashlib.sha256).digest() + data
+        return hmac.new(self._keys[0], data, hashlib.sha256).digest() + data
 
     def loads(self, data: bytes) -> Any:
         """Check the signature, then unpickle; refuse anything unsigned or tampered with."""
         if len(data) <= self._SIG:
             raise SignatureError("pickled payload is unsigned (too short to hold a signature)")
         signature, body = data[: self._SIG], data[self._SIG :]
-        expected = hmac.new(self._key, body, hashlib.sha256).digest()
-        if not hmac.compare_digest(signature, expected):
+        if not any(hmac.compare_digest(signature,
+                                       hmac.new(key, body, hashlib.sha256).digest())
+                   for key in self._keys):
             raise SignatureError(
                 "pickled payload signature does not match this app's secret; it was made "
                 "with another secret or altered, and was not unpickled"
@@ -157,7 +159,7 @@ class PickleSerializer:
         return pickle.loads(body)  # noqa: S301 - signature checked above
 
 
-def make_serializer(name: str, secret: str | bytes | None) -> Serializer:
+def make_serializer(name: str, secret: str | bytes | Sequence[str] | None) -> Serializer:
     """The serializer an app asked for by name."""
     if name == "json":
         return JSONSerializer()

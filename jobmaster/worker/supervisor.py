@@ -304,6 +304,7 @@ class Worker:
 
     def _accept(self, claims: list[Claimed]) -> None:
         definitions = self.app.definitions
+        signer = self.app.producer.signer
         limited: dict[str, list[_Held]] = {}
         if any(c.deliveries > 1 for c in claims):
             self._learn_cancelled([c.message.id for c in claims if c.deliveries > 1])
@@ -321,6 +322,13 @@ class Worker:
                 self._settle(claim, None, Rejected(JobError(
                     "InvalidEnvelope", f"message {claim.message.id!r} carries the envelope of "
                     f"job {env.id!r}")))
+                continue
+            if signer is not None and not signer.verify(env):
+                self._settle(claim, env, Rejected(JobError("SignatureError", (
+                    "envelope is unsigned" if env.signature is None else
+                    "envelope signature does not match this app's keys")
+                    + ": refused without running it (signed by another app or secret, "
+                    "altered, or replayed under another id, definition or cluster)")))
                 continue
             if env.definition_id not in definitions:
                 reason = (f"unknown job definition {env.definition_id!r}: this worker's app "
