@@ -145,6 +145,25 @@ def metrics_command(app_target: str | None, port: int, host: str, lanes: tuple[s
         pass
 
 
+@main.command("doctor")
+@app_option
+@click.option("--strict", is_flag=True, help="Exit non-zero on warnings too.")
+def doctor_command(app_target: str | None, strict: bool) -> None:
+    """Check a deployment: master and agents reachable, envelopes signed on shared brokers,
+    Redis durable, leases longer than three heartbeats, clocks in sync with the master, a
+    beat running when schedules need one, workers alive."""
+    from jobmaster.doctor import diagnose, gather
+
+    app = _load(app_target)
+    findings = diagnose(gather(app))
+    marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+    for finding in findings:
+        click.echo(f"{marks[finding.level]}  {finding.check:<14} {finding.message}")
+    levels = {f.level for f in findings}
+    if "fail" in levels or (strict and "warn" in levels):
+        raise SystemExit(1)
+
+
 @main.command("dashboard")
 @app_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
