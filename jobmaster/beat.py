@@ -11,8 +11,13 @@ leads, and every write it makes is fenced on the lease's epoch. The leader, ever
    again, and marks those workers ``lost``,
 4. **cleans up** finished jobs older than the ``retention`` of their status.
 
-Followers try to take the lease every tick; a dead leader's lease expires after
-``beat_lease_seconds`` and a follower takes over.
+On PostgreSQL and MySQL the leader also holds a session lock (``master.session_lock``),
+which the database releases the moment the leader's connection ends: standby beats try it
+every ``FOLLOW_POLL`` seconds and the first to get it takes the lease over at once, with a
+new epoch, so a killed leader is replaced in a fraction of a second. On SQLite, followers
+try the lease every tick and take over once a dead leader's lease expired
+(``beat_lease_seconds``). The leader ticks every ``beat_interval``, and sooner when a
+schedule fires sooner, so occurrences are materialised on time.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from jobmaster.envelope import Envelope, EnvelopeError
 from jobmaster.exceptions import JobmasterError
 from jobmaster.master.repository import Fence, LeadershipLost
 from jobmaster.master.rows import envelope_from_row, job_row
+from jobmaster.master.session_lock import SessionLock, session_lock
 from jobmaster.middleware.canvas import sweep_workflows
 from jobmaster.models import JobStatus
 from jobmaster.options import NO_OPTIONS
@@ -52,6 +58,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobmaster.beat")
 
 _PROMOTE_BATCH = 2000
+FOLLOW_POLL = 0.1
+"""Seconds between a standby beat's tries of the session lock (PostgreSQL, MySQL): how
+soon it takes over once the leader's connection is gone."""
 _PROMOTE_MAX_PER_TICK = 50_000
 _RUNNING_LIKE = {JobStatus.SCHEDULED.value, JobStatus.QUEUED.value, JobStatus.RUNNING.value,
                  JobStatus.RETRYING.value}
@@ -96,22 +105,49 @@ class Beat:
         if not self.embedded and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
             signal.signal(signal.SIGINT, lambda *_: self._stop.set())
-        self.app.master.ensure_ready()
+        master = self.app.master
+        master.ensure_ready()
+        lock = session_lock(master.engine, self.lease_name)
         log.info("beat %s started for cluster %r", self.holder, self.app.name)
         try:
             while not self._stop.is_set():
                 started = time.monotonic()
+                wait = self.app.config.beat_interval
                 try:
-                    self.tick()
+                    if lock is None or self._hold(lock):
+                        self.tick(take_over=lock is not None and self.epoch is None)
+                        wait = self._until_next_fire(wait)
+                    else:
+                        wait = FOLLOW_POLL  # standing by: the lock frees as its holder dies
                 except JobmasterError as exc:
                     log.error("beat tick failed: %s", exc)
                 except Exception:  # noqa: BLE001 - the clock keeps ticking
                     log.exception("beat tick failed")
-                elapsed = time.monotonic() - started
-                self._stop.wait(max(self.app.config.beat_interval - elapsed, 0.0))
+                self._stop.wait(max(wait - (time.monotonic() - started), 0.0))
         finally:
             self._resign()
+            if lock is not None:
+                lock.release()
             log.info("beat %s stopped", self.holder)
+
+    def _hold(self, lock: SessionLock) -> bool:
+        """Whether this beat holds the session lock (taking it if free); a holder whose
+        lock's connection died stops leading."""
+        if lock.held:
+            if lock.alive():
+                return True
+            self._resign()
+        return lock.try_acquire()
+
+    def _until_next_fire(self, wait: float) -> float:
+        """Seconds to the next tick: ``wait``, or less when a schedule fires sooner, so
+        occurrences start on time rather than up to a tick late."""
+        if self.epoch is None:
+            return wait
+        upcoming = self.app.master.next_fire_at(self.app.name)
+        if upcoming is None:
+            return wait
+        return min(wait, max((upcoming - datetime.now(UTC)).total_seconds(), 0.0) + 0.001)
 
     def start_thread(self) -> None:
         """Run in a daemon thread (``jobmaster worker --beat``)."""
@@ -133,12 +169,14 @@ class Beat:
             self.epoch = None
 
     # -- one tick --------------------------------------------------------------------------
-    def tick(self, now: datetime | None = None) -> TickReport:
-        """Lead if possible, and if leading do one round of every duty."""
+    def tick(self, now: datetime | None = None, *, take_over: bool = False) -> TickReport:
+        """Lead if possible, and if leading do one round of every duty. ``take_over``
+        takes the lead even from a holder whose lease has not expired (``run`` does, once
+        it holds the session lock that holder's death released)."""
         report = TickReport()
         master = self.app.master
         epoch = master.acquire_lease(self.lease_name, self.holder,
-                                     self.app.config.beat_lease_seconds)
+                                     self.app.config.beat_lease_seconds, take_over=take_over)
         if epoch is None:
             if self.epoch is not None:
                 log.warning("beat %s lost the lead", self.holder)

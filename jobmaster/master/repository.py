@@ -835,10 +835,13 @@ class Master:
             )
 
     # -- leadership (beat) -----------------------------------------------------------------
-    def acquire_lease(self, name: str, holder: str, ttl: float) -> int | None:
+    def acquire_lease(self, name: str, holder: str, ttl: float, *, take_over: bool = False
+                      ) -> int | None:
         """Take or renew the named lease for ``ttl`` seconds. Returns the fencing epoch if
         ``holder`` holds it now, ``None`` if someone else does. Taking over an expired
-        lease (or a fresh one) bumps the epoch, so writes fenced on an older epoch fail."""
+        lease (or a fresh one) bumps the epoch, so writes fenced on an older epoch fail.
+        ``take_over=True`` takes it even from a live holder (one that is known gone: its
+        session lock was released)."""
         now = utcnow()
         until = now + timedelta(seconds=ttl)
         with self._begin() as conn:
@@ -849,9 +852,10 @@ class Master:
                 .values(expires_at=until)
             ).rowcount
             if not renewed:
+                free = sa.true() if take_over else leases.c.expires_at <= now
                 taken = conn.execute(
                     leases.update()
-                    .where(leases.c.name == name, leases.c.expires_at <= now)
+                    .where(leases.c.name == name, free)
                     .values(holder=holder, epoch=leases.c.epoch + 1, expires_at=until)
                 ).rowcount
                 if not taken:
@@ -1015,6 +1019,16 @@ class Master:
                     schedules.c.paused.is_(False), schedules.c.next_fire_at <= now,
                 ).order_by(schedules.c.next_fire_at).limit(limit)
             ).mappings())
+
+    def next_fire_at(self, cluster: str) -> datetime | None:
+        """The earliest next fire time of the cluster's active, unpaused schedules."""
+        with self._begin() as conn:
+            value = conn.execute(sa.select(sa.func.min(schedules.c.next_fire_at)).where(
+                schedules.c.cluster == cluster, schedules.c.active.is_(True),
+                schedules.c.paused.is_(False))).scalar()
+        if not isinstance(value, datetime):
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
     def materialise(self, schedule_id: str, rows: Sequence[Mapping[str, Any]], *,
                     next_fire_at: datetime | None, last_fire_at: datetime | None,

@@ -263,6 +263,49 @@ def test_three_beats_leader_killed_every_second_fires_once(
     assert set(gaps) == {1.0}, "no second was skipped"
 
 
+@pytest.mark.parametrize("name", ["postgres", "mysql"])
+def test_a_standby_takes_over_when_the_leaders_session_ends_not_its_lease(
+    name: str, stack_factory: Callable[..., Stack],
+) -> None:
+    """The leader holds a session lock the database frees when its connection ends: a
+    standby takes the lead (a new epoch) long before the killed leader's 30 s lease
+    expires, and every second still becomes exactly one job."""
+    stack = stack_factory(name, beat_lease_seconds="30")
+    app = stack.app()
+    app.migrate()
+    env = {**__import__("os").environ, **stack.env}
+    beats = [subprocess.Popen([sys.executable, "-m", "jobmaster", "beat", "-A",
+                               "tests.fixtures.beatapp", "-l", "INFO"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for _ in range(2)]
+    try:
+        def leader() -> tuple[str | None, int, datetime] | None:
+            return app.master.lease_holder(f"beat:{app.name}")
+
+        wait_until(lambda: leader() is not None, what="a beat to lead")
+        first = leader()
+        assert first is not None and first[0] is not None
+        killed = next(b for b in beats if b.pid == int(first[0].split(":")[1]))
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(10)
+        wait_until(lambda: (leader() or first)[1] > first[1], timeout=20,
+                   what="the standby to take the lead")
+        taken_at = datetime.now(UTC)
+        expires = first[2] if first[2].tzinfo else first[2].replace(tzinfo=UTC)
+        assert taken_at < expires, "taken over before the dead leader's lease expired"
+        wait_until(lambda: len(app.jobs.list(limit=100)) >= 5, timeout=30,
+                   what="occurrences fired by the new leader")
+    finally:
+        for b in beats:
+            if b.poll() is None:
+                b.send_signal(signal.SIGTERM)
+        for b in beats:
+            b.wait(15)
+    times = sorted(j.occurrence for j in app.jobs.list(limit=1000) if j.occurrence)
+    assert len(times) == len(set(times))
+    assert all((b - a).total_seconds() == 1.0 for a, b in zip(times, times[1:], strict=False))
+
+
 def test_worker_with_embedded_beat_runs_master_held_jobs(
     stack_factory: Callable[..., Stack],
 ) -> None:
