@@ -21,11 +21,13 @@ from jobmaster.context import JobContext, Reject, Retry, SoftTimeLimitExceeded
 from jobmaster.definitions import JobDefinition, JobHandle
 from jobmaster.exceptions import (
     AgentError,
+    AgentUnreachableError,
     AppNotFoundError,
     ArgumentsError,
     ConfigurationError,
     DefinitionError,
     EnqueueError,
+    EnqueueUncertainError,
     InvalidOptionError,
     JobFailedError,
     JobmasterError,
@@ -47,6 +49,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AgentError",
+    "AgentUnreachableError",
     "App",
     "AppNotFoundError",
     "ArgumentsError",
@@ -54,6 +57,7 @@ __all__ = [
     "ConfigurationError",
     "DefinitionError",
     "EnqueueError",
+    "EnqueueUncertainError",
     "InvalidOptionError",
     "Job",
     "JobContext",

@@ -114,6 +114,22 @@ class AgentError(JobmasterError):
     """An agent's backend failed: connection lost, protocol error, server refused."""
 
 
+class AgentUnreachableError(AgentError):
+    """The agent's server could not be reached, or the connection broke mid-call: what
+    was being done may or may not have happened there."""
+
+
+class EnqueueUncertainError(AgentUnreachableError):
+    """A push failed at the connection level, again after retries: the job(s) in
+    ``job_ids`` may exist on the agent (the push may have landed before the connection
+    broke). Pushes are idempotent by job id, so the producer retried with the same ids;
+    the master learns of a job that did land when a worker runs it."""
+
+    def __init__(self, message: str, job_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.job_ids = job_ids
+
+
 class JobFailedError(JobmasterError):
     """``JobHandle.get``/``result`` found the job failed or cancelled; ``job`` is its
     record and ``error`` its error (a ``JobError``: type, message, traceback)."""

@@ -23,7 +23,13 @@ from typing import Any
 from jobmaster import outbox
 from jobmaster.agents.base import AgentMessage
 from jobmaster.envelope import Envelope
-from jobmaster.exceptions import InvalidOptionError, JobmasterError, PayloadTooLargeError
+from jobmaster.exceptions import (
+    AgentUnreachableError,
+    EnqueueUncertainError,
+    InvalidOptionError,
+    JobmasterError,
+    PayloadTooLargeError,
+)
 from jobmaster.forking import after_fork
 from jobmaster.host import AppResources
 from jobmaster.ids import new_job_id
@@ -57,6 +63,10 @@ def due_time(at: datetime | None, after: timedelta | float | None, now: float) -
     if after is not None:
         return now + duration(after, "after", allow_zero=True)
     return now
+
+
+PUSH_RETRY_DELAYS = (0.1, 0.4, 1.0)
+"""Seconds between the tries of a push that failed at the connection level."""
 
 
 class Producer:
@@ -315,7 +325,31 @@ class Producer:
         for env in envs:
             by_agent[env.agent].append(env)
         for name, group in by_agent.items():
-            self.host.agent(name).push(self.messages(group))
+            self._push_to(name, group)
+
+    def _push_to(self, name: str, envs: list[Envelope]) -> None:
+        """Push to one agent; a push that fails at the connection level is sent again with
+        the same job ids (pushes are idempotent by id) before giving up, and then the
+        error says the jobs may exist."""
+        messages = self.messages(envs)
+        for delay in (*PUSH_RETRY_DELAYS, None):
+            try:
+                self.host.agent(name).push(messages)
+                return
+            except AgentUnreachableError as exc:
+                if delay is None:
+                    ids = tuple(e.id for e in envs)
+                    shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if
+                                                  len(ids) > 5 else "")
+                    raise EnqueueUncertainError(
+                        f"{exc} Pushing job(s) {shown} failed {len(PUSH_RETRY_DELAYS) + 1} "
+                        "times at the connection level: they may exist on the agent all the "
+                        "same (a push can land before its connection breaks). Enqueueing "
+                        "again makes new jobs; look the ids up first (app.jobs.find), or "
+                        "make the call idempotent with job_key=.", ids) from exc
+                log.warning("push to agent %s failed (%s); sending the same job(s) again in "
+                            "%g s", name, type(exc).__name__, delay)
+                time.sleep(delay)
 
     def messages(self, envs: Iterable[Envelope]) -> list[AgentMessage]:
         """The agent messages carrying ``envs``, each signed first if the app signs

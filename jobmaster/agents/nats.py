@@ -110,7 +110,7 @@ from jobmaster.agents.base import (
     stored_number,
     unburied,
 )
-from jobmaster.exceptions import AgentError, ConfigurationError
+from jobmaster.exceptions import AgentError, AgentUnreachableError, ConfigurationError
 from jobmaster.forking import after_fork
 
 T = TypeVar("T")
@@ -330,15 +330,20 @@ class NatsAgent(Agent):
                 f"consumer keeps disappearing ({self._clean(exc)}); is something deleting "
                 f"{self._stream}?"
             ) from exc
-        except (TimeoutError, concurrent.futures.TimeoutError, nats.errors.Error) as exc:
+        except nats.errors.AuthorizationError as exc:
             raise AgentError(
+                f"NATS agent {self.name!r}: nats-server at {self._where()} refused the "
+                f"credentials ({self._clean(exc)}); check the user, password, token, creds "
+                "file or nkey of the agent URL") from exc
+        except (TimeoutError, concurrent.futures.TimeoutError, nats.errors.Error) as exc:
+            raise AgentUnreachableError(
                 f"NATS agent {self.name!r} could not {what} at {self._where()} "
                 f"({type(exc).__name__}: {self._clean(exc) if str(exc) else 'timed out'}); "
                 "is nats-server running there with JetStream enabled (-js)? The agent "
                 "reconnects on its own."
             ) from exc
         except OSError as exc:
-            raise AgentError(
+            raise AgentUnreachableError(
                 f"NATS agent {self.name!r} could not {what} at {self._where()} "
                 f"({self._clean(exc)}); is nats-server running there with JetStream enabled "
                 "(-js)?"

@@ -106,7 +106,7 @@ from jobmaster.agents.base import (
     storable_reason,
     stored_number,
 )
-from jobmaster.exceptions import AgentError, ConfigurationError
+from jobmaster.exceptions import AgentError, AgentUnreachableError, ConfigurationError
 from jobmaster.forking import after_fork
 
 T = TypeVar("T")
@@ -256,7 +256,7 @@ class RabbitMQAgent(Agent):
         except pika.exceptions.AuthenticationError as exc:
             raise self._auth_error(exc) from None
         except (pika.exceptions.AMQPError, OSError) as exc:
-            raise AgentError(
+            raise AgentUnreachableError(
                 f"RabbitMQ agent {self.name!r} could not connect to {self._where()} "
                 f"({type(exc).__name__}: {self._clean(exc)}); is RabbitMQ running there and "
                 "reachable?"

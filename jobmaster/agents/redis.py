@@ -80,7 +80,7 @@ from jobmaster.agents.base import (
     storable_reason,
     stored_number,
 )
-from jobmaster.exceptions import AgentError, ConfigurationError
+from jobmaster.exceptions import AgentError, AgentUnreachableError, ConfigurationError
 from jobmaster.forking import after_fork
 
 T = TypeVar("T")
@@ -718,13 +718,23 @@ class RedisAgent(Agent):
         """Run one Redis call, turning redis-py's errors into ``AgentError``."""
         try:
             return fn()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except redis.AuthenticationError as exc:
             raise AgentError(
+                f"Redis agent {self.name!r}: Redis at {self._where} refused the credentials "
+                f"({redact_text(str(exc), self.url)}); check the user and password in the "
+                "agent URL (redis://user:password@host/db)") from exc
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise AgentUnreachableError(
                 f"Redis agent {self.name!r} cannot reach {redact_url(self.url)} to {what} "
                 f"({redact_text(str(exc), self.url)}); is Redis running at {self._where} and "
                 "reachable from here? The agent reconnects on its next call."
             ) from exc
         except redis.RedisError as exc:
+            if str(exc).startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
+                raise AgentError(
+                    f"Redis agent {self.name!r}: Redis at {self._where} refused to {what} "
+                    f"({redact_text(str(exc), self.url)}); check the user, password and ACL "
+                    "permissions in the agent URL") from exc
             raise AgentError(
                 f"Redis agent {self.name!r} at {redact_url(self.url)} failed to {what}: "
                 f"{redact_text(str(exc), self.url)}"

@@ -41,7 +41,7 @@ from jobmaster.agents.base import (
     redact_url,
     table_prefix,
 )
-from jobmaster.exceptions import AgentError
+from jobmaster.exceptions import AgentError, AgentUnreachableError
 from jobmaster.forking import after_fork
 
 __all__ = ["ConnectionPool", "Failure", "SQLAgent", "claims_from_rows"]
@@ -56,6 +56,10 @@ T = TypeVar("T")
 _ORPHANS: list[object] = []
 
 HINT = "check that the server is running and reachable and that the URL is right"
+
+
+_REFUSED_CREDENTIALS = ("password authentication failed", "Access denied for user",
+                        "no password supplied", "authentication failed")
 
 
 class Failure(enum.Enum):
@@ -172,9 +176,14 @@ class SQLAgent(Agent, Generic[C]):
         try:
             return self._open()
         except self.driver_error as exc:
-            raise AgentError(
+            said = self._clean(exc)
+            if any(word in said for word in _REFUSED_CREDENTIALS):
+                raise AgentError(
+                    f"the {self.backend} agent at {self._where()} refused the credentials "
+                    f"({said}); check the user and password in the agent URL") from exc
+            raise AgentUnreachableError(
                 f"cannot connect to the {self.backend} agent at {self._where()}: "
-                f"{self._clean(exc)}; {HINT}"
+                f"{said}; {HINT}"
             ) from exc
 
     def _checkout(self) -> tuple[C, bool]:
@@ -227,7 +236,7 @@ class SQLAgent(Agent, Generic[C]):
                     self._ready = False  # dropped meanwhile (by an operator, a test): recreate
                     continue
                 if lost:
-                    raise AgentError(
+                    raise AgentUnreachableError(
                         f"{self.backend} agent {self._where()}: connection lost during "
                         f"{what}: {self._clean(exc)}; {HINT}"
                     ) from exc
