@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s bench``."""
+"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s bench``,
+``nox -s docs``."""
 
 from __future__ import annotations
 
@@ -42,3 +43,22 @@ def bench(session: nox.Session) -> None:
     bench/run.py, e.g. ``nox -s bench -- --quick``."""
     session.install("-e", ".[all]", "celery[redis]", "dramatiq[redis]", "redis", "py-spy")
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into ``site/`` (mkdocs, API reference from the
+    docstrings); any warning fails the build."""
+    session.install("-e", ".[docs]", "ruff")  # ruff lays out the reference's signatures
+    session.run("mkdocs", "build", "--strict", *session.posargs)
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """The chaos harness (tests/chaos): jobs through real workers, beats and producers on
+    private servers while they, the agent's server and the master are killed; prints the
+    ok / lost / duplicated / unexpected table and fails if a job is lost or the master
+    disagrees with what ran. posargs go to ``python -m tests.chaos``, e.g.
+    ``nox -s chaos -- --agent redis,nats --scenario all``."""
+    session.install("-e", ".[all,test]")
+    session.run("python", "-m", "tests.chaos", *session.posargs)
