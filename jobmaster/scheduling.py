@@ -8,10 +8,11 @@ inactive, their history kept. Dynamic schedules are created at runtime with
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jobmaster.definitions import JobDefinition
 from jobmaster.exceptions import (
@@ -22,11 +23,14 @@ from jobmaster.exceptions import (
 )
 from jobmaster.host import AppResources
 from jobmaster.ids import new_job_id
-from jobmaster.jobs import JobHandle
+from jobmaster.jobs import JobHandle, JobsAPI
 from jobmaster.master.repository import utcnow
-from jobmaster.options import OPTIONS, JobOptions, duration
+from jobmaster.options import NO_OPTIONS, OPTIONS, JobOptions, duration
 from jobmaster.schedules import MisfirePolicy, OverlapPolicy, Schedule, first_fire
 from jobmaster.serialization import encode_arguments
+
+if TYPE_CHECKING:
+    from jobmaster.producer import Producer
 
 _SCHEDULE_OPTIONS = ("tz", "start", "end", "misfire", "misfire_cap", "overlap", "continuous")
 
@@ -37,8 +41,11 @@ class SchedulesHost(AppResources, Protocol):
     definitions: dict[str, JobDefinition[Any, Any]]
     static_schedules: dict[str, dict[str, Any]]
 
-    def enqueue(self, definition_id: str, kwargs: Mapping[str, Any] | None = None,
-                **options: Any) -> JobHandle[Any]: ...
+    @property
+    def producer(self) -> Producer: ...
+
+    @property
+    def jobs(self) -> JobsAPI: ...
 
 
 def stored_job_options(row_options: Mapping[str, Any]) -> JobOptions:
@@ -267,10 +274,16 @@ class SchedulesAPI:
         occurrences (its next fire time is unchanged); the job's metadata names the
         schedule (``{"schedule": name}``)."""
         current = self.get(name)
-        options = stored_job_options(current.options).given()
-        metadata = {**(options.pop("metadata", None) or {}), "schedule": name}
-        return self._app.enqueue(current.definition_id, kwargs=current.kwargs,
-                                 metadata=metadata, **options)
+        app, producer = self._app, self._app.producer
+        definition = app.definitions.get(current.definition_id)
+        metadata = {**(current.options.get("metadata") or {}), "schedule": name}
+        call = stored_job_options({**current.options, "metadata": metadata})
+        now = time.time()
+        env = producer.build(current.definition_id, current.kwargs, producer.options(
+            definition.options if definition is not None else NO_OPTIONS, call, now),
+            now=now, due=now, schedule_name=name)  # among the schedule's runs, no occurrence
+        producer.dispatch([app.pipeline.enqueueing(env)])
+        return app.jobs.handle(env.id, current.definition_id)
 
     def delete(self, name: str) -> None:
         """Delete a schedule; the jobs it created stay in the master."""

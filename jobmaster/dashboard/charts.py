@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from html import escape
 
 WIDTH, HEIGHT, PAD = 600, 140, 22
+TOP = PAD / 2 + 4
+"""Where the axis's top value is drawn (its gridline)."""
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,8 @@ def bars(series: Sequence[Series], labels: Sequence[str], *, title: str,
             value = s.values[i] or 0
             if value <= 0:
                 continue
-            h = (HEIGHT - PAD) * value / top
-            y = HEIGHT - PAD - (HEIGHT - PAD) * (base + value) / top
+            y = _y(base + value, top)
+            h = _y(base, top) - y
             parts.append(f'<rect class="{s.css}" x="{PAD + i * step:.1f}" y="{y:.1f}" '
                          f'width="{max(step - 1, 1):.1f}" height="{h:.1f}">'
                          f'<title>{escape(labels[i])} {escape(s.name)}: '
@@ -57,7 +59,7 @@ def line(series: Sequence[Series], labels: Sequence[str], *, title: str,
             if value is None:
                 runs.append([])
                 continue
-            y = HEIGHT - PAD - (HEIGHT - PAD) * value / top
+            y = _y(value, top)
             runs[-1].append(f"{PAD + i * step:.1f},{y:.1f}")
         for run in runs:
             if len(run) == 1:
@@ -71,8 +73,8 @@ def line(series: Sequence[Series], labels: Sequence[str], *, title: str,
 
 def _frame(title: str, top: float, unit: str, labels: Sequence[str],
            series: Sequence[Series], body: str) -> str:
-    legend = "".join(f'<tspan class="{s.css}-text" dx="10">■ {escape(s.name)}</tspan>'
-                     for s in series)
+    legend = "".join(f'<tspan class="{s.css}-text" dx="{10 if i else 0}">■ '
+                     f'{escape(s.name)}</tspan>' for i, s in enumerate(series))
     first = escape(labels[0]) if labels else ""
     last = escape(labels[-1]) if labels else ""
     return (
@@ -82,11 +84,16 @@ def _frame(title: str, top: float, unit: str, labels: Sequence[str],
         f'<text class="axis" x="{WIDTH}" y="10" text-anchor="end">{legend}</text>'
         f'<line class="grid" x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH}" '
         f'y2="{HEIGHT - PAD}"/>'
-        f'<line class="grid" x1="{PAD}" y1="{PAD / 2 + 4}" x2="{WIDTH}" y2="{PAD / 2 + 4}"/>'
+        f'<line class="grid" x1="{PAD}" y1="{TOP}" x2="{WIDTH}" y2="{TOP}"/>'
         f'{body}'
         f'<text class="axis" x="{PAD}" y="{HEIGHT}">{first}</text>'
         f'<text class="axis" x="{WIDTH}" y="{HEIGHT}" text-anchor="end">{last}</text>'
         f'</svg>')
+
+
+def _y(value: float, top: float) -> float:
+    """The height in the drawing of ``value`` on an axis from 0 to ``top``."""
+    return HEIGHT - PAD - (HEIGHT - PAD - TOP) * value / top
 
 
 def _nice(value: float) -> float:

@@ -41,14 +41,15 @@ BULK_CAP = 10_000
 MINUTES = 60
 """Minutes the overview's charts show."""
 
-Redact = Callable[[Job[Any], Any], Any]
-"""``redact(job, kwargs) -> kwargs``: what the job page shows of a job's arguments."""
+Redact = Callable[[Job[Any] | None, Any], Any]
+"""``redact(job, kwargs) -> kwargs``: what the job page shows of a job's arguments (and the
+schedule page of a schedule's, with ``job=None``)."""
 
 _SECRET = re.compile(r"pass|secret|token|key|auth|credential|cookie|session", re.I)
 _HIDDEN = "•••"
 
 
-def redact_secrets(job: Job[Any], kwargs: Any) -> Any:
+def redact_secrets(job: Job[Any] | None, kwargs: Any) -> Any:
     """The default ``redact``: values under keys that look secret (password, token, api
     key...) are hidden, at any depth."""
     if isinstance(kwargs, Mapping):
@@ -184,16 +185,17 @@ class Dashboard:
 
     def _queues(self, workers: list[Any]) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
+        depths = [d for d in self.app.lanes.depths((w.agent, w.lanes) for w in workers
+                                                   if w.alive) if d.depth]
+        oldest = reads.oldest_due(self.app, [(d.lane, d.priority) for d in depths])
         out = []
-        for depth in self.app.lanes.depths((w.agent, w.lanes) for w in workers if w.alive):
-            if not depth.depth:
-                continue
-            oldest = reads.oldest_due(self.app, depth.lane, depth.priority)
+        for depth in depths:
+            due = oldest.get((depth.lane, depth.priority))
             out.append({"agent": depth.agent, "lane": depth.lane,
                         "priority": depth.priority, "depth": depth.depth,
                         "paused": depth.paused,
-                        "oldest_age": None if oldest is None else
-                        max(0.0, (now - oldest).total_seconds())})
+                        "oldest_age": None if due is None else
+                        max(0.0, (now - due).total_seconds())})
         return out
 
     def jobs(self, request: Request) -> dict[str, Any]:
@@ -231,12 +233,7 @@ class Dashboard:
         if job is None:
             raise HTTPException(404, f"no job {job_id} in cluster {self.app.name}")
         history = self.app.jobs.history(job_id)
-        try:
-            kwargs = self.redact(job, job.kwargs)
-        except Exception as exc:  # noqa: BLE001 - a bad hook must not hide the page
-            log.warning("dashboard redact hook failed: %s", type(exc).__name__)
-            kwargs = _HIDDEN
-        return {"job": job, "history": history, "kwargs": kwargs,
+        return {"job": job, "history": history, "kwargs": self._shown(job, job.kwargs),
                 "related": reads.related(self.app, job_id),
                 "can_retry": job.status.is_final,
                 "can_cancel": not job.status.is_final,
@@ -258,7 +255,17 @@ class Dashboard:
         if schedule.active and not schedule.paused:
             upcoming = schedule.schedule.next_n(datetime.now(UTC), 5)
         return {"s": schedule, "words": _describe(schedule.schedule), "upcoming": upcoming,
-                "runs": reads.schedule_runs(self.app, name)}
+                "runs": reads.schedule_runs(self.app, name),
+                "kwargs": self._shown(None, schedule.kwargs)}
+
+    def _shown(self, job: Job[Any] | None, kwargs: Any) -> Any:
+        """Arguments as the page may show them: through ``redact`` (``job`` is ``None``
+        for a schedule's arguments); a hook that fails hides them all."""
+        try:
+            return self.redact(job, kwargs)
+        except Exception as exc:  # noqa: BLE001 - a bad hook must not hide the page
+            log.warning("dashboard redact hook failed: %s", type(exc).__name__)
+            return _HIDDEN
 
     def workers(self, request: Request) -> dict[str, Any]:
         everyone = self.app.workers.list(include_stopped=True)
@@ -292,8 +299,9 @@ class Dashboard:
         for definition_id in sorted({*local, *registered}):
             reg = registered.get(definition_id)
             here = local.get(definition_id)
-            rows.append({"id": definition_id, "registered": reg,
-                         "lane": here.options.lane if here else None,
+            lane = (here.options.lane if here else None) or \
+                (reg.options.get("lane") if reg else None) or self.app.config.default_lane
+            rows.append({"id": definition_id, "registered": reg, "lane": lane,
                          "signature": reg.signature if reg else "",
                          "options": reg.options if reg else {}})
         return {"definitions": rows}
@@ -429,8 +437,9 @@ def _job_filters(form: Mapping[str, str]) -> dict[str, Any]:
         filters["definition_id"] = form["definition"]
     if form["lane"]:
         filters["lane"] = form["lane"]
-    if form["priority"]:
-        filters["priority"] = form["priority"]
+    if form["priority"]:  # the form's select sends the number ("3"); a name works too
+        value = form["priority"]
+        filters["priority"] = int(value) if value.isdigit() else value
     if form["worker"]:
         filters["worker"] = form["worker"]
     if form["meta"]:

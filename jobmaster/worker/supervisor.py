@@ -459,7 +459,7 @@ class Worker:
                 held.start_recorded = True
                 self._record(held.env, JobStatus.RUNNING, started=held.started, starts=1)
                 self._event(held.env, JobStatus.RUNNING, held.started,
-                            reason=_redelivered(held.claim))
+                            reason=_redelivered(held.claim, held.env))
             self.slots[slot] = queue_
             self.pool.submit(slot, items, concurrent=bool(concurrent))
             if isinstance(self.pool, SoloPool):
@@ -626,7 +626,10 @@ class Worker:
                      error=decision.error, result=result, retry_at=decision.retry_at,
                      starts=starts, unstart=unstart)
         if started is not None and not start_recorded:  # ran in a batch: its start too
-            self._event(env, JobStatus.RUNNING, started, reason=_redelivered(claim))
+            self._event(env, JobStatus.RUNNING, started, reason=_redelivered(claim, env))
+        if env.id in self._cancelled and decision.status is not JobStatus.CANCELLED:
+            reason = (f"{reason}; " if reason else "") + (
+                "it ran to its end after it was cancelled: the job stays cancelled")
         self._event(env, decision.status, now, error=decision.error, reason=reason)
         error = decision.error
         if error is not None:
@@ -846,9 +849,10 @@ _AGAIN = (AgentAction.RETRY, AgentAction.RELEASE)
 _SUCCEEDED = Decision(JobStatus.SUCCEEDED)
 
 
-def _redelivered(claim: Claimed) -> str | None:
-    """The audit-trail reason of a start that is not its message's first delivery."""
-    if claim.deliveries <= 1:
+def _redelivered(claim: Claimed, env: Envelope) -> str | None:
+    """The audit-trail reason of a start that is not its attempt's first delivery (agents
+    that keep one count of deliveries across a job's retries count one per attempt)."""
+    if claim.deliveries <= max(1, env.attempt):
         return None
     return (f"delivery {claim.deliveries}: an earlier delivery was not settled (its worker "
             "stopped or was lost); recovered")

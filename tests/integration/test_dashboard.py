@@ -198,6 +198,18 @@ def test_lane_pause_and_schedule_actions(app: App) -> None:
     assert job_id is not None
     job = app.jobs.get(job_id.group(1))
     assert job.kwargs == {"x": 2, "y": 3} and job.metadata == {"schedule": "five"}
+    assert job.schedule_name == "five" and job.occurrence is None
+    assert job.id in client.get("/schedules/five").text  # among the schedule's last runs
+
+
+def test_a_schedules_secret_arguments_are_hidden(app: App) -> None:
+    @app.job(definition_id="call-api")
+    def call_api(url: str, api_token: str) -> None: ...
+
+    app.schedules.create("every 5 minutes", call_api, name="tokened",
+                         kwargs={"url": "https://example.com", "api_token": "tok_live_4242"})
+    page = _client(asgi_app(app)).get("/schedules/tokened").text
+    assert "tok_live_4242" not in page and "•••" in page
 
 
 def test_basic_auth(app: App) -> None:
