@@ -474,6 +474,7 @@ _BACKENDS: dict[str, str] = {
     "postgres": "jobmaster.agents.postgres:PostgresAgent",
     "postgresql+psycopg": "jobmaster.agents.postgres:PostgresAgent",
     "nats": "jobmaster.agents.nats:NatsAgent",
+    "tls": "jobmaster.agents.nats:NatsAgent",
     "mysql": "jobmaster.agents.mysql:MySQLAgent",
     "mysql+pymysql": "jobmaster.agents.mysql:MySQLAgent",
     "mariadb": "jobmaster.agents.mysql:MySQLAgent",
@@ -484,6 +485,7 @@ _EXTRAS = {
     "redis": "redis",
     "postgres": "postgres",
     "nats": "nats",
+    "tls": "nats",
     "mysql": "mysql",
 }
 

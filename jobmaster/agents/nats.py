@@ -56,7 +56,11 @@ so it can be one off (one low when such a job was first pulled after its due tim
 redelivered). Priorities are 0..4.
 
 URL options: ``?storage=file|memory`` (default file), ``?replicas=N``, ``?duplicate_window=S``,
-``?timeout=S`` (JetStream API and connect timeout, default 5).
+``?timeout=S`` (JetStream API and connect timeout, default 5). Security: ``tls://host:4222``
+(or ``?ca=FILE``) for TLS, ``?ca=`` a CA bundle to trust, ``?cert=FILE&key=FILE`` a client
+certificate, ``?tls_hostname=`` the name to check the server's certificate against;
+``nats://user:password@host`` or ``nats://token@host``, ``?creds=FILE`` a credentials file
+(JWT and nkey), ``?nkey=FILE`` an nkey seed file.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ import concurrent.futures
 import hashlib
 import json
 import logging
+import os
+import ssl
 import string
 import threading
 import time
@@ -243,6 +249,12 @@ async def _cancel_tasks() -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _refused(exc: BaseException | None) -> bool:
+    """Whether the server refused the connection's credentials."""
+    return isinstance(exc, nats.errors.AuthorizationError) or "Authorization Violation" in \
+        str(exc or "")
+
+
 class NatsAgent(Agent):
     """Jobs in a JetStream work-queue stream, one durable pull consumer per bucket."""
 
@@ -253,6 +265,20 @@ class NatsAgent(Agent):
         super().__init__(url, name=name, namespace=namespace)
         parts = urlsplit(url)
         options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        self._tls_files = {k: options.pop(k) for k in ("ca", "cert", "key") if k in options}
+        self._tls_hostname = options.pop("tls_hostname", None)
+        self._creds = options.pop("creds", None)
+        self._nkey = options.pop("nkey", None)
+        self._tls = parts.scheme.lower() == "tls" or bool(self._tls_files)
+        for path in (*self._tls_files.values(), self._creds, self._nkey):
+            if path is not None and not os.path.isfile(path):
+                raise ConfigurationError(
+                    f"NATS agent URL {redact_url(url)!r} names {path!r}, which is not a "
+                    "readable file (?ca=, ?cert=, ?key=, ?creds= and ?nkey= take file paths)")
+        if ("cert" in self._tls_files) != ("key" in self._tls_files):
+            raise ConfigurationError(
+                f"NATS agent URL {redact_url(url)!r}: a client certificate needs both "
+                "?cert=FILE and ?key=FILE")
         try:
             self._timeout = float(options.pop("timeout", 5.0))
             self._replicas = int(options.pop("replicas", 1))
@@ -263,7 +289,8 @@ class NatsAgent(Agent):
             raise ConfigurationError(
                 f"bad NATS agent URL option in {redact_url(url)!r} "
                 f"({redact_text(str(exc), url)}); use ?storage=file|memory, ?replicas=N, "
-                "?duplicate_window=SECONDS, ?timeout=SECONDS"
+                "?duplicate_window=SECONDS, ?timeout=SECONDS, ?ca=, ?cert=, ?key=, "
+                "?creds=, ?nkey=, ?tls_hostname="
             ) from exc
         if options:
             raise ConfigurationError(
@@ -330,12 +357,25 @@ class NatsAgent(Agent):
                 f"consumer keeps disappearing ({self._clean(exc)}); is something deleting "
                 f"{self._stream}?"
             ) from exc
-        except nats.errors.AuthorizationError as exc:
+        except (nats.errors.AuthorizationError, nats.errors.NoServersError) as exc:
+            if not isinstance(exc, nats.errors.AuthorizationError) and not getattr(
+                    self, "_auth_refused", False):
+                raise AgentUnreachableError(
+                    f"NATS agent {self.name!r} could not {what} at {self._where()} "
+                    f"({type(exc).__name__}: {self._clean(exc)}); is nats-server running "
+                    "there with JetStream enabled (-js)? The agent reconnects on its own."
+                ) from exc
             raise AgentError(
                 f"NATS agent {self.name!r}: nats-server at {self._where()} refused the "
                 f"credentials ({self._clean(exc)}); check the user, password, token, creds "
                 "file or nkey of the agent URL") from exc
         except (TimeoutError, concurrent.futures.TimeoutError, nats.errors.Error) as exc:
+            last = getattr(self, "_last_error", None)
+            if isinstance(last, ssl.SSLError):
+                raise AgentUnreachableError(
+                    f"NATS agent {self.name!r} could not {what} at {self._where()}: TLS "
+                    f"failed ({self._clean(last)}); if the server's certificate comes from "
+                    "your own CA, name it with ?ca=FILE") from exc
             raise AgentUnreachableError(
                 f"NATS agent {self.name!r} could not {what} at {self._where()} "
                 f"({type(exc).__name__}: {self._clean(exc) if str(exc) else 'timed out'}); "
@@ -369,6 +409,7 @@ class NatsAgent(Agent):
             # client reconnects on its own, forever, replaying its subscriptions.
             nc = await nats.connect(
                 servers=self._servers,
+                **self._security(),
                 connect_timeout=self._timeout,
                 allow_reconnect=True,
                 max_reconnect_attempts=1,
@@ -378,13 +419,36 @@ class NatsAgent(Agent):
                 reconnected_cb=self._on_reconnect,
             )
             nc.options["max_reconnect_attempts"] = -1
+            self._auth_refused = False
             self._nc = nc
             self._js = nc.jetstream(timeout=self._timeout)
             self._wake_sub = await nc.subscribe(self._subject + ".wake.*", cb=self._on_wake)
             self._reply_prefix = nc.new_inbox() + "."
             await nc.subscribe(self._reply_prefix + "*", cb=self._on_reply)
 
+    def _security(self) -> dict[str, Any]:
+        """nats-py's TLS and credential options from the URL: ``tls://`` or ``?ca=`` for
+        TLS (``?cert=&key=`` for a client certificate), ``?creds=`` for a credentials file
+        (JWT and nkey), ``?nkey=`` for an nkey seed file; user and password or a token in
+        the URL itself, as nats-py reads them."""
+        found: dict[str, Any] = {}
+        if self._tls:
+            context = ssl.create_default_context(cafile=self._tls_files.get("ca"))
+            if "cert" in self._tls_files:
+                context.load_cert_chain(self._tls_files["cert"], self._tls_files["key"])
+            found["tls"] = context
+            if self._tls_hostname:
+                found["tls_hostname"] = self._tls_hostname
+        if self._creds:
+            found["user_credentials"] = self._creds
+        if self._nkey:
+            found["nkeys_seed"] = self._nkey
+        return found
+
     async def _on_error(self, exc: Exception) -> None:
+        self._last_error = exc
+        if _refused(exc):
+            self._auth_refused = True  # kept through the errors that follow it
         log.debug("NATS agent %r at %s: %s", self.name, self._where(), self._clean(exc))
 
     async def _on_disconnect(self) -> None:
