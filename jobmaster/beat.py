@@ -9,7 +9,9 @@ leads, and every write it makes is fenced on the lease's epoch. The leader, ever
    ``queued`` (a crash in between pushes again; agents ignore a job they already hold),
 3. **reaps** jobs recorded ``running`` on workers that stopped heart-beating, pushing them
    again, and marks those workers ``lost``,
-4. **cleans up** finished jobs older than the ``retention`` of their status.
+4. **cleans up** finished jobs older than the ``retention`` of their status,
+5. **reconciles**: records jobs an agent holds that the master does not know (a producer
+   killed before its write-behind), a page of each agent every ``RECONCILE_EVERY`` seconds.
 
 On PostgreSQL and MySQL the leader also holds a session lock (``master.session_lock``),
 which the database releases the moment the leader's connection ends: standby beats try it
@@ -58,6 +60,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobmaster.beat")
 
 _PROMOTE_BATCH = 2000
+RECONCILE_EVERY = 5.0
+"""Seconds between two reads of the agents for jobs the master does not know."""
+RECONCILE_PAGE = 1000
+"""Messages read from each agent per reconciliation."""
 FOLLOW_POLL = 0.1
 """Seconds between a standby beat's tries of the session lock (PostgreSQL, MySQL): how
 soon it takes over once the leader's connection is gone."""
@@ -76,6 +82,7 @@ class TickReport:
     promoted: int = 0
     reaped: int = 0
     deleted: int = 0
+    reconciled: int = 0
 
 
 class Beat:
@@ -93,6 +100,8 @@ class Beat:
         self._schedules: dict[tuple[Any, ...], Schedule] = {}
         self._next_reap = 0.0
         self._next_cleanup = 0.0
+        self._next_reconcile = 0.0
+        self._scan_cursors: dict[str, str | None] = {}
 
     @property
     def fence(self) -> Fence | None:
@@ -201,6 +210,9 @@ class Beat:
             if clock >= self._next_cleanup:
                 self._next_cleanup = clock + 60.0
                 report.deleted = self.clean_up(now)
+            if clock >= self._next_reconcile:
+                self._next_reconcile = clock + RECONCILE_EVERY
+                report.reconciled = self.reconcile(now)
         except LeadershipLost as exc:
             log.warning("beat %s stopped leading mid-tick: %s", self.holder, exc)
             self.epoch = None
@@ -350,6 +362,46 @@ class Beat:
                         seen_before.isoformat())
         master.mark_workers_lost(app.name, seen_before)
         return count
+
+    def reconcile(self, now: datetime | None = None) -> int:
+        """Record in the master the jobs an agent holds but the master does not know (their
+        producer died before its write-behind wrote them): one page of each agent per call,
+        going on where the last call stopped. Jobs younger than the write-behind's grace
+        are left to their producer. Returns how many jobs were recorded."""
+        app = self.app
+        now = now or datetime.now(UTC)
+        cutoff = now.timestamp() - (2 * app.config.master_sync_seconds + 1.0)
+        recorded = 0
+        for name in app.config.agents:
+            try:
+                page, cursor = app.agent(name).scan(self._scan_cursors.get(name),
+                                                    RECONCILE_PAGE)
+            except NotImplementedError:
+                continue  # the backend cannot list what it holds: workers record on start
+            except JobmasterError as exc:
+                log.warning("could not read agent %s to reconcile: %s", name, exc)
+                continue
+            self._scan_cursors[name] = cursor
+            if not page:
+                continue
+            known = app.master.job_statuses([job_id for job_id, _ in page])
+            rows = []
+            for job_id, body in page:
+                if job_id in known:
+                    continue
+                try:
+                    env = Envelope.from_bytes(body)
+                except EnvelopeError:
+                    continue  # a worker dead-letters it when it claims it
+                if env.cluster == app.name and env.id == job_id and env.created_at < cutoff:
+                    rows.append(job_row(env, JobStatus.QUEUED, now))
+            if rows:
+                refused = app.master.insert_jobs_isolating(rows)
+                recorded += len(rows) - len(refused)
+                log.warning("recorded %d job(s) agent %s held but the master did not know "
+                            "(their producer stopped before writing them)",
+                            len(rows) - len(refused), name)
+        return recorded
 
     def clean_up(self, now: datetime | None = None) -> int:
         """Delete finished jobs, with their audit trail, older than the ``retention`` of

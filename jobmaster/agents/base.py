@@ -217,6 +217,14 @@ class Agent(abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot purge dead letters")
 
     # -- inspection ----------------------------------------------------------------
+    def scan(self, after: str | None = None, limit: int = 500
+             ) -> tuple[list[tuple[str, bytes]], str | None]:
+        """A page of the messages held, as ``(id, body)``, and the cursor of the next page
+        (``None`` after the last). Beat reads the agents this way to find jobs that reached
+        an agent but not the master. A backend without a way to list what it holds raises
+        ``NotImplementedError``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list the messages it holds")
+
 
     @abc.abstractmethod
     def length(self, bucket: Bucket | None = None) -> int:

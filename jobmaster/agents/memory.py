@@ -225,6 +225,16 @@ class MemoryAgent(Agent):
             store.dead = kept
             return count
 
+    def scan(self, after: str | None = None, limit: int = 500
+             ) -> tuple[list[tuple[str, bytes]], str | None]:
+        """A page of held messages, in push order."""
+        start = int(after or -1)
+        with self._store.cond:
+            entries = sorted((e for e in self._store.entries.values() if e.seq > start),
+                             key=lambda e: e.seq)[:limit]
+        page = [(e.message.id, e.message.body) for e in entries]
+        return page, (str(entries[-1].seq) if len(entries) == limit else None)
+
     def length(self, bucket: Bucket | None = None) -> int:
         """Messages held, waiting or claimed, in one bucket or in all."""
         with self._store.cond:

@@ -261,6 +261,10 @@ class MySQLAgent(SQLAgent[_Conn]):
         self._sql_remove_dead = f"DELETE FROM {dead} WHERE agent = %s AND seq IN ({{seqs}})"  # noqa: S608
         self._sql_purge_dead_before = f"DELETE FROM {dead} WHERE agent = %s AND at < %s"  # noqa: S608
         self._sql_length = f"SELECT count(*) FROM {jobs} WHERE agent = %s"  # noqa: S608
+        self._sql_scan = (
+            f"SELECT seq, id, body FROM {jobs}"  # noqa: S608 - validated identifier
+            " WHERE agent = %s AND seq > %s ORDER BY seq LIMIT %s"
+        )
         self._sql_length_bucket = (
             f"SELECT count(*) FROM {jobs}"  # noqa: S608 - validated identifier
             " WHERE agent = %s AND lane = %s AND priority = %s"
@@ -577,6 +581,18 @@ class MySQLAgent(SQLAgent[_Conn]):
         return self._execute("purge dead letters", run)
 
     # -- inspection ----------------------------------------------------------------
+
+    def scan(self, after: str | None = None, limit: int = 500
+             ) -> tuple[list[tuple[str, bytes]], str | None]:
+        """A page of held messages, in push order (by ``seq``)."""
+
+        def run(cur: pymysql.cursors.Cursor) -> list[tuple[Any, ...]]:
+            cur.execute(self._sql_scan, (self.name, int(after or 0), limit))
+            return list(cur.fetchall())
+
+        rows = self._execute("scan", run)
+        page = [(str(r[1]), bytes(r[2])) for r in rows]
+        return page, (str(rows[-1][0]) if len(rows) == limit else None)
 
     def length(self, bucket: Bucket | None = None) -> int:
         """Jobs held (waiting or claimed) by this agent, in one bucket or in all."""

@@ -290,6 +290,10 @@ class PostgresAgent(SQLAgent[_Conn]):
             " WHERE agent = %(agent)s AND (%(before)s::float8 IS NULL OR at < %(before)s::float8)"
         )
         self._sql_length = f"SELECT count(*) FROM {jobs} WHERE agent = %(agent)s"  # noqa: S608
+        self._sql_scan = (
+            f"SELECT seq, id, body FROM {jobs}"  # noqa: S608 - validated identifier
+            " WHERE agent = %(agent)s AND seq > %(after)s ORDER BY seq LIMIT %(limit)s"
+        )
         self._sql_length_bucket = (
             f"SELECT count(*) FROM {jobs}"  # noqa: S608 - validated identifier
             " WHERE agent = %(agent)s AND lane = %(lane)s AND priority = %(priority)s"
@@ -560,6 +564,14 @@ class PostgresAgent(SQLAgent[_Conn]):
         return [DeadLetter(salvage_message(*r[:5]), str(r[5]), float(r[6]), r[7]) for r in rows]
 
     # -- inspection ----------------------------------------------------------------
+
+    def scan(self, after: str | None = None, limit: int = 500
+             ) -> tuple[list[tuple[str, bytes]], str | None]:
+        """A page of held messages, in push order (by ``seq``)."""
+        args = {"agent": self.name, "after": int(after or 0), "limit": limit}
+        rows = self._run("scan", lambda conn: conn.execute(self._sql_scan, args).fetchall())
+        page = [(str(r[1]), bytes(r[2])) for r in rows]
+        return page, (str(rows[-1][0]) if len(rows) == limit else None)
 
     def length(self, bucket: Bucket | None = None) -> int:
         """Jobs held (waiting or claimed) by this agent, in one bucket or in all."""

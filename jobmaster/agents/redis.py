@@ -713,6 +713,21 @@ class RedisAgent(Agent):
         notices the fork by itself)."""
         self._pushers = self._push_connections()
 
+    def scan(self, after: str | None = None, limit: int = 500
+             ) -> tuple[list[tuple[str, bytes]], str | None]:
+        """A page of held messages (``HSCAN`` of the jobs hash: a page may hold a few more
+        or fewer than ``limit``, and a message may show up twice across pages)."""
+        answer: Any = self._call("scan", lambda: self._client.hscan(
+            self._jobs, int(after or 0), count=limit))
+        cursor, found = answer
+        page = []
+        for key, value in found.items():
+            raw = value if isinstance(value, bytes) else str(value).encode()
+            _due, sep, body = raw.partition(b"|")
+            if sep:
+                page.append((key.decode() if isinstance(key, bytes) else str(key), body))
+        return page, (str(cursor) if int(cursor) else None)
+
     # -- plumbing ------------------------------------------------------------------
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one Redis call, turning redis-py's errors into ``AgentError``."""

@@ -327,6 +327,15 @@ class SQLiteAgent(Agent):
 
     # -- inspection ----------------------------------------------------------------
 
+    def scan(self, after: str | None = None, limit: int = 500
+             ) -> tuple[list[tuple[str, bytes]], str | None]:
+        """A page of held messages, in push order (by ``seq``)."""
+        rows = self._conn().execute(
+            f"SELECT seq, id, body FROM {self._jobs} WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608
+            (int(after or 0), limit)).fetchall()
+        page = [(str(r[1]), bytes(r[2])) for r in rows]
+        return page, (str(rows[-1][0]) if len(rows) == limit else None)
+
     def length(self, bucket: Bucket | None = None) -> int:
         """Rows held, waiting or claimed, in one bucket or in all."""
         conn = self._conn()
