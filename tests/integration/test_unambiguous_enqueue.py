@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,10 @@ import pytest
 from jobmaster import AgentError, App, EnqueueUncertainError
 from jobmaster.exceptions import AgentUnreachableError
 from tests.conftest import wait_until
+from tests.integration import test_agent_redis
 from tests.integration.test_agent_redis import _free_port, _RedisServer
+
+server = test_agent_redis.server  # a private redis-server (AOF on) to stop and start
 
 
 def _answers(port: int) -> bool:
@@ -28,17 +30,6 @@ def _answers(port: int) -> bool:
         return True
     except redis.RedisError:
         return False
-
-
-@pytest.fixture
-def server() -> Iterator[_RedisServer]:
-    s = _RedisServer()
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-        shutil.rmtree(s.dir, ignore_errors=True)
 
 
 def _app(tmp_path: Any, url: str) -> App:
