@@ -227,6 +227,7 @@ def test_a_crontab_schedule_fires_jobs_on_a_worker(stack: Stack) -> None:
     stack.worker("-c", "1", app=APP)
     beat.tick()
     fired = app.jobs.list(definition_id="quiet")
-    assert len(fired) == 1 and fired[0].kwargs == {"x": 1}
-    assert app.handle(fired[0].id).get(timeout=30) is None
-    assert app.handle(fired[0].id).state == "SUCCESS"
+    # the occurrence brought forward, and the next minute's if the tick crossed into it
+    assert 1 <= len(fired) <= 2 and all(job.kwargs == {"x": 1} for job in fired)
+    assert all(app.handle(job.id).get(timeout=30) is None for job in fired)
+    assert {app.handle(job.id).state for job in fired} == {"SUCCESS"}
