@@ -27,7 +27,6 @@ from jobmaster.exceptions import (
     AgentUnreachableError,
     EnqueueUncertainError,
     InvalidOptionError,
-    JobmasterError,
     PayloadTooLargeError,
 )
 from jobmaster.forking import after_fork
@@ -63,6 +62,18 @@ def due_time(at: datetime | None, after: timedelta | float | None, now: float) -
     if after is not None:
         return now + duration(after, "after", allow_zero=True)
     return now
+
+
+_OUTAGE_RETRY = 5.0
+"""Seconds between tries to write pushed jobs while the master is out."""
+_OUTAGE_REMIND = 30.0
+"""Seconds between the lines that say the master is still out."""
+
+
+def _said(exc: BaseException) -> str:
+    """An error in one line, without the traceback."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
 
 
 PUSH_RETRY_DELAYS = (0.1, 0.4, 1.0)
@@ -396,16 +407,37 @@ class Producer:
             self._flusher.start()
 
     def _flush_loop(self) -> None:
+        """Write pushed jobs to the master every ``master_sync_seconds``. While the master
+        is out, it tries less often (up to every ``_OUTAGE_RETRY`` seconds) and says so in
+        one line when the outage starts, one every ``_OUTAGE_REMIND`` seconds while it
+        lasts, and one when it ends: the rows are kept meanwhile."""
         me = threading.current_thread()
+        interval = self.host.config.master_sync_seconds
+        failing_since: float | None = None
+        reminded = 0.0
         while self._flusher is me:
-            self._wake.wait(self.host.config.master_sync_seconds)
+            self._wake.wait(interval)
             self._wake.clear()
             try:
-                self.flush()
-            except JobmasterError as exc:
-                log.warning("could not write pushed jobs to the master yet: %s", exc)
-            except Exception:  # noqa: BLE001 - keep the loop alive; rows are kept
-                log.exception("could not write pushed jobs to the master yet")
+                written = self.flush()
+            except Exception as exc:  # noqa: BLE001 - keep the loop alive; rows are kept
+                now = time.monotonic()
+                with self._lock:
+                    waiting = len(self._pending)
+                if failing_since is None or now - reminded >= _OUTAGE_REMIND:
+                    log.warning("could not write %d pushed job(s) to the master%s: %s; "
+                                "they are kept and written once it answers", waiting,
+                                "" if failing_since is None else
+                                f" for {now - failing_since:.0f} s", _said(exc))
+                    reminded = now
+                failing_since = failing_since if failing_since is not None else now
+                interval = min(interval * 2, _OUTAGE_RETRY)
+                continue
+            if failing_since is not None:
+                log.warning("the master answers again after %.0f s: %d pushed job(s) "
+                            "written", time.monotonic() - failing_since, written)
+                failing_since = None
+            interval = self.host.config.master_sync_seconds
 
     def flush(self) -> int:
         """Write the jobs this process pushed to agents into the master now; return how
