@@ -115,7 +115,7 @@ class Beat:
             signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
             signal.signal(signal.SIGINT, lambda *_: self._stop.set())
         master = self.app.master
-        master.ensure_ready()
+        master.wait_ready(who=f"beat {self.holder}")
         lock = session_lock(master.engine, self.lease_name)
         log.info("beat %s started for cluster %r", self.holder, self.app.name)
         try:

@@ -110,6 +110,10 @@ class SignatureError(JobmasterError):
     """A pickled payload is unsigned, or its HMAC signature does not match the app's secret."""
 
 
+class MasterUnreachableError(JobmasterError):
+    """The master database could not be reached (down, restarting, or not there)."""
+
+
 class AgentError(JobmasterError):
     """An agent's backend failed: connection lost, protocol error, server refused."""
 

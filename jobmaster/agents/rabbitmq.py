@@ -255,7 +255,8 @@ class RabbitMQAgent(Agent):
             ) from None
         except pika.exceptions.AuthenticationError as exc:
             raise self._auth_error(exc) from None
-        except (pika.exceptions.AMQPError, OSError) as exc:
+        except (pika.exceptions.AMQPError, OSError, ValueError) as exc:
+            # ValueError: pika's "Expected connected socket" when the peer resets at once
             raise AgentUnreachableError(
                 f"RabbitMQ agent {self.name!r} could not connect to {self._where()} "
                 f"({type(exc).__name__}: {self._clean(exc)}); is RabbitMQ running there and "

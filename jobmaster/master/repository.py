@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql.util import ClauseAdapter
 
-from jobmaster.exceptions import ConfigurationError, JobmasterError
+from jobmaster.exceptions import ConfigurationError, JobmasterError, MasterUnreachableError
 from jobmaster.forking import after_fork
 from jobmaster.master import migrations, stats
 from jobmaster.master.schema import (
@@ -64,6 +64,8 @@ _RECORDED = (
 )
 
 _FINAL = [s.value for s in FINAL_STATUSES]
+
+log = logging.getLogger("jobmaster")
 
 
 def utcnow() -> datetime:
@@ -230,6 +232,25 @@ class Master:
         elif self.dialect == "mysql":
             conn.execute(sa.text("SELECT GET_LOCK('jobmaster_migrate', 300)"))
 
+    def wait_ready(self, timeout: float = 60.0, *, who: str = "this process") -> None:
+        """``ensure_ready``, waiting up to ``timeout`` seconds for a master that cannot be
+        reached yet (restarting, starting with the rest of a deployment): one line when
+        it starts waiting, tries every second or two, then the last error."""
+        deadline = time.monotonic() + timeout
+        delay = 0.25
+        while True:
+            try:
+                self.ensure_ready()
+                return
+            except MasterUnreachableError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                if delay == 0.25:
+                    log.warning("%s waits for the master (up to %.0f s): %s", who, timeout,
+                                str(exc).splitlines()[0])
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     def ensure_ready(self) -> None:
         """Check (once) that the schema is current, migrating it if the app allows."""
         if self._ready and self._engine is not None:
@@ -238,7 +259,7 @@ class Master:
             with self.engine.connect() as conn:
                 revision = migrations.current_revision(conn)
         except OperationalError as exc:
-            raise JobmasterError(
+            raise MasterUnreachableError(
                 f"cannot reach the master at {_redact(self.url)}: {exc.orig}"
             ) from exc
         if revision == migrations.HEAD_REVISION:

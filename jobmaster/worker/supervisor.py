@@ -187,7 +187,7 @@ class Worker:
                 health.serve(self.vitals, self.health_port)
             except OSError as exc:
                 raise ConfigurationError(f"health port {self.health_port}: {exc}") from None
-        app.master.ensure_ready()
+        app.master.wait_ready(who=f"worker {self.id}")
         self.agent = app.agent(self.agent_name)
         self.writer = Writer(app.master, self.agent, self.agent_name)
         if self.install_signals:
@@ -293,6 +293,11 @@ class Worker:
             )
         except JobmasterError as exc:
             log.error("claim from agent %s failed: %s; retrying", self.agent_name, exc)
+            time.sleep(1.0)
+            return
+        except Exception as exc:  # noqa: BLE001 - a driver's own error must not stop the worker
+            log.error("claim from agent %s failed (%s: %s); retrying", self.agent_name,
+                      type(exc).__name__, exc)
             time.sleep(1.0)
             return
         if claims:

@@ -4,12 +4,13 @@ keeps the jobs, and says when the master answers again and what it wrote."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from jobmaster import App
-from tests.conftest import wait_until
+from tests.conftest import Stack, wait_until
 
 
 def test_an_outage_is_one_line_then_one_when_it_ends(tmp_path: Path,
@@ -38,3 +39,17 @@ def test_an_outage_is_one_line_then_one_when_it_ends(tmp_path: Path,
     assert all(app.jobs.find(h.id) is not None for h in handles)
     assert sum("could not write" in r.getMessage() for r in caplog.records) == 1
     app.close()
+
+
+def test_a_worker_started_before_its_master_waits_for_it(
+        stack_factory: Callable[..., Stack]) -> None:
+    stack = stack_factory("sqlite")
+    path = Path(stack.env["JOBMASTER_MASTER_URL"].removeprefix("sqlite:///"))
+    path.mkdir()  # the master cannot be opened yet
+    proc = stack.worker("-c", "1")
+    wait_until(lambda: "waits for the master" in stack.worker_log(), 30,
+               "the worker to say it waits")
+    assert proc.poll() is None  # waiting, not exited
+    path.rmdir()  # the master comes up
+    app: App = stack.app()
+    assert app.definition("add").delay(x=2, y=2).wait(timeout=30).result == 4
