@@ -37,11 +37,18 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "jobmaster")
 
 
+# The peers the bench measures jobmaster against, and what they need (bench/peers/). Kept
+# in step with bench/systems.py's PEER_PACKAGES, which `bench/run.py --install-peers` uses.
+BENCH_PEERS = ("celery[redis]", "dramatiq[redis]", "rq", "arq", "taskiq", "taskiq-redis",
+               "huey", "procrastinate", "pgqueuer[asyncpg]", "gevent")
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The benchmark against Celery and Dramatiq (see docs/benchmarks.md); posargs go to
-    bench/run.py, e.g. ``nox -s bench -- --quick``."""
-    session.install("-e", ".[all]", "celery[redis]", "dramatiq[redis]", "redis", "py-spy")
+    """The benchmark against Celery, Dramatiq, RQ, arq, taskiq, huey, procrastinate and
+    PgQueuer (see docs/benchmarks.md); posargs go to bench/run.py, e.g.
+    ``nox -s bench -- --quick``."""
+    session.install("-e", ".[all]", *BENCH_PEERS, "redis", "py-spy")
     session.run("python", "bench/run.py", *session.posargs)
 
 

@@ -36,8 +36,9 @@ class Services:
     """Where the services are. The bench starts none of them."""
 
     redis_url: str = "redis://127.0.0.1:6379/11"
-    postgres_url: str = "postgresql://postgres@127.0.0.1:5432/test"
+    postgres_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     nats_url: str = "nats://127.0.0.1:4222"
+    peer_redis_url: str = "redis://127.0.0.1:6379/12"  # RQ's and arq's unprefixable keys
 
     def check(self) -> dict[str, str | None]:
         """Service → None if reachable, else the reason (a clear line for the user)."""
@@ -80,11 +81,12 @@ def with_database(url: str, database: str) -> str:
 class BenchDatabase:
     """A PostgreSQL database of this run only (``jm_bench_<run>``), dropped at the end: the
     jobmaster master and the PostgreSQL agent live there, so the run never touches another
-    database and ``pg_total_relation_size`` measures only the run's own rows."""
+    database and ``pg_total_relation_size`` measures only the run's own rows. The PostgreSQL
+    peers get one each the same way (``procrastinate_bench_<run>``, ``pgqueuer_bench_<run>``)."""
 
-    def __init__(self, admin_url: str, run_id: str) -> None:
+    def __init__(self, admin_url: str, run_id: str, prefix: str = "jm") -> None:
         self.admin_url = _libpq(admin_url)
-        self.name = f"jm_bench_{run_id}"
+        self.name = f"{prefix}_bench_{run_id}"
         self.url = with_database(self.admin_url, self.name)
         self.sqlalchemy_url = self.url.replace("postgresql://", "postgresql+psycopg://", 1)
         self.created = False
@@ -147,6 +149,7 @@ class Context:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="jmbench-")))
     spawned: list[Spawned] = field(default_factory=list)
     db: BenchDatabase | None = None
+    peer_dbs: dict[str, BenchDatabase] = field(default_factory=dict)
     verbose: bool = False
     step_counter: int = 0
     spawn_counter: int = 0
@@ -164,6 +167,14 @@ class Context:
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.services.redis_url, socket_timeout=30)
 
+    def redis_at(self, url: str) -> redis.Redis:
+        return redis.Redis.from_url(url, socket_timeout=30)
+
+    def peer_db_url(self, peer: str) -> str:
+        """The libpq URL of a PostgreSQL peer's own database (``procrastinate_bench_<run>``
+        ...), created and dropped by bench/run.py."""
+        return with_database(_libpq(self.services.postgres_url), f"{peer}_bench_{self.run_id}")
+
     def spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None,
               wrap: Sequence[str] | None = None) -> Spawned:
         """Start ``argv`` (a Python module run by this interpreter) in its own process
@@ -173,8 +184,7 @@ class Context:
         full_env = dict(os.environ)
         full_env.update(env or {})
         full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
-        full_env["BENCH_REDIS_URL"] = self.services.redis_url
-        full_env["BENCH_PREFIX"] = self.prefix
+        full_env.update(self.bench_env())
         cmd = [*(wrap or ()), sys.executable, *argv]
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log,
@@ -185,6 +195,13 @@ class Context:
         if self.verbose:
             print(f"    started {name} pid {proc.pid}: {' '.join(cmd[-8:])}", file=sys.stderr)
         return spawned
+
+    def bench_env(self) -> dict[str, str]:
+        """The ``BENCH_*`` variables the apps of bench/ read (at import)."""
+        return {"BENCH_REDIS_URL": self.services.redis_url, "BENCH_PREFIX": self.prefix,
+                "BENCH_PEER_REDIS_URL": self.services.peer_redis_url,
+                "BENCH_PROCRASTINATE_URL": self.peer_db_url("procrastinate"),
+                "BENCH_PGQUEUER_URL": self.peer_db_url("pgqueuer")}
 
     def stop(self, spawned: Spawned, grace: float = 15.0, sig: int = signal.SIGTERM) -> None:
         """End one spawned process group: ``sig`` first, SIGKILL if still there after

@@ -2,7 +2,10 @@
 
 Workers get their cluster, master, agent and namespace from ``JOBMASTER_*`` environment
 variables (bench/run.py sets them); the bench itself builds one app per step with
-``make_app(...)``, registering the same two definitions.
+``make_app(...)``, registering the same definitions: ``bench.noop``, ``bench.latency`` and
+``bench.cpu`` (plain functions). The I/O-bound scenario's ``async def`` job ``bench.io``
+lives in ``bench.jm_io_app``: a worker whose app has an ``async def`` job sizes its claims
+for async slots, and the other scenarios measure the plain worker.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from bench import handlers
 from jobmaster import App
 
 
-def make_app(name: str = "bench", **options: Any) -> App:
-    """An app with the bench's definitions: ``bench.noop`` and ``bench.latency``."""
+def make_app(name: str = "bench", io: bool = False, **options: Any) -> App:
+    """An app with the bench's definitions (``io``: also the ``async def`` ``bench.io``)."""
     app = App(name, **options)
     app.job(definition_id="bench.noop")(handlers.noop)
     app.job(definition_id="bench.latency")(handlers.latency)
+    app.job(definition_id="bench.cpu")(handlers.cpu_hash)
+    if io:
+        app.job(definition_id="bench.io")(handlers.io_wait_async)
     return app
 
 

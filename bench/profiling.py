@@ -8,6 +8,7 @@ dispatch, waiting for reports, writing outcomes, heartbeat) plus self time per f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from bench.harness import Context, children, wait_until
+from bench.harness import Context, Spawned, children, wait_until
 from bench.systems import System
 
 RATE = 250  # samples per second
@@ -114,42 +115,118 @@ def summarise(raw: Path, seconds: float, top: int = 12) -> str:
     return "\n".join(lines)
 
 
-def profile_drain(ctx: Context, system: System, n: int, folder: Path) -> str:
-    """Drain ``n`` jobs with one ``-c 2`` worker under py-spy; return the summary."""
+def _stop_under_spy(spawned: Spawned) -> None:
+    """Stop a worker running under py-spy: the worker itself, not py-spy, which writes its
+    file when its target exits."""
+    for pid in children(spawned.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    try:
+        spawned.proc.wait(60)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def profile_drain(ctx: Context, system: System, n: int, folder: Path, mode: str = "noop",
+                  concurrency: int = 2, kind: str = "noop", arg: float = 0.0,
+                  label: str = "drain") -> str:
+    """Drain ``n`` jobs of ``kind`` with one worker (``mode``, ``concurrency``) under
+    py-spy, from launch until the master holds them ``succeeded``; return the summary."""
     spy = _py_spy()
     if spy is None:
         return "py-spy is not installed (pip install py-spy); no profile"
     folder.mkdir(parents=True, exist_ok=True)
-    raw = folder / f"drain-{system.key}.txt"
-    key = ctx.prefix + "profile"
+    raw = folder / f"{label}-{system.key}.txt"
+    key = ctx.prefix + "profile:" + label
     step = ctx.step("prof")
     system.open(step)
     try:
-        system.bulk(key, n)
+        system.bulk(key, n, kind, arg)
         system.recorded()
         client = ctx.redis()
         wrap = [spy, "record", "--subprocesses", "--idle", "-r", str(RATE), "-f", "raw", "-o",
                 str(raw), "--"]
-        (spawned,) = system.start_workers(1, 2, wrap=wrap)
+        launched = time.perf_counter()
+        (spawned,) = system.start_workers(1, concurrency, wrap=wrap, mode=mode)
         first = wait_until("the first job", lambda: int(client.get(key) or 0) >= 1, 120, 0.002,
                            [spawned])
-        wait_until("all recorded", lambda: system.succeeded() >= n, 120 + n / 20, 0.05,
-                   [spawned])
-        seconds = time.perf_counter() - first
-        # stop the worker itself, not py-spy: py-spy writes its file when its target exits
-        for pid in children(spawned.pid):
-            os.kill(pid, signal.SIGTERM)
-        try:
-            spawned.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            pass
+        done = wait_until("all recorded", lambda: system.succeeded() >= n, 120 + n / 20, 0.02,
+                          [spawned])
+        _stop_under_spy(spawned)
         ctx.stop(spawned)
     finally:
         system.close()
     if not raw.exists():
         return f"py-spy wrote no profile (see {spawned.log_path})"
-    return (f"## Profile: {system.label} drain of {n:,} jobs, `-c 2` (py-spy {RATE} Hz, raw "
-            f"stacks in {raw})\n\n" + summarise(raw, seconds))
+    what = {"noop": "no-op", "io": "100 ms `asyncio.sleep`", "cpu": "hashing"}[kind]
+    return (f"## Profile: {system.label}, {n:,} {what} jobs, worker `{mode}` mode at "
+            f"concurrency {concurrency} (py-spy {RATE} Hz, raw stacks in {raw}): launch → "
+            f"first job done {first - launched:.2f} s, first job → all succeeded "
+            f"{done - first:.2f} s\n\n" + summarise(raw, done - launched))
+
+
+_STARTUP_STEPS = (
+    ("Worker._loop", "claim loop: first claim, the first job, stopping"),
+    ("Master.ensure_ready", "master.ensure_ready (connect, check the schema revision)"),
+    ("PreforkPool.start", "pool.start (fork the children)"),
+    ("Worker._register_definitions", "register the definitions in the master"),
+    ("Worker._heartbeat", "first heartbeat (worker row in the master)"),
+    ("Worker._refresh_cancellations", "first cancellations query"),
+    ("App.agent", "open the agent"),
+    ("_find_and_load", "imports (jobmaster, SQLAlchemy, drivers, the app module)"),
+)
+
+
+def profile_startup(ctx: Context, system: System, folder: Path) -> str:
+    """Launch a worker under py-spy with one job waiting, stop it once the master records
+    the job ``succeeded``, and split the supervisor's wall time into its start-up steps."""
+    spy = _py_spy()
+    if spy is None:
+        return "py-spy is not installed (pip install py-spy); no profile"
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = folder / f"startup-{system.key}.txt"
+    key = ctx.prefix + "profile:startup"
+    step = ctx.step("profs")
+    system.open(step)
+    try:
+        system.delay(key)
+        system.recorded()
+        client = ctx.redis()
+        wrap = [spy, "record", "--subprocesses", "--idle", "-r", str(RATE), "-f", "raw", "-o",
+                str(raw), "--"]
+        launched = time.perf_counter()
+        (spawned,) = system.start_workers(1, 2, wrap=wrap)
+        first = wait_until("the first job", lambda: int(client.get(key) or 0) >= 1, 120, 0.002,
+                           [spawned])
+        done = wait_until("recorded", lambda: system.succeeded() >= 1, 120, 0.005, [spawned])
+        _stop_under_spy(spawned)
+        ctx.stop(spawned)
+    finally:
+        system.close()
+    if not raw.exists():
+        return f"py-spy wrote no profile (see {spawned.log_path})"
+    steps: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count_s = line.rpartition(" ")
+        # the supervisor's main thread only: not the pool's children, not other threads
+        if not count_s.isdigit() or "_child_main" in stack or "Thread._bootstrap" in stack:
+            continue
+        frames = [f for f in stack.split(";") if not f.startswith("process ")]
+        count = int(count_s)
+        total += count
+        names = [_name(f) for f in frames]
+        label = next((lab for needle, lab in _STARTUP_STEPS
+                      if any(n.startswith(needle + " ") for n in names)),
+                     "other (interpreter start, CLI, app set-up)")
+        steps[label] += count
+    lines = [f"## Profile: {system.label} worker start-up (py-spy {RATE} Hz, raw stacks in "
+             f"{raw}): launch → first job done {first - launched:.2f} s, → recorded "
+             f"succeeded {done - launched:.2f} s (py-spy's own start included)", "",
+             "| share of the supervisor's wall time | step |", "|---:|---|"]
+    for label, count in steps.most_common():
+        lines.append(f"| {count / max(total, 1) * 100:.1f}% ({count / RATE:.2f} s) | {label} |")
+    return "\n".join(lines) + "\n"
 
 
 def profile_calls(ctx: Context, system: System, n: int, bulk: bool) -> str:

@@ -1,4 +1,9 @@
-"""The six scenarios of issue 5. Each returns ``Row``s: one metric, one value per system.
+"""The scenarios. Each returns ``Row``s: one metric, one value per system.
+
+1–6 are the first round's (enqueue, bulk, drain, latency, future jobs, scale-out); 7–12 compare
+with every peer: drains with worker start-up included, worker launch → first job and
+``import`` time, an async producer of 100 coroutines, I/O-bound and CPU-bound jobs, and
+the PostgreSQL agent against procrastinate and PgQueuer.
 
 Timing is ``time.perf_counter()`` in the bench process. What each scenario measures, and
 why that is fair to every system, is written in docs/benchmarks.md; the short version is in
@@ -7,11 +12,17 @@ each function's docstring.
 
 from __future__ import annotations
 
+import os
+import statistics
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bench.harness import (
+    ROOT,
     BenchError,
     Context,
     Spawned,
@@ -21,7 +32,7 @@ from bench.harness import (
     tree_rss_mib,
     wait_until,
 )
-from bench.systems import CeleryPeer, DramatiqPeer, Jobmaster, System
+from bench.systems import CeleryPeer, DramatiqPeer, Jobmaster, RQPeer, System
 
 
 @dataclass
@@ -35,6 +46,7 @@ class Row:
     digits: int = 0
     notes: list[str] = field(default_factory=list)
     ratio: bool = True  # whether a jobmaster/peer ratio means something for this metric
+    lead: str = "jm-redis"  # the jobmaster column the ratios divide
 
 
 @dataclass
@@ -46,11 +58,11 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
     def row(self, scenario: str, metric: str, better: str, digits: int = 0,
-            ratio: bool = True) -> Row:
+            ratio: bool = True, lead: str = "jm-redis") -> Row:
         for r in self.rows:
             if r.scenario == scenario and r.metric == metric:
                 return r
-        r = Row(scenario, metric, better, digits=digits, ratio=ratio)
+        r = Row(scenario, metric, better, digits=digits, ratio=ratio, lead=lead)
         self.rows.append(r)
         return r
 
@@ -76,9 +88,26 @@ def _guard(out: Outcome, system: System, what: str, fn: Callable[[], None]) -> N
 
 
 # -- 1. enqueue, one call per job -----------------------------------------------------------
-def enqueue(ctx: Context, systems: Sequence[System], n: int) -> Outcome:
+def _timed_loop(system: System, key: str, n: int, limit: float) -> int:
+    """``system.enqueue_loop`` in rounds of 1,000 until ``n`` calls, or fewer once
+    ``limit`` seconds have passed (the slowest peers); returns the calls made."""
+    done = 0
+    t0 = time.perf_counter()
+    while done < n:
+        count = min(1000, n - done)
+        system.enqueue_loop(key, count)
+        done += count
+        if time.perf_counter() - t0 > limit:
+            break
+    return done
+
+
+def enqueue(ctx: Context, systems: Sequence[System], n: int, limit: float = 20.0) -> Outcome:
     """N one-job calls in a loop (after one warm-up call that opens the connections); for
-    jobmaster also the time until ``app.flush()`` returned: every job recorded in the master."""
+    jobmaster also the time until ``app.flush()`` returned: every job recorded in the master
+    (the producer's write-behind to the master runs in this process during the loop).
+    Async-only frameworks (arq, taskiq) await their call N times inside one event loop.
+    A system still enqueueing after ``limit`` seconds stops at the next thousand."""
     out = Outcome()
     name = "1 enqueue, one call per job"
     for system in systems:
@@ -89,15 +118,15 @@ def enqueue(ctx: Context, systems: Sequence[System], n: int) -> Outcome:
             system.delay(key)  # warm-up: connections, scripts, flusher thread
             system.recorded()
             t0 = time.perf_counter()
-            for _ in range(n):
-                system.delay(key)
+            done = _timed_loop(system, key, n, limit)
             t1 = time.perf_counter()
             system.recorded()
             t2 = time.perf_counter()
-            out.row(name, "jobs/s, calls returned", "higher").values[system.key] = n / (t1 - t0)
+            out.row(name, "jobs/s, calls returned", "higher").values[system.key] = \
+                done / (t1 - t0)
             if system.is_jobmaster:
                 out.row(name, "jobs/s, all recorded in the master (flush returned)",
-                        "higher").values[system.key] = n / (t2 - t0)
+                        "higher").values[system.key] = done / (t2 - t0)
         _guard(out, system, name, run)
     return out
 
@@ -413,4 +442,338 @@ def future(ctx: Context, systems: Sequence[System], n: int, peer_n: int,
         _guard(out, system, name, run)
     out.notes.append("peers: Celery `apply_async(countdown=...)` sent in groups; Dramatiq "
                      "`delay=` through the pipelined enqueue; due 10 min to 8 h ahead")
+    return out
+
+
+# -- 7. drain with worker start-up included --------------------------------------------------
+def _launch_and_drain(ctx: Context, system: System, key: str, n: int, processes: int,
+                      concurrency: int, mode: str = "noop",
+                      rss: list[float] | None = None) -> tuple[float, float, float, float]:
+    """Start the workers for jobs already enqueued under ``key``; return the times
+    (perf_counter) of the launch, the first job done, the N-th job done, and for jobmaster
+    the master holding N jobs ``succeeded`` (for the peers, the N-th job done again).
+    ``rss``: filled with the workers' peak RSS (MiB, process trees summed) meanwhile."""
+    count = _counter(ctx, key)
+    timeout = 120.0 + n / 100.0
+    workers: list[Spawned] = []
+    peak = _PeakRss()
+    try:
+        launched = time.perf_counter()
+        workers = system.start_workers(processes, concurrency, mode=mode)
+        if rss is not None:
+            peak.start([w.pid for w in workers])
+        first = wait_until("the first job to be done", lambda: count() >= 1, 120.0, 0.002,
+                           workers)
+        executed = wait_until(f"{n} jobs to be done", lambda: count() >= n, timeout, 0.005,
+                              workers)
+        done = executed
+        if system.is_jobmaster:
+            done = wait_until(f"{n} jobs recorded succeeded in the master",
+                              lambda: system.succeeded() >= n, timeout, 0.01, workers)
+        return launched, first, executed, done
+    finally:
+        peak.stop()
+        if rss is not None:
+            rss.append(peak.value)
+        for w in workers:
+            ctx.stop(w)
+
+
+class _PeakRss:
+    """The peak summed RSS of some process trees, sampled every 20 ms by a thread."""
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, pids: Sequence[int]) -> None:
+        def sample() -> None:
+            while not self._stop.is_set():
+                self.value = max(self.value, sum(tree_rss_mib(p) for p in pids))
+                self._stop.wait(0.02)
+
+        self._thread = threading.Thread(target=sample, name="bench-rss", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+
+def drain_startup(ctx: Context, systems: Sequence[System], sizes: Sequence[int]) -> Outcome:
+    """N jobs enqueued first (batch path, not timed); the clock starts when the worker
+    command is launched and stops when every job is done: the counter at N for the peers,
+    the master holding N jobs ``succeeded`` for jobmaster. Concurrency 2, each system in
+    its throughput configuration (the notes list the commands)."""
+    out = Outcome()
+    name = "7 drain, worker start-up included, concurrency 2"
+    for n in sizes:
+        for system in systems:
+            def run(system: System = system, n: int = n) -> None:
+                step = ctx.step("dsu")
+                system.open(step)
+                key = ctx.prefix + "dsu:" + step
+                system.bulk(key, n)
+                system.recorded()
+                launched, _first, _executed, done = _launch_and_drain(ctx, system, key, n,
+                                                                      1, 2)
+                out.row(name, f"{n:,} jobs: jobs/s, launch → all done (jobmaster: succeeded "
+                        "in the master)", "higher").values[system.key] = n / (done - launched)
+                out.row(name, f"{n:,} jobs: s, launch → all done", "lower",
+                        digits=2).values[system.key] = done - launched
+            _guard(out, system, name, run)
+    out.notes += [f"{s.label} workers: {s.worker_modes['noop']}" for s in systems
+                  if s.worker_modes]
+    return out
+
+
+# -- 8. worker launch → first job; import time --------------------------------------------------
+def _import_ms(module: str, runs: int = 5, cumulative: bool = True) -> tuple[float, float]:
+    """(``-X importtime`` cumulative ms of ``import module``, best of ``runs``; the wall
+    time of a fresh interpreter importing it minus a bare interpreter's, median of
+    ``runs``), both in a fresh interpreter each time."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+
+    def wall(code: str) -> float:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
+                       capture_output=True, timeout=60)
+        return time.perf_counter() - t0
+
+    times: list[float] = []
+    for _ in range(runs if cumulative else 0):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+                              check=True)
+        for line in proc.stderr.splitlines():
+            parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+            if len(parts) == 3 and parts[2] == module and parts[1].isdigit():
+                times.append(int(parts[1]) / 1000.0)
+    bare = statistics.median(wall("pass") for _ in range(runs))
+    full = statistics.median(wall(f"import {module}") for _ in range(runs))
+    return (min(times) if times else float("nan")), (full - bare) * 1000.0
+
+
+def first_job(ctx: Context, systems: Sequence[System], trials: int,
+              import_runs: int = 5) -> Outcome:
+    """One job enqueued, then the worker command launched (concurrency 2, as in 7): the time
+    until the job is done (the counter at 1; for jobmaster also until the master records it
+    ``succeeded``), median of ``trials``. Then the ``import`` time of each library and of
+    the app module its worker imports, in fresh interpreters."""
+    out = Outcome()
+    name = "8 worker launch → first job; import time"
+    for system in systems:
+        def run(system: System = system) -> None:
+            done: list[float] = []
+            recorded: list[float] = []
+            for _ in range(trials):
+                step = ctx.step("first")
+                system.open(step)
+                key = ctx.prefix + "first:" + step
+                system.delay(key)
+                system.recorded()
+                launched, first, _executed, succeeded = _launch_and_drain(ctx, system, key, 1,
+                                                                         1, 2)
+                done.append(first - launched)
+                recorded.append(succeeded - launched)
+                system.close()
+            out.row(name, f"launch → first job done, s (median of {trials})", "lower",
+                    digits=2).values[system.key] = statistics.median(done)
+            if system.is_jobmaster:
+                out.row(name, "launch → first job succeeded in the master, s", "lower",
+                        digits=2).values[system.key] = statistics.median(recorded)
+            lib_ms, lib_wall = _import_ms(system.library, import_runs)
+            _, app_wall = _import_ms(system.app_module, import_runs, cumulative=False)
+            out.row(name, "import of the library, ms (-X importtime, cumulative)", "lower",
+                    digits=1).values[system.key] = lib_ms
+            out.row(name, "fresh interpreter importing the library, ms (minus a bare one)",
+                    "lower", digits=1).values[system.key] = lib_wall
+            out.row(name, "fresh interpreter importing the worker's app module, ms",
+                    "lower", digits=1).values[system.key] = app_wall
+        _guard(out, system, name, run)
+    out.notes.append("import: the library's top package (`jobmaster`, `celery`, `dramatiq`, "
+                     "`rq`, `arq`, `taskiq`, `huey`, `procrastinate`, `pgqueuer`); the app "
+                     "module is bench/jm_app.py or bench/peers/<peer>_app.py (library, "
+                     "broker client and the bench's jobs)")
+    return out
+
+
+# -- 9. async producer ---------------------------------------------------------------------------
+def async_producer(ctx: Context, systems: Sequence[System], n: int,
+                   coroutines: int = 100) -> Outcome:
+    """``coroutines`` coroutines enqueue N no-op jobs between them, at once: jobmaster
+    ``await definition.delay_async(...)``; arq, taskiq, procrastinate, PgQueuer their async
+    call; Celery, Dramatiq, RQ, huey (no async producer) their one-job call awaited through
+    ``run_in_executor`` on a pool of one thread per coroutine. Jobs/s until every call
+    returned; for jobmaster also until ``flush()`` (every job in the master)."""
+    out = Outcome()
+    name = f"9 async producer, {coroutines} coroutines"
+    for system in systems:
+        def run(system: System = system) -> None:
+            step = ctx.step("aprod")
+            system.open(step)
+            key = ctx.prefix + "aprod:" + step
+            system.delay(key)  # warm-up
+            system.recorded()
+            t0 = time.perf_counter()
+            system.produce_concurrently(key, n, coroutines)
+            t1 = time.perf_counter()
+            system.recorded()
+            t2 = time.perf_counter()
+            out.row(name, "jobs/s, every call returned", "higher").values[system.key] = \
+                n / (t1 - t0)
+            if system.is_jobmaster:
+                out.row(name, "jobs/s, all recorded in the master (flush returned)",
+                        "higher").values[system.key] = n / (t2 - t0)
+        _guard(out, system, name, run)
+    out.notes += [f"{s.label} async producer: {s.async_method}" for s in systems]
+    return out
+
+
+# -- 10. I/O-bound ----------------------------------------------------------------------------
+IO_CONCURRENCY = 100
+
+
+def io_concurrency(system: System) -> int:
+    """Jobs one worker process of this system waits on at once: 100, RQ 1 (one job at a
+    time per process, no threads or greenlets)."""
+    return 1 if isinstance(system, RQPeer) else IO_CONCURRENCY
+
+
+def io_bound(ctx: Context, systems: Sequence[System], n: int, seconds: float = 0.1) -> Outcome:
+    """N jobs that each wait ``seconds`` (``asyncio.sleep`` in the async-capable systems,
+    ``time.sleep`` under greenlets in Celery, Dramatiq and huey), ONE worker process at
+    concurrency 100 (RQ: 1, and then only as many jobs as 20 s at its ceiling allow).
+    Throughput from the first job's start (first done − ``seconds``) to the last done
+    (jobmaster: all ``succeeded`` in the master), as a share of the ceiling
+    concurrency / ``seconds``; the worker's peak RSS (its process tree) while draining."""
+    out = Outcome()
+    name = "10 I/O-bound, one worker process"
+    for system in systems:
+        def run(system: System = system) -> None:
+            conc = io_concurrency(system)
+            ceiling = conc / seconds
+            jobs = n if conc >= IO_CONCURRENCY else max(10, min(n, int(ceiling * 20)))
+            step = ctx.step("io")
+            system.open(step)
+            key = ctx.prefix + "io:" + step
+            system.bulk(key, jobs, "io", seconds)
+            system.recorded()
+            rss: list[float] = []
+            launched, first, executed, done = _launch_and_drain(ctx, system, key, jobs, 1, conc,
+                                                                mode="io", rss=rss)
+            rate = jobs / (done - (first - seconds))
+            out.row(name, "jobs", "higher", ratio=False).values[system.key] = jobs
+            out.row(name, "jobs at once (concurrency)", "higher",
+                    ratio=False).values[system.key] = conc
+            out.row(name, "jobs/s, first start → all done (jobmaster: succeeded in the "
+                    "master)", "higher").values[system.key] = rate
+            out.row(name, "% of the ceiling (concurrency / 0.1 s)", "higher",
+                    digits=1).values[system.key] = rate / ceiling * 100
+            if system.is_jobmaster:
+                out.row(name, "% of the ceiling, until the last job ran (counter = N)",
+                        "higher", digits=1).values[system.key] = \
+                    jobs / (executed - (first - seconds)) / ceiling * 100
+            out.row(name, "jobs/s, launch → all done", "higher").values[system.key] = \
+                jobs / (done - launched)
+            out.row(name, "worker peak RSS, MiB (process tree)", "lower",
+                    digits=1).values[system.key] = rss[0] if rss else float("nan")
+        _guard(out, system, name, run)
+    out.notes += [f"{s.label} I/O workers: {s.worker_modes['io']}" for s in systems
+                  if s.worker_modes]
+    return out
+
+
+# -- 11. CPU-bound ------------------------------------------------------------------------------
+def cpu_bound(ctx: Context, systems: Sequence[System], n: int, ms: float = 5.0) -> Outcome:
+    """N jobs of ~``ms`` ms of hashing (``hashlib.sha256`` chained, the rounds calibrated
+    once in the bench process), concurrency 2 (processes: jobmaster ``-c 2``, Celery
+    prefork ``-c 2``, Dramatiq 2 processes × 1 thread, RQ 2 ``SimpleWorker``s, huey 2
+    processes, taskiq ``--workers 2``, arq/procrastinate/PgQueuer 2 worker processes).
+    The ideal is 2 cores / ``ms``: the machine's two cores, shared with Redis and the rest."""
+    from bench.handlers import calibrate
+
+    out = Outcome()
+    name = f"11 CPU-bound, {ms:g} ms jobs, concurrency 2"
+    rounds = calibrate(ms / 1000.0)
+    ideal = 2 / (ms / 1000.0)
+    for system in systems:
+        def run(system: System = system) -> None:
+            step = ctx.step("cpu")
+            system.open(step)
+            key = ctx.prefix + "cpu:" + step
+            system.bulk(key, n, "cpu", rounds)
+            system.recorded()
+            launched, first, _executed, done = _launch_and_drain(ctx, system, key, n, 1, 2,
+                                                                 mode="cpu")
+            rate = n / (done - (first - ms / 1000.0))
+            out.row(name, "jobs/s, first start → all done", "higher").values[system.key] = rate
+            out.row(name, f"% of the ideal (2 cores / {ms:g} ms = {ideal:,.0f} jobs/s)",
+                    "higher", digits=1).values[system.key] = rate / ideal * 100
+            out.row(name, "jobs/s, launch → all done", "higher").values[system.key] = \
+                n / (done - launched)
+        _guard(out, system, name, run)
+    out.notes.append(f"CPU-bound job: {rounds:,} chained SHA-256 rounds, calibrated to "
+                     f"{ms:g} ms in the bench process")
+    out.notes += [f"{s.label} CPU workers: {s.worker_modes['cpu']}" for s in systems
+                  if s.worker_modes]
+    return out
+
+
+# -- 12. PostgreSQL agent vs procrastinate and PgQueuer -----------------------------------------
+def postgres(ctx: Context, systems: Sequence[System], single: int, batch: int,
+             drain_n: int) -> Outcome:
+    """jobmaster with the PostgreSQL agent (and master) against procrastinate and PgQueuer:
+    ``single`` one-job enqueues in a loop, one batch of ``batch``, then a drain of
+    ``drain_n`` at concurrency 2, start-up included and excluded. Ratios divide
+    jobmaster·postgres."""
+    out = Outcome()
+    name = "12 PostgreSQL: jobmaster·postgres vs procrastinate, PgQueuer"
+    lead = "jm-postgres"
+    for system in systems:
+        def run(system: System = system) -> None:
+            step = ctx.step("pg")
+            system.open(step)
+            key = ctx.prefix + "pg:" + step
+            system.delay(key)
+            system.recorded()
+            t0 = time.perf_counter()
+            done = _timed_loop(system, key, single, 20.0)
+            t1 = time.perf_counter()
+            system.recorded()
+            t2 = time.perf_counter()
+            out.row(name, "enqueue one call per job: jobs/s, calls returned", "higher",
+                    lead=lead).values[system.key] = done / (t1 - t0)
+            if system.is_jobmaster:
+                out.row(name, "enqueue one call per job: jobs/s, all in the master", "higher",
+                        lead=lead).values[system.key] = done / (t2 - t0)
+            t0 = time.perf_counter()
+            system.bulk(key, batch)
+            t1 = time.perf_counter()
+            system.recorded()
+            t2 = time.perf_counter()
+            out.row(name, f"bulk enqueue of {batch:,}: jobs/s, call returned", "higher",
+                    lead=lead).values[system.key] = batch / (t1 - t0)
+            if system.is_jobmaster:
+                out.row(name, f"bulk enqueue of {batch:,}: jobs/s, all in the master",
+                        "higher", lead=lead).values[system.key] = batch / (t2 - t0)
+            system.close()
+            step = ctx.step("pgd")
+            system.open(step)
+            key = ctx.prefix + "pgd:" + step
+            system.bulk(key, drain_n)
+            system.recorded()
+            launched, first, _executed, done = _launch_and_drain(ctx, system, key, drain_n,
+                                                                 1, 2)
+            out.row(name, f"drain {drain_n:,}: jobs/s, launch → all done (jobmaster: "
+                    "succeeded in the master)", "higher",
+                    lead=lead).values[system.key] = drain_n / (done - launched)
+            out.row(name, f"drain {drain_n:,}: jobs/s, first job → all done", "higher",
+                    lead=lead).values[system.key] = drain_n / max(done - first, 1e-9)
+        _guard(out, system, name, run)
+    out.notes += [f"{s.label} PostgreSQL workers: {s.worker_modes['noop']}" for s in systems
+                  if s.worker_modes and not s.is_jobmaster]
     return out

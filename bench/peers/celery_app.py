@@ -1,4 +1,5 @@
-"""Celery's side of the bench: ``celery -A bench.peers.celery_app worker -P prefork -c 2``.
+"""Celery's side of the bench: ``celery -A bench.peers.celery_app worker -P prefork -c 2``
+(``-P gevent -c 100`` for the I/O-bound jobs, as Celery's docs recommend for them).
 
 Configured for throughput as Celery's docs recommend for many short tasks: prefork pool,
 ``task_acks_late=True`` (at-least-once, like jobmaster), a high
@@ -42,3 +43,13 @@ def noop(key: str) -> None:
 @app.task(name="bench.latency")
 def latency(key: str, enqueued_at: float) -> None:
     handlers.latency(key, enqueued_at)
+
+
+@app.task(name="bench.io")
+def io_wait(key: str, seconds: float) -> None:
+    handlers.io_wait(key, seconds)
+
+
+@app.task(name="bench.cpu")
+def cpu_hash(key: str, rounds: int) -> None:
+    handlers.cpu_hash(key, rounds)

@@ -1,9 +1,12 @@
 """The benchmark's smoke run: ``bench/run.py --quick --peers none`` in a subprocess.
 
 It keeps the bench from rotting (every scenario runs end to end against the real services,
-with real ``jobmaster worker`` and ``jobmaster beat`` processes) without making CI depend
-on Celery or Dramatiq or on timings: it asserts the exit status and that the table has a
-row for each scenario, never a number.
+with real ``jobmaster worker`` and ``jobmaster beat`` processes: the first six scenarios and
+the peer comparison's drains with start-up, launch → first job and import time, async producer,
+I/O-bound, CPU-bound and PostgreSQL scenarios, for jobmaster only) without making CI depend
+on the peers (Celery, Dramatiq, RQ, arq, taskiq, huey, procrastinate, PgQueuer) or on
+timings: it asserts the exit status and that the table has a row for each scenario, never
+a number.
 """
 
 from __future__ import annotations
@@ -22,7 +25,24 @@ SCENARIO_ROWS = {
     "latency": "| 4 latency",
     "future": "| 5 future jobs",
     "scaleout": "| 6 scale-out",
+    "drain-startup": "| 7 drain, worker start-up included",
+    "first-job": "| 8 worker launch → first job",
+    "async-producer": "| 9 async producer",
+    "io": "| 10 I/O-bound",
+    "cpu": "| 11 CPU-bound",
+    "postgres": "| 12 PostgreSQL",
 }
+# rows the peer comparison's scenarios must have for jobmaster (a value, not "—")
+JOBMASTER_ROWS = (
+    ("| 7 drain", "jobs/s, launch → all done"),
+    ("| 8 worker launch", "launch → first job succeeded in the master"),
+    ("| 8 worker launch", "import of the library"),
+    ("| 9 async producer", "jobs/s, every call returned"),
+    ("| 10 I/O-bound", "% of the ceiling (concurrency / 0.1 s)"),
+    ("| 10 I/O-bound", "worker peak RSS"),
+    ("| 11 CPU-bound", "jobs/s, first start → all done"),
+    ("| 12 PostgreSQL", "drain"),
+)
 AGENT_COLUMNS = ("jobmaster·redis", "jobmaster·postgres", "jobmaster·nats", "jobmaster·sqlite")
 
 
@@ -33,7 +53,7 @@ def test_bench_quick_run_has_a_row_for_every_scenario(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--peers", "none",
          "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=280,
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, (
         f"bench/run.py --quick exited {proc.returncode}\n--- stderr\n{proc.stderr[-4000:]}"
@@ -46,7 +66,12 @@ def test_bench_quick_run_has_a_row_for_every_scenario(tmp_path: Path) -> None:
         assert column in header
     for scenario, prefix in SCENARIO_ROWS.items():
         assert any(line.startswith(prefix) for line in lines), f"no row for {scenario}"
-    assert "## Issue 5 targets" in table
+    for prefix, metric in JOBMASTER_ROWS:
+        row = next((line for line in lines if line.startswith(prefix) and metric in line), None)
+        assert row is not None, f"no row {metric!r} in scenario {prefix[2:]!r}"
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert any(c not in ("", "—") for c in cells[2:]), f"no jobmaster value in {row}"
+    assert "## Targets" in table
     assert table in proc.stdout  # the printed table is the written one
 
 
