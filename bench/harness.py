@@ -269,6 +269,22 @@ def tree_rss_mib(pid: int) -> float:
     return sum(rss_kib(p) for p in tree(pid)) / 1024.0
 
 
+def tree_pss_mib(pid: int) -> float:
+    """Summed PSS (proportional set size: a page shared by k processes counts 1/k in each)
+    of a process and its descendants, in MiB, from ``/proc/<pid>/smaps_rollup``; unlike
+    summed RSS it counts pages a forked child shares with its parent once."""
+    total = 0
+    for p in tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            pass
+    return total / 1024.0
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds used so far by a process and its live descendants."""
     tick = os.sysconf("SC_CLK_TCK")

@@ -29,6 +29,7 @@ from bench.harness import (
     cpu_seconds,
     cpu_snapshot,
     percentile,
+    tree_pss_mib,
     tree_rss_mib,
     wait_until,
 )
@@ -445,6 +446,17 @@ def future(ctx: Context, systems: Sequence[System], n: int, peer_n: int,
     return out
 
 
+def _commands(systems: Sequence[System], mode: str, what: str) -> list[str]:
+    """Notes naming each system's worker command for ``mode`` (jobmaster's once: the
+    same for every agent)."""
+    shown = [s for s in systems if s.worker_modes and not s.is_jobmaster]
+    first = next((s for s in systems if s.is_jobmaster), None)
+    if first is not None:
+        shown.insert(0, first)
+    return [f"{'jobmaster' if s.is_jobmaster else s.label} {what}: {s.worker_modes[mode]}"
+            for s in shown]
+
+
 # -- 7. drain with worker start-up included --------------------------------------------------
 def _launch_and_drain(ctx: Context, system: System, key: str, n: int, processes: int,
                       concurrency: int, mode: str = "noop",
@@ -452,7 +464,8 @@ def _launch_and_drain(ctx: Context, system: System, key: str, n: int, processes:
     """Start the workers for jobs already enqueued under ``key``; return the times
     (perf_counter) of the launch, the first job done, the N-th job done, and for jobmaster
     the master holding N jobs ``succeeded`` (for the peers, the N-th job done again).
-    ``rss``: filled with the workers' peak RSS (MiB, process trees summed) meanwhile."""
+    ``rss``: filled with the workers' peak RSS meanwhile, then their PSS once done (MiB,
+    process trees summed)."""
     count = _counter(ctx, key)
     timeout = 120.0 + n / 100.0
     workers: list[Spawned] = []
@@ -470,11 +483,12 @@ def _launch_and_drain(ctx: Context, system: System, key: str, n: int, processes:
         if system.is_jobmaster:
             done = wait_until(f"{n} jobs recorded succeeded in the master",
                               lambda: system.succeeded() >= n, timeout, 0.01, workers)
+        if rss is not None:
+            peak.stop()
+            rss += [peak.value, sum(tree_pss_mib(w.pid) for w in workers)]
         return launched, first, executed, done
     finally:
         peak.stop()
-        if rss is not None:
-            rss.append(peak.value)
         for w in workers:
             ctx.stop(w)
 
@@ -524,8 +538,7 @@ def drain_startup(ctx: Context, systems: Sequence[System], sizes: Sequence[int])
                 out.row(name, f"{n:,} jobs: s, launch → all done", "lower",
                         digits=2).values[system.key] = done - launched
             _guard(out, system, name, run)
-    out.notes += [f"{s.label} workers: {s.worker_modes['noop']}" for s in systems
-                  if s.worker_modes]
+    out.notes += _commands(systems, "noop", "workers")
     return out
 
 
@@ -629,7 +642,9 @@ def async_producer(ctx: Context, systems: Sequence[System], n: int,
                 out.row(name, "jobs/s, all recorded in the master (flush returned)",
                         "higher").values[system.key] = n / (t2 - t0)
         _guard(out, system, name, run)
-    out.notes += [f"{s.label} async producer: {s.async_method}" for s in systems]
+    jm = next((s for s in systems if s.is_jobmaster), None)
+    out.notes += [f"{'jobmaster' if s.is_jobmaster else s.label} async producer: "
+                  f"{s.async_method}" for s in systems if not s.is_jobmaster or s is jm]
     return out
 
 
@@ -681,9 +696,10 @@ def io_bound(ctx: Context, systems: Sequence[System], n: int, seconds: float = 0
                 jobs / (done - launched)
             out.row(name, "worker peak RSS, MiB (process tree)", "lower",
                     digits=1).values[system.key] = rss[0] if rss else float("nan")
+            out.row(name, "worker PSS once done, MiB (process tree; shared pages once)",
+                    "lower", digits=1).values[system.key] = rss[1] if rss else float("nan")
         _guard(out, system, name, run)
-    out.notes += [f"{s.label} I/O workers: {s.worker_modes['io']}" for s in systems
-                  if s.worker_modes]
+    out.notes += _commands(systems, "io", "I/O workers")
     return out
 
 
@@ -718,8 +734,7 @@ def cpu_bound(ctx: Context, systems: Sequence[System], n: int, ms: float = 5.0) 
         _guard(out, system, name, run)
     out.notes.append(f"CPU-bound job: {rounds:,} chained SHA-256 rounds, calibrated to "
                      f"{ms:g} ms in the bench process")
-    out.notes += [f"{s.label} CPU workers: {s.worker_modes['cpu']}" for s in systems
-                  if s.worker_modes]
+    out.notes += _commands(systems, "cpu", "CPU workers")
     return out
 
 
