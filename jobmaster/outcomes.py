@@ -8,7 +8,9 @@ A job ends as one of
 - ``Lost`` — the process running it died;
 - ``Cancelled`` — cancelled before or while it ran, or expired before it started;
 - ``Rejected`` — it can never run (undecodable, unknown definition): dead-lettered;
-- ``Released`` — handed back to its agent unstarted (the worker is stopping).
+- ``Released`` — handed back to its agent unstarted (the worker is stopping);
+- ``Superseded`` — not a run at all: a delivery of a job the master shows settled, or
+  running under another live worker's lease (``jobmaster.fencing``); it never starts.
 
 ``decide`` turns that, with the job's retry policy, into a ``Decision``: the status to
 record, when to retry, the error, and what the agent must do with the message. Every ending
@@ -93,10 +95,21 @@ class Released:
     body: bytes | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Superseded:
+    """This delivery duplicates a run that ended or is under way: the master holds the job
+    as ``status``. ``held_by``: the live worker running it, so the message is left to its
+    lease (which brings it back if that worker dies); ``None``: the job is settled, so the
+    message is acknowledged. Nothing is recorded: the job did not end here."""
+
+    status: JobStatus
+    held_by: str | None = None
+
+
 RETURNED = "returned"
 """The ``reason`` of a ``Cancelled`` the handler returned (``JobResult.cancelled``): it ran."""
 
-Outcome = Succeeded | Raised | TimedOut | Lost | Cancelled | Rejected | Released
+Outcome = Succeeded | Raised | TimedOut | Lost | Cancelled | Rejected | Released | Superseded
 
 
 class AgentAction(StrEnum):
@@ -106,6 +119,8 @@ class AgentAction(StrEnum):
     RETRY = "retry"
     DEAD_LETTER = "dead_letter"
     RELEASE = "release"
+    LEAVE = "leave"
+    """Nothing: the message stays with the claim that holds it until its lease ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +203,10 @@ def decide(
             return Decision(JobStatus.CANCELLED, error=outcome_error(outcome))
         case Released():
             return Decision(JobStatus.QUEUED, action=AgentAction.RELEASE)
+        case Superseded(status=status, held_by=None):
+            return Decision(status)
+        case Superseded(status=status):
+            return Decision(status, action=AgentAction.LEAVE)
         case Rejected(error=reason):
             return Decision(JobStatus.FAILED, error=reason, action=AgentAction.DEAD_LETTER)
         case Raised(retryable=False):
@@ -219,6 +238,10 @@ def explain(outcome: Outcome, decision: Decision, *, attempt: int, max_retries: 
             return f"handed back unstarted: {reason}"
         case Rejected():
             return "cannot run here: moved to the dead letters"
+        case Superseded(status=status, held_by=None):
+            return f"delivered again after it ended ({status}): not run"
+        case Superseded(held_by=worker):
+            return f"delivered again while worker {worker} runs it: not run"
         case Cancelled(reason="expired"):
             return "expired before it started"
         case Cancelled(message=message):

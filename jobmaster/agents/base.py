@@ -89,11 +89,16 @@ class AgentMessage:
 @dataclass(frozen=True, slots=True)
 class Claimed:
     """A message claimed under a lease. ``receipt`` is the agent's own handle for it;
-    ``deliveries`` counts how many times it has been claimed, this time included."""
+    ``deliveries`` counts how many times it has been claimed, this time included.
+    ``fence``: the agent cannot promise that no other claim of the message is live (a
+    NATS server restarted meanwhile may hand out messages it already gave), so the worker
+    checks the master before running it (``jobmaster.fencing``), as it does for every
+    delivery after the first."""
 
     message: AgentMessage
     receipt: Any = field(compare=False)
     deliveries: int = 1
+    fence: bool = False
 
 
 @dataclass(frozen=True, slots=True)

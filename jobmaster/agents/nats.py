@@ -70,6 +70,7 @@ import concurrent.futures
 import hashlib
 import json
 import logging
+import math
 import os
 import ssl
 import string
@@ -131,6 +132,16 @@ RECHECK_SECONDS = 1.0
 
 DEAD_LETTER_CAP = 100_000
 """Dead letters kept per agent (the oldest are dropped)."""
+
+FENCE_LEASES = 2.0
+FENCE_MIN_SECONDS = 10.0
+"""Claims made within ``max(FENCE_LEASES × lease, FENCE_MIN_SECONDS)`` of the client's
+(re)connection are fenced (``Claimed.fence``): a server that was killed can hand out again,
+on restart or up to a lease later, messages whose acks or deliveries it had not yet written
+to disk, and a client cannot tell a restart from a dropped connection."""
+
+SWEEP_SECONDS = 5.0
+"""Least time between two sweeps of one bucket's acknowledged leftovers."""
 
 _SAFE = frozenset(string.ascii_letters + string.digits + "-")
 _DUE = "Jm-Due"
@@ -328,6 +339,8 @@ class NatsAgent(Agent):
         self._batches: dict[str, _Batch] = {}
         self._batch_seq = 0
         self._closing = False
+        self._connected_at = -math.inf  # monotonic time of the last (re)connection
+        self._swept: dict[tuple[str, int], float] = {}  # bucket -> last orphan sweep
 
     # -- plumbing ------------------------------------------------------------------
     def _run(self, what: str, make: Callable[[], Awaitable[T]], wait: float = 0.0) -> T:
@@ -420,6 +433,7 @@ class NatsAgent(Agent):
             )
             nc.options["max_reconnect_attempts"] = -1
             self._auth_refused = False
+            self._connected_at = time.monotonic()
             self._nc = nc
             self._js = nc.jetstream(timeout=self._timeout)
             self._wake_sub = await nc.subscribe(self._subject + ".wake.*", cb=self._on_wake)
@@ -457,6 +471,8 @@ class NatsAgent(Agent):
         log.warning("NATS agent %r lost its connection to %s", self.name, self._where())
 
     async def _on_reconnect(self) -> None:
+        self._connected_at = time.monotonic()
+        self._swept.clear()
         log.info("NATS agent %r reconnected to %s", self.name, self._where())
 
     def _forget_setup(self) -> None:
@@ -666,6 +682,38 @@ class NatsAgent(Agent):
                     raise AgentError(f"NATS pull failed: {status} {msg.headers}")
             return got
 
+    async def _sweep(self, bucket: _Bucket) -> None:
+        """Delete the bucket's messages at or below its consumer's ack floor: every one of
+        them is acknowledged, yet a server killed before it removed them keeps them in the
+        work queue, where no pull reaches them (at most every ``SWEEP_SECONDS``; one by
+        one: a purge would also drop the consumer's pending deliveries)."""
+        now = time.monotonic()
+        key = (bucket.lane, bucket.priority)
+        if now - self._swept.get(key, -math.inf) < SWEEP_SECONDS:
+            return
+        self._swept[key] = now
+        info = await self._jsc.consumer_info(self._stream, bucket.consumer)
+        floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+        seq = 1
+        while seq <= floor:
+            try:
+                raw = await self._jsc.get_msg(self._stream, seq=seq, subject=bucket.subject,
+                                              next=True)
+            except nats.js.errors.Error as exc:
+                if _not_found(exc):
+                    return
+                raise
+            if raw.seq is None or raw.seq > floor:
+                return
+            try:
+                await self._jsc.delete_msg(self._stream, raw.seq)
+            except nats.js.errors.Error as exc:
+                if not _not_found(exc):
+                    raise
+            log.info("NATS agent %r: removed message %d of %s, acknowledged before its "
+                     "server restarted", self.name, raw.seq, bucket.subject)
+            seq = raw.seq + 1
+
     # -- producer ------------------------------------------------------------------
     def push(self, messages: Sequence[AgentMessage]) -> None:
         """Publish messages with pipelined acknowledgements: one round trip per batch."""
@@ -777,6 +825,8 @@ class NatsAgent(Agent):
                 del self._hints[lane]
         await self._ensure_streams()
         counts = await self._subject_counts(lanes)
+        fenced = time.monotonic() - self._connected_at < max(
+            FENCE_LEASES * lease_seconds, FENCE_MIN_SECONDS)
         out: list[Claimed] = []
         malformed: list[tuple[Claimed, str]] = []
         early: dict[str, float] = {}
@@ -788,8 +838,11 @@ class NatsAgent(Agent):
                 if not counts.get(self._job_subject(lane, priority)):
                     continue
                 bucket = await self._bucket(lane, priority, lease_seconds)
-                for msg in await self._pull(bucket, wanted):
-                    claimed, problem = _claimed(msg, lane, priority)
+                pulled = await self._pull(bucket, wanted)
+                if not pulled:
+                    await self._sweep(bucket)
+                for msg in pulled:
+                    claimed, problem = _claimed(msg, lane, priority, fenced)
                     if problem is not None:
                         malformed.append((claimed, problem))
                         continue
@@ -1034,18 +1087,28 @@ class NatsAgent(Agent):
     # -- inspection ----------------------------------------------------------------
 
     def length(self, bucket: Bucket | None = None) -> int:
-        """Messages held (waiting, delayed or claimed) in one bucket or the whole stream."""
+        """Messages held (waiting, delayed or claimed) in one bucket or the whole stream:
+        per bucket, what its consumer has not seen acknowledged (so acknowledged leftovers
+        of a killed server are not counted), or the stream's count for a bucket no worker
+        has claimed from yet."""
         return self._run("count messages", lambda: self._length(bucket))
 
     async def _length(self, bucket: Bucket | None) -> int:
         subject = None if bucket is None else self._job_subject(bucket.lane, int(bucket.priority))
         try:
-            info = await self._jsc.stream_info(self._stream, subjects_filter=subject)
+            info = await self._jsc.stream_info(self._stream, subjects_filter=subject or ">")
+            consumers = await self._jsc.consumers_info(self._stream)
         except nats.js.errors.NotFoundError:
             return 0
+        held: dict[str, int] = dict(info.state.subjects or {})
+        for consumer in consumers:
+            filtered = consumer.config.filter_subject
+            if filtered in held:
+                held[filtered] = min(held[filtered], int(consumer.num_pending or 0)
+                                     + int(consumer.num_ack_pending or 0))
         if subject is None:
-            return int(info.state.messages)
-        return int((info.state.subjects or {}).get(subject, 0))
+            return sum(held.values())
+        return held.get(subject, 0)
 
     def purge(self) -> int:
         """Delete this agent's streams (and so their consumers); they are created again on
@@ -1094,10 +1157,11 @@ def _status(msg: Msg) -> str:
     return str(msg.headers.get("Status", ""))
 
 
-def _claimed(msg: Msg, lane: str, priority: int) -> tuple[Claimed, str | None]:
+def _claimed(msg: Msg, lane: str, priority: int, fence: bool = False
+             ) -> tuple[Claimed, str | None]:
     """A pulled message as a ``Claimed`` (the receipt is the message itself), and what is
     wrong with it (``None`` if nothing: for a malformed message the claim holds what could
-    be kept of it, for the dead letters)."""
+    be kept of it, for the dead letters). ``fence``: see ``Claimed.fence``."""
     h = msg.headers or {}
     md = msg.metadata
     read = _read(h, lane, priority, msg.data)
@@ -1107,7 +1171,7 @@ def _claimed(msg: Msg, lane: str, priority: int) -> tuple[Claimed, str | None]:
     deliveries = base + md.num_delivered
     if md.num_delivered > 1 and read.due > md.timestamp.timestamp():
         deliveries -= 1  # pushed for later: one delivery was (most likely) an early pull
-    return Claimed(read, msg, max(1, deliveries)), None
+    return Claimed(read, msg, max(1, deliveries), fence), None
 
 
 def _read(
