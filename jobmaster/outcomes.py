@@ -10,7 +10,9 @@ A job ends as one of
 - ``Rejected`` — it can never run (undecodable, unknown definition): dead-lettered;
 - ``Released`` — handed back to its agent unstarted (the worker is stopping);
 - ``Superseded`` — not a run at all: a delivery of a job the master shows settled, or
-  running under another live worker's lease (``jobmaster.fencing``); it never starts.
+  running under another live worker's lease (``jobmaster.fencing``); it never starts;
+- ``Lapsed`` — not a run either: a claim held too long unrenewed (the worker could not
+  reach its agent) to be sure its lease still holds; it never starts.
 
 ``decide`` turns that, with the job's retry policy, into a ``Decision``: the status to
 record, when to retry, the error, and what the agent must do with the message. Every ending
@@ -106,10 +108,21 @@ class Superseded:
     held_by: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Lapsed:
+    """A claim this worker could not renew for so long that its lease may have run out,
+    and the agent may have handed the job to another worker: it does not start here, and
+    the message is left to the agent. Nothing is recorded."""
+
+    unrenewed: float
+    """Seconds since the claim was made or last renewed."""
+
+
 RETURNED = "returned"
 """The ``reason`` of a ``Cancelled`` the handler returned (``JobResult.cancelled``): it ran."""
 
-Outcome = Succeeded | Raised | TimedOut | Lost | Cancelled | Rejected | Released | Superseded
+Outcome = (Succeeded | Raised | TimedOut | Lost | Cancelled | Rejected | Released | Superseded
+           | Lapsed)
 
 
 class AgentAction(StrEnum):
@@ -207,6 +220,8 @@ def decide(
             return Decision(status)
         case Superseded(status=status):
             return Decision(status, action=AgentAction.LEAVE)
+        case Lapsed():
+            return Decision(JobStatus.QUEUED, action=AgentAction.LEAVE)
         case Rejected(error=reason):
             return Decision(JobStatus.FAILED, error=reason, action=AgentAction.DEAD_LETTER)
         case Raised(retryable=False):
@@ -242,6 +257,9 @@ def explain(outcome: Outcome, decision: Decision, *, attempt: int, max_retries: 
             return f"delivered again after it ended ({status}): not run"
         case Superseded(held_by=worker):
             return f"delivered again while worker {worker} runs it: not run"
+        case Lapsed(unrenewed=seconds):
+            return (f"its lease was not renewed for {seconds:.1f} s (the agent could not be "
+                    "reached) and may have passed to another worker: not started")
         case Cancelled(reason="expired"):
             return "expired before it started"
         case Cancelled(message=message):

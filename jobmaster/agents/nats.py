@@ -787,6 +787,15 @@ class NatsAgent(Agent):
             again = AGAIN_AFTER_MALFORMED
             while True:
                 event.clear()
+                if not self._conn.is_connected:
+                    # the server is gone for now (the client reconnects on its own): wait
+                    # for it no longer than asked, so the worker goes on recording and
+                    # heartbeating the master meanwhile instead of hanging here
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        return []
+                    await asyncio.sleep(min(remaining, 0.05))
+                    continue
                 got, removed = await self._claim_once(lanes, limit, lease_seconds)
                 if got:
                     return got
@@ -935,7 +944,8 @@ class NatsAgent(Agent):
     async def _extend(self, msgs: Sequence[Msg]) -> None:
         for msg in msgs:
             await msg.in_progress()
-        await self._conn.flush(int(self._timeout + 1))
+        if self._conn.is_connected:  # else they wait in the client's buffer for the server
+            await self._conn.flush(int(self._timeout + 1))
 
     def dead_letter(self, items: Sequence[tuple[Claimed, str]]) -> None:
         """Publish each message with its reason to the dead-letter stream, then ack it."""

@@ -62,3 +62,31 @@ def test_nothing_acknowledged_is_lost_under_kills_and_a_broker_restart(
     assert verdict.mismatches == [], report
     assert [d for d in verdict.duplicated if d.kind not in SETTLED_LATE] == [], report
     assert [u for u in verdict.unexpected if not u[2]] == [], report
+
+
+@pytest.mark.slow
+def test_nats_restarted_with_kill_9_runs_no_job_inside_a_live_lease_and_keeps_no_leftovers(
+        services: Services, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The NATS restart case: a killed nats-server can forget acks and in-flight
+    deliveries and hand those messages out again at once, inside the first worker's live
+    lease, and keep acknowledged messages in the stream. The workers fence such deliveries
+    against the master (``jobmaster.fencing``) and the agent sweeps the leftovers."""
+    settings = Settings(jobs=400, duration=16.0, workers=3, concurrency=2, lease=3.0,
+                        work_ms=10.0, drain_timeout=60.0, seed=11)
+    try:
+        result = run_one("nats", "restart", ("broker-restart",), settings, services,
+                         tmp_path_factory.mktemp("chaos-nats-restart"))
+    except Missing as exc:
+        if in_ci():
+            pytest.fail(f"{exc}; CI needs every server the chaos runs use")
+        pytest.skip(str(exc))
+    report = details(result)
+    assert result.error is None, report
+    assert result.timeline.counts["agent-down"] >= 1, report
+    verdict = result.verdict
+    assert verdict is not None
+    assert result.drained, report
+    assert verdict.acked >= 350, report
+    assert verdict.lost == [] and verdict.mismatches == [], report
+    assert [d for d in verdict.duplicated if d.kind not in SETTLED_LATE] == [], report
+    assert not [n for n in result.notes if "still holds" in n], report
