@@ -10,9 +10,9 @@ redis-server (appendonly yes), nats-server -js, PostgreSQL (initdb), MariaDB and
 RabbitMQ node; the SQLite stack uses files. Faults: worker-kill (SIGKILL a worker every
 3-5 s), beat-kill (SIGKILL the leading beat of three), broker-restart (SIGKILL the agent's
 server and start it again; SQLite: every worker killed at once), master-restart
-(PostgreSQL immediate shutdown, MariaDB SIGKILL), producer-kill (SIGKILL mid-loop) and
-partition (a TCP proxy per worker blackholes or resets its agent link). Clock skew is not
-injected.
+(PostgreSQL immediate shutdown, MariaDB SIGKILL), producer-kill (SIGKILL mid-loop),
+partition (a TCP proxy per worker blackholes or resets its agent link) and clock-skew (a
+worker stopped and replaced by one whose wall clock is 30 s to 5 min off).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def table(results: list[RunResult]) -> str:
         injected = ", ".join(f"{k.replace('-kill', '')}×{v}" for k, v in sorted(counts.items())
                              if k in ("worker-kill", "beat-kill", "producer-kill",
                                       "all-workers-kill", "agent-down", "master-down",
-                                      "partition"))
+                                      "partition", "clock-skew"))
         v = r.verdict
         if v is None:
             rows.append((r.agent, r.scenario, "-", "-", "-", "-", "-", "-", "-", "-",

@@ -17,6 +17,13 @@ SIDE_EFFECTS = "JM_CHAOS_SIDE_EFFECTS"
 DEFINITION = "chaos-touch"
 
 
+def _true_time() -> float:
+    """The host's real wall clock, also in a worker whose clock is set off on purpose
+    (``tests.fixtures.skewed`` shifts ``time.time``): the ledger compares runs across
+    workers."""
+    return time.clock_gettime(time.CLOCK_REALTIME)
+
+
 def append_line(path: str, line: str) -> None:
     """Append ``line`` (one ``write``, then ``fsync``) to ``path``."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -33,7 +40,7 @@ def make_app() -> App:
 
     @app.job(definition_id=DEFINITION)
     def touch(ctx: JobContext, token: str, work: float = 0.0) -> str:
-        started = time.time()
+        started = _true_time()
         # in the prefork pool the handler runs in a child: its parent is the worker
         worker, pid = os.getppid(), os.getpid()
         if work > 0:
@@ -41,7 +48,7 @@ def make_app() -> App:
         path = os.environ.get(SIDE_EFFECTS)
         if path:
             append_line(path, f"{token}\t{ctx.job_id}\t{ctx.attempt}\t{worker}\t{pid}\t"
-                              f"{started:.6f}\t{time.time():.6f}\n")
+                              f"{started:.6f}\t{_true_time():.6f}\n")
         return token
 
     return app

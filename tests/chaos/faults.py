@@ -29,6 +29,17 @@ def worker_kill(run: ChaosRun, stop: threading.Event, rng: random.Random) -> Non
             run.kill_worker(rng.choice(live))
 
 
+def clock_skew(run: ChaosRun, stop: threading.Event, rng: random.Random) -> None:
+    """Every 6–10 s, stop a random worker (warm) and start one whose wall clock is 30 s to
+    5 min behind or ahead of the master's (``tests.fixtures.skewed``): leases, heartbeats
+    and fencing must not depend on the workers' clocks."""
+    while not stop.wait(rng.uniform(6.0, 10.0)):
+        live = run.live_workers()
+        if live:
+            run.replace_worker_skewed(rng.choice(live),
+                                      rng.choice((-1.0, 1.0)) * rng.uniform(30.0, 300.0))
+
+
 def beat_kill(run: ChaosRun, stop: threading.Event, rng: random.Random) -> None:
     """With several beats running, SIGKILL the one that leads every 4–7 s; a replacement
     beat starts at once."""
@@ -84,6 +95,7 @@ FAULTS: dict[str, Fault] = {
     "worker-kill": worker_kill,
     "beat-kill": beat_kill,
     "broker-restart": agent_restart,
+    "clock-skew": clock_skew,
     "master-restart": master_restart,
     "producer-kill": producer_kill,
     "partition": partition,
@@ -96,6 +108,7 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "master": ("master-restart",),
     "producer": ("producer-kill",),
     "partition": ("partition",),
+    "skew": ("clock-skew",),
     "mix": tuple(FAULTS),
 }
 """Named fault mixes; ``mix`` is every fault that applies to the stack."""
@@ -107,6 +120,8 @@ def applies(name: str, stack: Stack) -> str | None:
         return "the master is a SQLite file: no server to restart"
     if name == "partition" and stack.agent_port is None:
         return "the agent is an embedded file: no network link to cut"
+    if name == "clock-skew" and stack.kind == "sqlite":
+        return "an embedded agent lives on one host, with one clock"
     if name == "broker-restart" and stack.agent_server is None and stack.kind != "sqlite":
         return "the agent is a shared server the harness may not kill"
     return None

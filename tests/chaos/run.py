@@ -253,17 +253,20 @@ class ChaosRun:
                    **({"proxy": proxy.port} if proxy is not None else {}))
         return proc
 
-    def start_worker(self) -> Proc:
+    def start_worker(self, skew: float = 0.0) -> Proc:
         """Start a ``jobmaster worker`` (through a proxy of its own when partitions are in
-        the mix)."""
+        the mix; with its wall clock ``skew`` seconds off, if given)."""
         env: dict[str, str] = {}
         proxy = None
         if self.hub is not None and self.stack.agent_port is not None:
             proxy = self.hub.proxy(("127.0.0.1", self.stack.agent_port))
             env["JOBMASTER_AGENT_URL"] = self.stack.agent_url_at(proxy.port)
-        proc = self._spawn("worker", ["-m", "jobmaster", "worker", "-A", APP_MODULE, "-c",
+        command = ["-m", "tests.fixtures.skewed", repr(skew)] if skew else ["-m", "jobmaster"]
+        proc = self._spawn("worker", [*command, "worker", "-A", APP_MODULE, "-c",
                                       str(self.settings.concurrency), "-l",
                                       self.settings.log_level], env, proxy)
+        if skew:
+            self.event("clock-skew", pid=proc.pid, skew=round(skew, 1))
         with self._lock:
             self.workers.append(proc)
         return proc
@@ -306,6 +309,15 @@ class ChaosRun:
         self._sigkill(proc, "worker-kill")
         if replace:
             self.start_worker()
+
+    def replace_worker_skewed(self, proc: Proc, skew: float) -> None:
+        """Stop a worker warm (SIGTERM: it finishes what it runs) and start one whose wall
+        clock is ``skew`` seconds off."""
+        proc.killed = True  # stopped on purpose: not a worker that died on its own
+        self.event("worker-stop", pid=proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            proc.popen.send_signal(signal.SIGTERM)
+        self.start_worker(skew)
 
     def kill_all_workers(self) -> None:
         """SIGKILL every worker at once, then start as many again."""
