@@ -43,7 +43,11 @@ of a ``TEXT`` column.
 URL query parameters passed to PyMySQL: ``charset``, ``connect_timeout`` (default 5 s,
 bounding the TCP connect and the handshake), ``read_timeout`` (default 120 s: how long a
 call waits for a silent server), ``write_timeout``, ``unix_socket``, ``ssl_ca``,
-``ssl_cert``, ``ssl_key``, ``ssl_verify_cert``, ``ssl_verify_identity``.
+``ssl_cert``, ``ssl_key``, ``ssl_verify_cert``, ``ssl_verify_identity``. With ``ssl_ca``
+the server's certificate must be signed by that CA (``ssl_verify_cert`` defaults to true
+then; ``ssl_verify_cert=false`` only encrypts); ``ssl_verify_identity=true`` also checks
+the host name. Without ``ssl_*`` options the certificate is not checked (whether the
+connection is encrypted then depends on the PyMySQL version and the server).
 """
 
 from __future__ import annotations
@@ -147,6 +151,8 @@ def mysql_connect_args(url: str) -> dict[str, Any]:
             raise ConfigurationError(
                 f"MySQL agent URL {redacted!r}: unknown parameter {key!r}; known: {known}"
             )
+    if "ssl_ca" in args:  # PyMySQL alone would encrypt without checking the certificate
+        args.setdefault("ssl_verify_cert", True)
     args.update(autocommit=True, binary_prefix=True, max_allowed_packet=1 << 30)
     return args
 

@@ -64,6 +64,12 @@ itself has no deduplication. ``length()`` counts waiting and delayed messages, a
 the claims of this agent object (RabbitMQ does not count a queue's unacknowledged messages
 over AMQP); ``length(bucket)`` leaves out delayed messages.
 
+**TLS.** ``amqps://`` (port 5671 by default) checks the server's certificate and host name
+against the system's CAs. pika's ``ssl_options`` URL option, a URL-encoded Python dict,
+names a CA of your own and a client certificate:
+``?ssl_options={'ca_certs': '/etc/ssl/ca.pem', 'certfile': ..., 'keyfile': ...}`` (also
+``server_hostname``); it is passed to pika unchanged, like pika's other options.
+
 pika's ``BlockingConnection`` is used under a lock (one connection per agent and process);
 publisher confirms are pipelined through the channel's underlying pika ``Channel``.
 """

@@ -1,7 +1,8 @@
 """TLS and credentials against real servers configured for them: private nats-server,
-redis-server and PostgreSQL instances with certificates from a test CA, each requiring
-credentials. Jobs travel over TLS; a wrong password says the server refused the
-credentials (distinct from "cannot reach"); an untrusted certificate is refused."""
+redis-server, PostgreSQL, MariaDB and RabbitMQ instances with certificates from a test CA,
+each requiring credentials. Jobs travel over TLS; a wrong password says the server refused
+the credentials (distinct from "cannot reach"); an untrusted certificate is refused; no
+password shows in an error."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn, TypeVar
+from urllib.parse import quote
 
 import pytest
 
@@ -18,18 +23,35 @@ from jobmaster import AgentError, App
 from jobmaster.agents.base import Bucket, resolve_agent
 from jobmaster.exceptions import AgentUnreachableError
 from jobmaster.testing.agent_conformance import message as msg
+from tests.chaos.servers import MariaDBServer, Missing, RabbitMQServer, kill_tree
 from tests.conftest import wait_until
 from tests.services import in_ci
+
+_S = TypeVar("_S")
+_START_SECONDS = 60.0  # a private server's start, cold caches included
+
+
+def _missing(what: str) -> NoReturn:
+    if in_ci():
+        pytest.fail(f"{what} is not installed")
+    pytest.skip(f"{what} is not installed")
 
 
 def _need(binary: str) -> str:
     found = shutil.which(binary) or next(
         (str(p) for p in Path("/usr/lib/postgresql").glob(f"*/bin/{binary}")), None)
     if found is None:
-        if in_ci():
-            pytest.fail(f"{binary} is not installed")
-        pytest.skip(f"{binary} is not installed")
+        _missing(binary)
     return found
+
+
+def _server(make: Callable[[], _S]) -> _S:
+    """``make()``, a ``tests.chaos.servers`` server: skipped (failed in CI) if its binaries
+    are missing."""
+    try:
+        return make()
+    except Missing as exc:
+        _missing(str(exc).removesuffix(" is not installed"))
 
 
 def _free_port() -> int:
@@ -227,3 +249,257 @@ def test_nats_security_options_are_checked_when_the_agent_is_made(certs: Path) -
         resolve_agent("tls://127.0.0.1:4222?ca=/nowhere/ca.pem")
     with pytest.raises(ConfigurationError, match="both"):
         resolve_agent(f"tls://127.0.0.1:4222?cert={certs / 'server.pem'}")
+
+
+def _start(server: MariaDBServer | RabbitMQServer) -> None:
+    """Start a private server; if it fails, fail with the end of its log (its directory is
+    deleted at teardown)."""
+    try:
+        server.start()
+    except Exception as exc:  # noqa: BLE001 - reported with the log
+        try:
+            log = (server.dir / f"{server.name}.log").read_text(errors="replace")[-3000:]
+        except OSError:
+            log = "(no log)"
+        pytest.fail(f"the private {server.name} did not start: {exc}\n{log}")
+
+
+def _kill(server: MariaDBServer | RabbitMQServer | None) -> None:
+    """SIGKILL a private server and every process of it (its data is thrown away)."""
+    if server is not None and server.proc is not None:
+        kill_tree(server.proc.pid)
+        server.proc.wait(10)
+
+
+def _no_secret(error: BaseException, *secrets: str) -> str:
+    """``error``'s text, after checking that none of ``secrets`` is in it."""
+    text = str(error)
+    for secret in secrets:
+        assert secret not in text, f"a password shows in: {text}"
+    return text
+
+
+# -- MySQL / MariaDB ------------------------------------------------------------------------
+_MYSQL_PASSWORD = "Tls-My-Pw-41c7"
+_WRONG_PASSWORD = "Not-The-Pw-9d2e"
+
+
+class _SecureMariaDB(MariaDBServer):
+    """``MariaDBServer`` with the test CA's certificate, taking TCP connections over TLS only
+    (``require_secure_transport``), with database ``jmtls`` and its user ``jm``, who must
+    use TLS (``REQUIRE SSL``). Root sets them up through the Unix socket."""
+
+    name = "mariadb-ssl"
+
+    def __init__(self, directory: Path, certs: Path) -> None:
+        super().__init__(directory)
+        self.certs = certs
+        self.socket = self.dir / "mysqld.sock"
+
+    def start(self) -> None:
+        import pymysql
+
+        user = ["--user=root"] if os.geteuid() == 0 else []
+        made = subprocess.run([self.install, "--no-defaults", f"--datadir={self.data}",
+                               "--auth-root-authentication-method=normal", "--skip-test-db",
+                               *user], capture_output=True, timeout=120, check=False)
+        if made.returncode != 0:
+            raise RuntimeError(f"mariadb-install-db failed: {made.stderr.decode()[-2000:]}")
+        log = self._log()
+        self.proc = subprocess.Popen(
+            [self.binary, "--no-defaults", f"--datadir={self.data}", f"--port={self.port}",
+             "--bind-address=127.0.0.1", f"--socket={self.socket}",
+             f"--pid-file={self.dir / 'mysqld.pid'}", "--skip-name-resolve",
+             "--innodb-flush-log-at-trx-commit=0", f"--ssl-ca={self.certs / 'ca.pem'}",
+             f"--ssl-cert={self.certs / 'server.pem'}",
+             f"--ssl-key={self.certs / 'server.key'}", "--require-secure-transport=ON", *user],
+            stdout=log, stderr=log)
+        os.close(log)
+        deadline = time.monotonic() + _START_SECONDS
+        while True:  # the socket answers once mariadbd takes connections
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mariadbd exited with {self.proc.returncode}")
+            try:
+                conn = pymysql.connect(unix_socket=str(self.socket), user="root",
+                                       autocommit=True, connect_timeout=1)
+                break
+            except pymysql.err.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT @@require_secure_transport")
+                assert cursor.fetchone() == (1,)
+                cursor.execute("CREATE DATABASE jmtls")
+                cursor.execute("CREATE USER 'jm'@'%%' IDENTIFIED BY %s REQUIRE SSL",
+                               (_MYSQL_PASSWORD,))
+                cursor.execute("GRANT ALL ON jmtls.* TO 'jm'@'%'")
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def mariadb_ssl(certs: Path) -> Iterator[int]:
+    """A private MariaDB taking TLS connections only, user ``jm``; its port."""
+    import pymysql
+
+    directory = Path(tempfile.mkdtemp(prefix="jm-mariadb-ssl-"))  # short: a socket lives there
+    server: _SecureMariaDB | None = None
+    try:
+        server = _server(lambda: _SecureMariaDB(directory, certs))
+        _start(server)
+        with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
+            pymysql.connect(host="127.0.0.1", port=server.port, user="jm",  # no TLS: no entry
+                            password=_MYSQL_PASSWORD, ssl_disabled=True, connect_timeout=5)
+        yield server.port
+    finally:
+        _kill(server)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_mysql_master_and_agent_over_verified_tls(mariadb_ssl: int, certs: Path) -> None:
+    where = f"127.0.0.1:{mariadb_ssl}/jmtls"
+    agent = f"mysql://jm:{_MYSQL_PASSWORD}@{where}?ssl_ca={certs / 'ca.pem'}&ssl_verify_cert=true"
+    _round_trip(agent, "jmtls10")
+    # SQLAlchemy turns ssl_ca into PyMySQL's ssl={"ca": ...}, which checks the certificate
+    # and the host name. Not with ssl_verify_cert=true: PyMySQL then builds its TLS
+    # settings from its ssl_* arguments alone, without the CA SQLAlchemy moved away.
+    master = f"mysql+pymysql://jm:{_MYSQL_PASSWORD}@{where}?ssl_ca={certs / 'ca.pem'}"
+    app = App("tls", master=master, agents={"main": agent}, namespace="jmtls11")
+    try:
+        app.migrate()
+
+        @app.job(definition_id="add")
+        def add(x: int, y: int) -> int:
+            return x + y
+
+        from jobmaster.testing import drain
+
+        handle = add.delay(x=2, y=3)
+        drain(app)  # real workers, in threads of this process
+        assert handle.result(timeout=10) == 5
+        import sqlalchemy as sa
+
+        with app.master.engine.connect() as conn:
+            cipher = conn.execute(sa.text("SHOW SESSION STATUS LIKE 'Ssl_cipher'")).one()[1]
+        assert cipher, "the master's connection is not encrypted"
+    finally:
+        app.close()
+
+
+def test_mysql_refuses_a_wrong_password_and_an_untrusted_certificate(
+        mariadb_ssl: int, certs: Path) -> None:
+    from jobmaster.exceptions import ConfigurationError, MasterUnreachableError
+    from jobmaster.master.repository import Master
+
+    where = f"127.0.0.1:{mariadb_ssl}/jmtls"
+    trusted = f"ssl_ca={certs / 'ca.pem'}&ssl_verify_cert=true"
+    wrong = _refused(f"mysql://jm:{_WRONG_PASSWORD}@{where}?{trusted}", "jmtls12")
+    assert not isinstance(wrong, AgentUnreachableError)
+    assert "refused the credentials" in _no_secret(wrong, _WRONG_PASSWORD)
+    # another CA (checked whether or not ssl_verify_cert says so), or the system's CAs
+    for tls in (f"ssl_ca={certs / 'other.pem'}&ssl_verify_cert=true",
+                f"ssl_ca={certs / 'other.pem'}", "ssl_verify_cert=true"):
+        untrusted = _refused(f"mysql://jm:{_MYSQL_PASSWORD}@{where}?{tls}", "jmtls13")
+        assert "certificate verify failed" in _no_secret(untrusted, _MYSQL_PASSWORD)
+
+    def master_error(password: str, ca: str, error: type[Exception]) -> str:
+        master = Master(f"mysql+pymysql://jm:{password}@{where}?ssl_ca={certs / ca}")
+        try:
+            with pytest.raises(error) as info:
+                master.ensure_ready()
+        finally:
+            master.engine.dispose()
+        return _no_secret(info.value, _MYSQL_PASSWORD, _WRONG_PASSWORD)
+
+    # refused credentials are a configuration error (nothing to wait for), an untrusted
+    # certificate a master that cannot be reached
+    refused = master_error(_WRONG_PASSWORD, "ca.pem", ConfigurationError)
+    assert "refused the credentials" in refused and "Access denied for user 'jm'" in refused
+    assert "certificate verify failed" in master_error(_MYSQL_PASSWORD, "other.pem",
+                                                       MasterUnreachableError)
+
+
+# -- RabbitMQ -------------------------------------------------------------------------------
+_RABBIT_PASSWORD = "Tls-Rabbit-Pw-6b03"
+
+
+class _SecureRabbitMQ(RabbitMQServer):
+    """``RabbitMQServer`` with one listener, TLS with the test CA's certificate on
+    ``tls_port`` (no plain AMQP listener), and user ``jm`` in place of ``guest``."""
+
+    name = "rabbitmq-tls"
+
+    def __init__(self, directory: Path, certs: Path) -> None:
+        super().__init__(directory)
+        self.tls_port = _free_port()
+        self.ca = certs / "ca.pem"
+        for name in ("ca.pem", "server.pem", "server.key"):  # readable by its own user
+            shutil.copy(certs / name, self.dir / name)
+            if self._user is not None:
+                shutil.chown(self.dir / name, self._user)
+        (self.dir / "rabbitmq.conf").write_text(f"""
+listeners.tcp = none
+listeners.ssl.default = 127.0.0.1:{self.tls_port}
+ssl_options.cacertfile = {self.dir / 'ca.pem'}
+ssl_options.certfile = {self.dir / 'server.pem'}
+ssl_options.keyfile = {self.dir / 'server.key'}
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+default_user = jm
+default_pass = {_RABBIT_PASSWORD}
+""")
+
+    def _wait_ready(self) -> None:
+        import ssl
+
+        import pika
+
+        parameters = pika.ConnectionParameters(
+            "127.0.0.1", self.tls_port, credentials=pika.PlainCredentials("jm", _RABBIT_PASSWORD),
+            ssl_options=pika.SSLOptions(ssl.create_default_context(cafile=str(self.ca))),
+            connection_attempts=1, socket_timeout=2)
+        deadline = time.monotonic() + _START_SECONDS
+        while True:  # the AMQP handshake, not just the port: it opens before it is ready
+            if self.proc is None or self.proc.poll() is not None:
+                raise RuntimeError(f"rabbitmq-server exited with {self.proc.returncode}")
+            try:
+                pika.BlockingConnection(parameters).close()
+                return
+            except pika.exceptions.AMQPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def rabbitmq_tls(certs: Path) -> Iterator[int]:
+    """A private RabbitMQ node taking AMQP over TLS only, user ``jm``; its TLS port."""
+    directory = Path(tempfile.mkdtemp(prefix="jm-rabbitmq-tls-"))
+    server: _SecureRabbitMQ | None = None
+    try:
+        server = _server(lambda: _SecureRabbitMQ(directory, certs))
+        _start(server)
+        yield server.tls_port
+    finally:
+        _kill(server)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _ssl_options(ca: Path) -> str:
+    """pika's ``ssl_options`` URL parameter trusting ``ca``."""
+    return quote(repr({"ca_certs": str(ca)}), safe="")
+
+
+def test_rabbitmq_over_tls_with_a_user_of_its_own(rabbitmq_tls: int, certs: Path) -> None:
+    where = f"127.0.0.1:{rabbitmq_tls}/%2F?timeout=5"
+    trusted = f"ssl_options={_ssl_options(certs / 'ca.pem')}"
+    _round_trip(f"amqps://jm:{_RABBIT_PASSWORD}@{where}&{trusted}", "jmtls14")
+    wrong = _refused(f"amqps://jm:{_WRONG_PASSWORD}@{where}&{trusted}", "jmtls15")
+    assert not isinstance(wrong, AgentUnreachableError)
+    assert "refused the credentials" in _no_secret(wrong, _WRONG_PASSWORD)
+    # a CA that did not sign the server's certificate, and the system's CAs (amqps:// alone)
+    for tls in (f"&ssl_options={_ssl_options(certs / 'other.pem')}", ""):
+        untrusted = _refused(f"amqps://jm:{_RABBIT_PASSWORD}@{where}{tls}", "jmtls16")
+        assert "certificate verify failed" in _no_secret(untrusted, _RABBIT_PASSWORD)
