@@ -16,14 +16,19 @@ from bench import handlers
 from jobmaster import App
 
 
-def make_app(name: str = "bench", io: bool = False, **options: Any) -> App:
-    """An app with the bench's definitions (``io``: also the ``async def`` ``bench.io``)."""
+def make_app(name: str = "bench", io: bool = False, io_only: bool = False,
+             **options: Any) -> App:
+    """An app with the bench's definitions (``io``: also the ``async def`` ``bench.io``;
+    ``io_only``: that job alone, an I/O worker's app, whose worker runs its jobs in its
+    own process: no forked child)."""
     app = App(name, **options)
+    if io or io_only:
+        app.job(definition_id="bench.io")(handlers.io_wait_async)
+    if io_only:
+        return app
     app.job(definition_id="bench.noop")(handlers.noop)
     app.job(definition_id="bench.latency")(handlers.latency)
     app.job(definition_id="bench.cpu")(handlers.cpu_hash)
-    if io:
-        app.job(definition_id="bench.io")(handlers.io_wait_async)
     return app
 
 

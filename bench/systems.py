@@ -170,7 +170,8 @@ class Jobmaster(System):
     async_method = "`definition.delay_async(...)`"
     worker_modes = {
         "noop": "`jobmaster worker -A bench.jm_app -c 2 --pool prefork`",
-        "io": "`jobmaster worker -A bench.jm_io_app -c 1 --async-slots 100` (`async def` job)",
+        "io": ("`jobmaster worker -A bench.jm_io_app -c 1 --async-slots 100` (an app of one "
+               "`async def` job: run in the worker process)"),
         "cpu": "`jobmaster worker -A bench.jm_app -c 2 --pool prefork`",
     }
 

@@ -34,7 +34,6 @@ from jobmaster.forking import after_fork
 from jobmaster.jobs import JobHandle, JobsAPI
 from jobmaster.lanes import LanesAPI
 from jobmaster.locks import Lock
-from jobmaster.master.repository import Master
 from jobmaster.middleware import Middleware, Pipeline
 from jobmaster.middleware.canvas import WorkflowSteps
 from jobmaster.middleware.continuous import OneAtATime
@@ -46,6 +45,7 @@ from jobmaster.serialization import JSONSerializer, Serializer, make_serializer
 from jobmaster.workers_api import WorkersAPI
 
 if TYPE_CHECKING:
+    from jobmaster.master.repository import Master
     from jobmaster.scheduling import SchedulesAPI, SchedulesHost
 
 P = ParamSpec("P")
@@ -282,6 +282,8 @@ class App:
     def master(self) -> Master:
         """The master repository (opened on first use)."""
         if self._master is None:
+            from jobmaster.master.repository import Master  # SQLAlchemy: on first use
+
             with self._lock:
                 if self._master is None:
                     self._master = Master(self.config.master_url,

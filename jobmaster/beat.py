@@ -206,7 +206,7 @@ class Beat:
             clock = time.monotonic()
             if clock >= self._next_reap:
                 self._next_reap = clock + self.app.config.lease_seconds
-                report.reaped = self.reap(now)
+                report.reaped = self.reap()
             if clock >= self._next_cleanup:
                 self._next_cleanup = clock + 60.0
                 report.deleted = self.clean_up(now)
@@ -346,9 +346,10 @@ class Beat:
         return promoted
 
     def reap(self, now: datetime | None = None) -> int:
-        """Push again the jobs of workers that stopped heart-beating."""
+        """Push again the jobs of workers that stopped heart-beating (for two leases, by
+        the master's clock, which stamps their heartbeats: ``now`` is that clock's time)."""
         app, master = self.app, self.app.master
-        now = now or datetime.now(UTC)
+        now = now or master.clock()
         seen_before = now - timedelta(seconds=2 * app.config.lease_seconds)
         rows = master.stale_running_jobs(app.name, seen_before)
         count = 0

@@ -32,9 +32,8 @@ from jobmaster.exceptions import ArgumentsError, JobTimeoutError
 from jobmaster.host import AppResources
 from jobmaster.ids import new_job_id
 from jobmaster.jobs import CELERY_STATES, JobHandle, JobsAPI
-from jobmaster.master.repository import from_timestamp, utcnow
 from jobmaster.master.rows import job_row
-from jobmaster.master.workflows import WAITING, WORKFLOW_KEY, Workflows
+from jobmaster.master.timestamps import from_timestamp, utcnow
 from jobmaster.models import JobStatus
 from jobmaster.options import JobOptions, duration
 from jobmaster.producer import Producer, due_time
@@ -367,6 +366,8 @@ class _Built:
 
 def _build(host: WorkflowHost, node: Node, workflow_id: str, now: float) -> _Built:
     """The envelope of one node, its arguments checked against its definition."""
+    from jobmaster.master.workflows import WORKFLOW_KEY  # SQLAlchemy: on use
+
     sig = node.signature
     definition = sig.definition
     values = dict(sig.options)
@@ -408,6 +409,8 @@ def _build(host: WorkflowHost, node: Node, workflow_id: str, now: float) -> _Bui
 def apply_workflow(planned: Plan) -> WorkflowHandle:
     """Store a planned workflow in the master, in one transaction, and push the jobs that
     can start now; return its handle. Nothing is stored if an argument is refused."""
+    from jobmaster.master.workflows import WAITING, Workflows  # SQLAlchemy: on use
+
     hosts = {id(n.signature.definition.app): n.signature.definition.app for n in planned.nodes}
     host = next(iter(hosts.values()))
     names = {h.name for h in hosts.values()}

@@ -21,8 +21,7 @@ from jobmaster.agents.base import Agent, DeadLetter
 from jobmaster.envelope import Envelope, EnvelopeError
 from jobmaster.exceptions import JobmasterError
 from jobmaster.host import AppResources
-from jobmaster.master.repository import from_timestamp
-from jobmaster.master.rows import envelope_from_row
+from jobmaster.master.timestamps import from_timestamp
 
 if TYPE_CHECKING:
     from jobmaster.producer import Producer
@@ -204,6 +203,8 @@ class DeadLettersAPI:
             raise EnvelopeError(f"cannot be requeued: its body is {exc}") from None
         master = self._app.master
         if master.get_job(env.id) is not None:
+            from jobmaster.master.rows import envelope_from_row  # with the master, on use
+
             row = master.requeue_job(env.id, due=from_timestamp(now),  # type: ignore[arg-type]
                                      reason="requeued from the dead letters")
             if row is not None:

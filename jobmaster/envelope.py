@@ -102,6 +102,13 @@ class Envelope:
 
     def header(self) -> dict[str, Any]:
         """The header fields, options inlined under their names."""
+        header = self.own_header()
+        header.update(zip(OPTION_NAMES, option_values(self.options), strict=True))
+        return header
+
+    def own_header(self) -> dict[str, Any]:
+        """The header fields of this job's own, without its options (``header`` adds
+        them; ``HeaderTemplate`` adds them serialized once for many jobs)."""
         header: dict[str, Any] = {
             "id": self.id, "cluster": self.cluster, "definition_id": self.definition_id,
             "encoding": self.encoding, "created_at": self.created_at, "due": self.due,
@@ -112,7 +119,6 @@ class Envelope:
             header["permit_at"] = self.permit_at
         if self.signature is not None:
             header["sig"] = self.signature
-        header.update(zip(OPTION_NAMES, option_values(self.options), strict=True))
         return header
 
     def to_bytes(self) -> bytes:
@@ -213,6 +219,34 @@ class Envelope:
         """The envelope of the retry, due at ``due``."""
         return replace(self, attempt=min(self.attempt + 1, MAX_ATTEMPT), due=due,
                        permit_at=None)
+
+
+class HeaderTemplate:
+    """The options part of the header of every envelope that carries one resolved
+    ``JobOptions``, serialized once: ``to_bytes(env)`` serializes only the job's own
+    fields, and gives the same bytes as ``env.to_bytes()``."""
+
+    __slots__ = ("options", "_lane", "_priority", "_tail")
+
+    def __init__(self, options: JobOptions) -> None:
+        self.options = options
+        self._lane = options.lane or ""
+        self._priority = options.priority or 0
+        # '"lane":...,"metadata":...}': the options object without its opening brace
+        self._tail = _dumps(dict(zip(OPTION_NAMES, option_values(options), strict=True)))[1:]
+
+    def to_bytes(self, env: Envelope) -> bytes:
+        """``env``'s wire form (``env.to_bytes()``; the same, faster, when ``env`` carries
+        this template's options)."""
+        if env.options is not self.options:
+            return env.to_bytes()
+        return _dumps(env.own_header())[:-1] + b"," + self._tail + b"\n" + env.payload
+
+    def to_message(self, env: Envelope) -> AgentMessage:
+        """``env.to_message()``, through ``to_bytes``."""
+        if env.options is not self.options:
+            return env.to_message()
+        return AgentMessage(env.id, self._lane, self._priority, env.due, self.to_bytes(env))
 
 
 def _text(header: dict[str, Any], key: str, limit: int) -> str:

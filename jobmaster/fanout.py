@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from jobmaster.context import JobContext
 from jobmaster.exceptions import ArgumentsError, DefinitionError
 from jobmaster.host import AppResources
-from jobmaster.master.repository import from_timestamp, utcnow
 from jobmaster.master.rows import job_row
+from jobmaster.master.timestamps import from_timestamp, utcnow
 from jobmaster.models import JobStatus
 from jobmaster.options import NO_OPTIONS
 

@@ -4,13 +4,15 @@ no module imports the one that imports it."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from jobmaster.agents.base import Agent
 from jobmaster.config import Config
-from jobmaster.master.repository import Master
 from jobmaster.middleware import Pipeline
 from jobmaster.serialization import Serializer
+
+if TYPE_CHECKING:  # the master (and SQLAlchemy) is imported when it is first used
+    from jobmaster.master.repository import Master
 
 
 class AppResources(Protocol):

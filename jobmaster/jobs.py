@@ -19,8 +19,7 @@ from jobmaster.exceptions import (
     JobTimeoutError,
 )
 from jobmaster.host import AppResources
-from jobmaster.master.repository import from_timestamp
-from jobmaster.master.rows import envelope_from_row, event_from_row, job_from_row
+from jobmaster.master.timestamps import from_timestamp
 from jobmaster.models import Job, JobEvent, JobStatus
 from jobmaster.options import check_priority
 from jobmaster.priority import Priority
@@ -232,6 +231,8 @@ class JobsAPI:
 
     def find(self, job_id: str) -> Job[Any] | None:
         """The job's record, or ``None`` if the master does not hold it (yet)."""
+        from jobmaster.master.rows import job_from_row  # with the master, on first use
+
         row = self._app.master.get_job(job_id)
         if row is None:
             return None
@@ -252,6 +253,8 @@ class JobsAPI:
         """The job's audit trail, oldest first: every status it entered, when, on which
         worker, in which attempt, with the error and the reason. ``JobNotFoundError`` if
         the master holds neither the job nor any of its history."""
+        from jobmaster.master.rows import event_from_row  # with the master, on first use
+
         self.flush()
         rows = self._app.master.history(job_id)
         if not rows and self._app.master.job_status(job_id) is None:
@@ -298,6 +301,8 @@ class JobsAPI:
                                 created_after, created_before)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise InvalidOptionError(f"limit={limit!r} must be an integer from 1 to {MAX_PAGE}")
+        from jobmaster.master.rows import job_from_row  # with the master, on first use
+
         after = None if cursor is None else decode_cursor(cursor)
         self.flush()
         rows = self._app.master.list_jobs(cluster=self._app.name, after=after,
@@ -396,6 +401,8 @@ class JobsAPI:
                 f"job {job_id} is {current.status}, not finished; only succeeded, failed or "
                 "cancelled jobs can be retried"
             )
+        from jobmaster.master.rows import envelope_from_row  # with the master, on first use
+
         row = self._app.master.requeue_job(job_id, due=from_timestamp(time.time()))  # type: ignore[arg-type]
         if row is None:
             raise JobNotFoundError(f"job {job_id!r} disappeared from the master")

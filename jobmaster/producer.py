@@ -17,12 +17,12 @@ import time
 import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobmaster import outbox
 from jobmaster.agents.base import AgentMessage
-from jobmaster.envelope import Envelope
+from jobmaster.envelope import Envelope, HeaderTemplate
 from jobmaster.exceptions import (
     AgentUnreachableError,
     EnqueueUncertainError,
@@ -32,8 +32,7 @@ from jobmaster.exceptions import (
 from jobmaster.forking import after_fork
 from jobmaster.host import AppResources
 from jobmaster.ids import new_job_id
-from jobmaster.master.repository import utcnow
-from jobmaster.master.rows import job_row
+from jobmaster.master.timestamps import utcnow
 from jobmaster.models import JobStatus
 from jobmaster.options import NO_OPTIONS, JobOptions, app_defaults, check_name, duration
 from jobmaster.serialization import JSONSerializer, encode_arguments
@@ -80,6 +79,19 @@ PUSH_RETRY_DELAYS = (0.1, 0.4, 1.0)
 """Seconds between the tries of a push that failed at the connection level."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """What the jobs enqueued with one definition's own options share, worked out once:
+    the options resolved over the app's defaults and routed, their part of the envelope
+    header serialized, and the encoded size of their metadata."""
+
+    base: JobOptions
+    """The definition's options it was made from."""
+    options: JobOptions
+    header: HeaderTemplate
+    metadata_bytes: int
+
+
 class Producer:
     """Enqueues jobs for one app (one cluster)."""
 
@@ -91,7 +103,8 @@ class Producer:
         self._pending_ids: set[str] = set()
         self._flusher: threading.Thread | None = None
         self._wake = threading.Event()
-        self._resolved: dict[int, tuple[JobOptions, JobOptions]] = {}
+        self._templates: dict[int, _Template] = {}  # by id() of the definition's options
+        self._by_options: dict[int, _Template] = {}  # by id() of the resolved options
         self._failed_flushes = 0
         self._async_pending: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, list[tuple[Envelope, asyncio.Future[None]]]
@@ -113,16 +126,25 @@ class Producer:
     def options(self, base: JobOptions, call: JobOptions, now: float) -> JobOptions:
         """``call`` over ``base`` over the app's defaults, resolved for an enqueue at
         ``now``, routed to an agent (``InvalidOptionError`` if it names an unknown one)."""
-        cfg = self.host.config
-        if call is not NO_OPTIONS or base.needs_enqueue_time():
-            resolved = self._route(call.over(base).resolved(app_defaults(cfg), now))
-        else:  # the common case: the definition's own options, resolved once
-            cached = self._resolved.get(id(base))
-            if cached is None or cached[0] is not base:
-                cached = (base, self._route(base.resolved(app_defaults(cfg), now)))
-                self._resolved[id(base)] = cached
-            resolved = cached[1]
-        return resolved
+        template = self._template(base) if call is NO_OPTIONS else None
+        if template is not None:  # the common case: the definition's own options
+            return template.options
+        return self._route(call.over(base).resolved(app_defaults(self.host.config), now))
+
+    def _template(self, base: JobOptions) -> _Template | None:
+        """The template of jobs enqueued with the definition's own options ``base``, made
+        on first use; ``None`` when they resolve differently at each enqueue
+        (``expires``...)."""
+        template = self._templates.get(id(base))
+        if template is not None and template.base is base:
+            return template
+        if base.needs_enqueue_time():
+            return None
+        options = self._route(base.resolved(app_defaults(self.host.config), time.time()))
+        metadata = len(_JSON.dumps(options.metadata)) if options.metadata else 0
+        template = _Template(base, options, HeaderTemplate(options), metadata)
+        self._templates[id(base)] = self._by_options[id(options)] = template
+        return template
 
     def _route(self, options: JobOptions) -> JobOptions:
         cfg = self.host.config
@@ -154,16 +176,15 @@ class Producer:
         if job_key is not None:
             check_name(job_key, "job_key")
         serializer = self.host.serializer
+        limit = cfg.max_payload_bytes
         if payload is None:
-            payload = encode_arguments(serializer, definition_id, values, cfg.max_payload_bytes)
+            payload = encode_arguments(serializer, definition_id, values, limit)
         if options.metadata:
-            _check_size(definition_id, payload, options, cfg.max_payload_bytes)
-        return Envelope(
-            id=new_job_id(), cluster=cfg.name, definition_id=definition_id,
-            encoding=serializer.name, payload=payload, created_at=now, due=due,
-            options=options, job_key=job_key, schedule_name=schedule_name,
-            occurrence=occurrence,
-        )
+            template = self._by_options.get(id(options))  # holds its options: same id, same
+            if template is None or len(payload) + template.metadata_bytes > limit:
+                _check_size(definition_id, payload, options, limit)
+        return Envelope(new_job_id(), cfg.name, definition_id, serializer.name, payload,
+                        now, due, options, 1, job_key, schedule_name, occurrence)
 
     # -- enqueueing ----------------------------------------------------------------------
     def submit(
@@ -188,6 +209,8 @@ class Producer:
                                      "is decided by the master on its own")
         env = self._envelope(definition_id, values, base, call, at, after, job_key)
         if using is not None:
+            from jobmaster import outbox  # SQLAlchemy: only for an enqueue in a transaction
+
             held = env.due > time.time() + self.host.config.agent_horizon  # beat's when due
             outbox.write_in(using, self.host, None if held else self, env)
             self.host.pipeline.enqueued([env])
@@ -284,6 +307,8 @@ class Producer:
 
     def _submit_keyed(self, env: Envelope) -> str:
         """A job with a ``job_key``: the master's unique key decides, before any push."""
+        from jobmaster.master.rows import job_row  # with the master, on first use
+
         master = self.host.master
         held = env.due - time.time() > self.host.config.agent_horizon
         status = JobStatus.SCHEDULED if held else JobStatus.QUEUED
@@ -307,6 +332,8 @@ class Producer:
         """Push due-soon jobs to their agents (recorded in the master shortly after);
         store far-future ones in the master only, as ``scheduled``."""
         if self.host.config.eager:
+            from jobmaster.master.rows import job_row  # with the master, on first use
+
             self.host.master.insert_jobs([job_row(e, JobStatus.QUEUED, utcnow()) for e in envs])
             self.host.pipeline.enqueued(envs)
             self._run_eagerly(envs)
@@ -315,6 +342,8 @@ class Producer:
         later = [e for e in envs if e.due > horizon]
         soon = [e for e in envs if e.due <= horizon] if later else list(envs)
         if later:
+            from jobmaster.master.rows import job_row  # with the master, on first use
+
             now = utcnow()
             self.host.master.insert_jobs([job_row(e, JobStatus.SCHEDULED, now) for e in later])
         if soon:
@@ -366,13 +395,13 @@ class Producer:
         """The agent messages carrying ``envs``, each signed first if the app signs
         envelopes (``Config.sign_envelopes``) and it is not signed yet."""
         signer = self.signer
-        if signer is None:
-            return [e.to_message() for e in envs]
+        templates = self._by_options
         out = []
         for env in envs:
-            if env.signature is None:
+            if signer is not None and env.signature is None:
                 env.signature = signer.sign(env)
-            out.append(env.to_message())
+            template = templates.get(id(env.options))
+            out.append(env.to_message() if template is None else template.header.to_message(env))
         return out
 
     @property
@@ -454,6 +483,8 @@ class Producer:
             pending, self._pending = self._pending, []
         if not pending:
             return 0
+        from jobmaster.master.rows import job_row  # with the master, on first use
+
         master = self.host.master
         written = 0
         for start in range(0, len(pending), _FLUSH_CHUNK):

@@ -24,7 +24,7 @@ from jobmaster.exceptions import (
 from jobmaster.host import AppResources
 from jobmaster.ids import new_job_id
 from jobmaster.jobs import JobHandle, JobsAPI
-from jobmaster.master.repository import utcnow
+from jobmaster.master.timestamps import utcnow
 from jobmaster.options import NO_OPTIONS, OPTIONS, JobOptions, duration
 from jobmaster.schedules import MisfirePolicy, OverlapPolicy, Schedule, first_fire
 from jobmaster.serialization import encode_arguments

@@ -650,6 +650,42 @@ class _PushConnections:
             conn.disconnect()
 
 
+_EVALSHA_HEADS: dict[tuple[str, str], bytes] = {}
+"""``EVALSHA <sha> 1 <key>`` in the Redis protocol, by script and key (``_packed_evalsha``)."""
+
+
+def _packed_evalsha(sha: str, key: str, args: Sequence[Any]) -> bytes:
+    """``EVALSHA sha 1 key *args`` in the Redis protocol, the bytes redis-py's
+    ``pack_command`` makes of it (``str`` as UTF-8, ``int`` and ``float`` as their
+    ``repr``); the part before the arguments is packed once per script and key."""
+    head = _EVALSHA_HEADS.get((sha, key))
+    if head is None:
+        head = b"".join(b"$%d\r\n%b\r\n" % (len(part), part)
+                        for part in (b"EVALSHA", sha.encode(), b"1", key.encode()))
+        if len(_EVALSHA_HEADS) >= 64:
+            _EVALSHA_HEADS.clear()
+        _EVALSHA_HEADS[sha, key] = head
+    parts = [b"*%d\r\n" % (len(args) + 4), head]
+    for arg in args:
+        kind = type(arg)
+        if kind is str:
+            data = arg.encode()
+        elif kind is bytes:
+            data = arg
+        elif kind is int:
+            data = b"%d" % arg
+        elif isinstance(arg, str):
+            data = str(arg).encode()
+        elif isinstance(arg, bytes | bytearray | memoryview):
+            data = bytes(arg)
+        elif isinstance(arg, int | float) and not isinstance(arg, bool):
+            data = repr(int(arg) if isinstance(arg, int) else float(arg)).encode()
+        else:
+            raise TypeError(f"cannot send {type(arg).__name__} to Redis")
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
 class RedisAgent(Agent):
     """Jobs in Redis: shared by any number of machines, woken by ``BLPOP``, leased by script.
 
@@ -832,10 +868,10 @@ class RedisAgent(Agent):
 
     def _push_direct(self, conn: Any, args: list[Any]) -> None:
         """One EVALSHA: a single ``.delay()`` costs one round trip and no connection-pool
-        bookkeeping."""
+        bookkeeping; the command is packed here (``_packed_evalsha``), not by redis-py."""
         for attempt in range(2):
             try:
-                conn.send_command("EVALSHA", self._push.sha, 1, self._jobs, *args)
+                conn.send_packed_command([_packed_evalsha(self._push.sha, self._jobs, args)])
                 conn.read_response()
                 return
             except redis.exceptions.NoScriptError:

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql.util import ClauseAdapter
 
 from jobmaster.exceptions import ConfigurationError, JobmasterError, MasterUnreachableError
+from jobmaster.fencing import Holder
 from jobmaster.forking import after_fork
 from jobmaster.master import migrations, stats
 from jobmaster.master.schema import (
@@ -42,6 +43,8 @@ from jobmaster.master.schema import (
     workers,
 )
 from jobmaster.master.schema import definitions as registry
+from jobmaster.master.timestamps import from_timestamp as from_timestamp  # re-exported
+from jobmaster.master.timestamps import utcnow as utcnow  # re-exported
 from jobmaster.models import FINAL_STATUSES, JobStatus
 from jobmaster.ratelimit import reserve
 
@@ -66,16 +69,6 @@ _RECORDED = (
 _FINAL = [s.value for s in FINAL_STATUSES]
 
 log = logging.getLogger("jobmaster")
-
-
-def utcnow() -> datetime:
-    """The current time as an aware UTC datetime."""
-    return datetime.now(UTC)
-
-
-def from_timestamp(value: float | None) -> datetime | None:
-    """A Unix timestamp as an aware UTC datetime."""
-    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 def normalise_url(url: str) -> str:
@@ -259,6 +252,10 @@ class Master:
             with self.engine.connect() as conn:
                 revision = migrations.current_revision(conn)
         except OperationalError as exc:
+            if _refused_credentials(exc.orig):  # waiting would not help: say so at once
+                raise ConfigurationError(
+                    f"the master at {_redact(self.url)} refused the credentials ({exc.orig});"
+                    " check the user and password of the master URL") from exc
             raise MasterUnreachableError(
                 f"cannot reach the master at {_redact(self.url)}: {exc.orig}"
             ) from exc
@@ -563,10 +560,31 @@ class Master:
             return [str(i) for i in conn.execute(
                 query.order_by(jobs.c.updated_at.desc()).limit(limit)).scalars()]
 
+    def _clock_sql(self) -> str | None:
+        """The database server's clock as a Unix epoch, in SQL (``None`` on SQLite, whose
+        clock is this host's)."""
+        return {"postgresql": "SELECT extract(epoch FROM clock_timestamp())::float8",
+                "mysql": "SELECT UNIX_TIMESTAMP(NOW(6))"}.get(self.dialect)
+
+    def _clock(self, conn: Any) -> datetime:
+        query = self._clock_sql()
+        if query is None:
+            return datetime.now(UTC)
+        return datetime.fromtimestamp(float(conn.execute(sa.text(query)).scalar_one()), UTC)
+
+    def clock(self) -> datetime:
+        """The master's time: its database server's clock (this host's on SQLite). Worker
+        heartbeats are stamped with it and judged by it, so hosts whose clocks disagree
+        still agree on which workers are alive."""
+        with self._begin() as conn:
+            return self._clock(conn)
+
     def worker_seen(self, row: Mapping[str, Any]) -> None:
-        """Record a worker's heartbeat (insert it the first time)."""
+        """Record a worker's heartbeat (insert it the first time), stamped with the
+        master's clock (``clock``), not the worker's."""
         values = dict(row)
         with self._begin() as conn:
+            values["last_seen"] = self._clock(conn)
             updated = conn.execute(
                 workers.update().where(workers.c.id == values["id"]).values(
                     last_seen=values["last_seen"], status=values["status"],
@@ -1189,6 +1207,30 @@ class Master:
             return {str(i): str(s) for i, s in conn.execute(
                 sa.select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(ids)))}
 
+    def job_holders(self, ids: Iterable[str]) -> dict[str, Holder]:
+        """What the master holds for delivered jobs, for ``jobmaster.fencing``: status,
+        last worker and that worker's last heartbeat, in one query. A row whose status is
+        not one this version knows is left out (its delivery runs)."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        query = (sa.select(jobs.c.id, jobs.c.status, jobs.c.worker, workers.c.last_seen)
+                 .select_from(jobs.outerjoin(workers, workers.c.id == jobs.c.worker))
+                 .where(jobs.c.id.in_(ids)))
+        out: dict[str, Holder] = {}
+        with self._begin() as conn:
+            # heartbeats carry the master's clock: turned into this host's, for the age
+            offset = time.time() - self._clock(conn).timestamp()
+            for job_id, status, worker, seen in conn.execute(query):
+                try:
+                    known = JobStatus(status)
+                except ValueError:
+                    continue
+                out[str(job_id)] = Holder(
+                    known, None if worker is None else str(worker),
+                    seen.timestamp() + offset if isinstance(seen, datetime) else None)
+        return out
+
     def stale_running_jobs(self, cluster: str, seen_before: datetime, limit: int = 1000
                            ) -> list[sa.RowMapping]:
         """Jobs recorded ``running`` on workers not seen since ``seen_before``."""
@@ -1444,6 +1486,21 @@ class Fence:
     name: str
     holder: str
     epoch: int
+
+
+def _refused_credentials(error: BaseException | None) -> bool:
+    """Whether a driver's connection error says the server refused the user or password
+    (PostgreSQL SQLSTATE 28000/28P01, MySQL 1045/1698), rather than that it is away."""
+    if error is None:
+        return False
+    if getattr(error, "sqlstate", None) in ("28000", "28P01"):
+        return True
+    args = getattr(error, "args", ())
+    if args and args[0] in (1045, 1698):
+        return True
+    text = str(error)
+    return ("password authentication failed" in text or "Access denied for user" in text
+            or ('FATAL:  role "' in text and "does not exist" in text))
 
 
 def _redact(url: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from jobmaster.envelope import Envelope, EnvelopeError
 from jobmaster.exceptions import InvalidOptionError
-from jobmaster.master.repository import from_timestamp
+from jobmaster.master.timestamps import from_timestamp
 from jobmaster.models import Job, JobError, JobEvent, JobStatus, Priority
 from jobmaster.options import OPTIONS, JobOptions, option_values
 from jobmaster.serialization import Serializer

@@ -15,12 +15,15 @@ import logging
 import queue
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from jobmaster.forking import after_fork
 from jobmaster.host import AppResources
-from jobmaster.master.repository import Fence, LeadershipLost
-from jobmaster.master.workflows import WORKFLOW_KEY, Advanced, Workflows
 from jobmaster.middleware import Middleware, Settled
+
+if TYPE_CHECKING:
+    from jobmaster.master.repository import Fence
+    from jobmaster.master.workflows import Advanced, Workflows
 
 log = logging.getLogger("jobmaster.workflows")
 
@@ -49,6 +52,8 @@ class WorkflowSteps(Middleware):
         self._lock = threading.Lock()
 
     def _store(self) -> Workflows:
+        from jobmaster.master.workflows import Workflows
+
         app = self.app
         return Workflows(app.master, app.serializers, app.config.max_payload_bytes)
 
@@ -56,6 +61,8 @@ class WorkflowSteps(Middleware):
     def on_outcome(self, settled: Settled) -> None:
         """Note a job of a workflow that ended; the steps after it are decided off the
         supervisor's thread."""
+        from jobmaster.master.workflows import WORKFLOW_KEY
+
         env = settled.envelope
         if env is None or not settled.status.is_final:
             return
@@ -71,6 +78,8 @@ class WorkflowSteps(Middleware):
                     self._thread.start()
 
     def _run(self) -> None:
+        from jobmaster.master.workflows import Advanced
+
         waiting: dict[str, tuple[float, float, float]] = {}  # id -> (next try, pause, give up)
         store = self._store()
         while True:
@@ -109,6 +118,8 @@ class WorkflowSteps(Middleware):
     def sweep(self, fence: Fence | None = None, *, force: bool = False) -> Advanced | None:
         """Decide every waiting step of the cluster that can be decided (at most every
         ``_SWEEP_EVERY`` seconds unless ``force``); ``None`` when it was not time."""
+        from jobmaster.master.repository import LeadershipLost
+
         clock = time.monotonic()
         if not force and clock < self._next_sweep:
             return None

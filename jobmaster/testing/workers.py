@@ -173,14 +173,13 @@ def drain(
         for thread in threads:
             started.append(thread.start(timeout))
         deadline = time.monotonic() + timeout
-        settled = 0
         while True:
             done = [t.wait_idle(max(deadline - time.monotonic(), 0.0), quiet=quiet)
                     for t in started]
-            settled += sum(done)
             # a job run on one agent may have enqueued jobs on another: go round again
             if len(started) == 1 or not any(done):
-                return settled
+                # every job they settled, those settled while the others were starting too
+                return sum(t.processed for t in started)
     finally:
         errors: list[BaseException] = []
         for thread in started:

@@ -3,10 +3,15 @@
 ``PreforkPool`` (default) forks N children that each run one job at a time; a child that
 overruns its timeout is killed and replaced, a child that dies is replaced. Short jobs
 travel to a child in small batches (one pipe message for several jobs, one for their
-reports); the job a child is running is published in a few bytes of shared memory, so
-timeouts and crashes are still charged to exactly that job. ``ThreadPool`` runs jobs in
-N threads of the worker (timeouts are recorded, but the thread cannot be stopped, only
-abandoned). ``SoloPool`` runs one job at a time in the worker itself.
+reports), and while they are short a child holds a second batch behind the one it runs,
+so it never waits for the supervisor between them; the job a child is running is
+published in a few bytes of shared memory, so timeouts and crashes are still charged to
+exactly that job. ``async def`` jobs run side by side on a child's event loop,
+``async_slots`` at a time; the child holds as many again, which start as others end.
+``ThreadPool`` runs jobs in N threads of the worker (timeouts are recorded, but the thread
+cannot be stopped, only abandoned). ``SoloPool`` runs one job at a time in the worker
+itself. ``LoopPool`` runs ``async def`` jobs on an event loop in a thread of the worker
+(one process instead of two for an all-``async def`` worker at concurrency 1).
 
 A job is submitted as ``(seq, body, timeout, concurrent)``: ``seq`` is the worker's number
 for it; ``concurrent`` marks an ``async def`` job, run beside others on the child's loop.
@@ -39,8 +44,9 @@ import struct
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Pipe, wait
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +83,7 @@ _STOP_REQUESTED = False
 _CANCEL_REQUESTED = False
 _CURRENT = struct.Struct("qd")  # seq of the running job, its monotonic start (-1: idle)
 _REPORT_EVERY = 0.02  # a child sends the reports of a batch at least this often
+_REPORT_ASYNC = 0.002  # ... and those of async def jobs within this, as they end
 _MAX_FAILED_STARTS = 5
 
 
@@ -96,6 +103,13 @@ class Pool(abc.ABC):
     """Whether a slot takes several jobs per ``submit``."""
     stopped_how = "was stopped"
     """How a job that ran out of time was stopped, for its error message."""
+    depth = 1
+    """How many batches a slot may hold at once (the prefork pool: up to two, the second
+    waiting behind the first; the supervisor keeps it at one while jobs are long, so that
+    no job waits behind a long one while another slot is free)."""
+    async_slots = 0
+    """How many ``async def`` jobs a slot runs at once (the prefork and loop pools; set
+    before ``start``)."""
 
     def __init__(self, app: App, size: int) -> None:
         self.app = app
@@ -107,7 +121,8 @@ class Pool(abc.ABC):
 
     @abc.abstractmethod
     def idle_slots(self) -> list[int]:
-        """Slots with no job outstanding."""
+        """Slots that take a batch now: no job outstanding (or, for a pool that queues
+        batches, fewer than ``depth`` batches), the emptiest first."""
 
     @abc.abstractmethod
     def submit(self, slot: int, items: Sequence[Item], *, concurrent: bool = False) -> None:
@@ -116,8 +131,14 @@ class Pool(abc.ABC):
 
     def async_room(self, limit: int) -> list[tuple[int, int]]:
         """Slots running ``async def`` jobs that take more now, and how many (up to
-        ``limit`` at once each). Only the prefork pool runs them side by side."""
+        ``limit`` held at once each, running or waiting their turn). Only the prefork pool
+        runs them side by side."""
         return []
+
+    @property
+    def async_held(self) -> int:
+        """How many ``async def`` jobs a slot holds at most, running or waiting."""
+        return self.async_slots
 
     @abc.abstractmethod
     def current(self, slot: int) -> tuple[int, float] | None:
@@ -152,6 +173,10 @@ class _Child:
     shared: mmap.mmap
     ready: bool = False
     outstanding: int = 0
+    """Jobs handed to it and not yet reported."""
+    batches: deque[int] = field(default_factory=deque)
+    """Of its plain batches, how many jobs each has left to report, oldest first (a
+    child reports them in order)."""
     recycling: str | None = None
     concurrent: bool = False
     """Running ``async def`` jobs on its loop: it takes more of those, nothing else."""
@@ -194,35 +219,59 @@ class _ChildState:
 
 def _run_concurrently(app: App, loop: asyncio.AbstractEventLoop, conn: Connection,
                       batch: Sequence[Item], progress: Callable[[str, int, str | None], None],
-                      send: Callable[[ChildMessage], None]
-                      ) -> tuple[int, list[list[Item]]]:  # pragma: no cover
+                      send: Callable[[ChildMessage], None], slots: int,
+                      ) -> tuple[int, list[list[Item]]]:
     """Run ``async def`` jobs side by side on ``loop`` (kept from batch to batch, so clients
-    the jobs keep survive), taking the ones the supervisor adds meanwhile from ``conn``,
-    until none is left; their reports go out as they end, at least every
-    ``_REPORT_EVERY``. Returns how many ran, and batches of plain jobs that arrived
-    meanwhile (to run after)."""
+    the jobs keep survive), ``slots`` at a time, taking the ones the supervisor adds
+    meanwhile from ``conn``, until none is left. Jobs beyond ``slots`` wait their turn here,
+    so one that ends is followed at once, without a round trip to the supervisor; a job's
+    timeout counts from its turn, not from its arrival. Reports go out as jobs end, within
+    ``_REPORT_ASYNC``; once the worker is stopping, jobs not yet started are handed back.
+    Returns how many ran, and batches of plain jobs that arrived meanwhile (to run
+    after)."""
     reports: list[tuple[int, Report | None]] = []
-    tasks: set[asyncio.Task[None]] = set()
+    tasks: set[asyncio.Task[None]] = set()  # the jobs running
+    waiting: deque[Item] = deque()  # the jobs waiting their turn
     later: list[list[Item]] = []
     ran = [0]
+    slots = max(slots, 1)
 
     def report_now() -> None:
         if reports:
             send(Reports(reports[:]))
             reports.clear()
 
+    def report(seq: int, outcome: Report | None) -> None:
+        if not reports:  # the first of a while: the others join it for _REPORT_ASYNC
+            loop.call_later(_REPORT_ASYNC, report_now)
+        reports.append((seq, outcome))
+
     async def one(seq: int, body: bytes) -> None:
-        report = await execute_async(app, body, progress=progress, stop_flag=_stop_flag)
-        if not reports:  # the first of a while: the others join it for _REPORT_EVERY
-            loop.call_later(_REPORT_EVERY, report_now)
-        reports.append((seq, report))
+        report(seq, await execute_async(app, body, progress=progress, stop_flag=_stop_flag))
+
+    def launch(item: Item) -> None:
+        task = loop.create_task(one(item.seq, item.body))
+        tasks.add(task)
+        task.add_done_callback(ended)
+        ran[0] += 1
+
+    def ended(task: asyncio.Task[None]) -> None:  # its turn passes to the next waiting
+        tasks.discard(task)
+        if _STOP_REQUESTED:
+            hand_back()
+        elif waiting:
+            launch(waiting.popleft())
+
+    def hand_back() -> None:  # the worker is stopping: jobs not started go back
+        while waiting:
+            report(waiting.popleft().seq, None)
 
     def start(items: Sequence[Item]) -> None:
-        for item in items:
-            task = loop.create_task(one(item.seq, item.body))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        ran[0] += len(items)
+        waiting.extend(items)
+        if _STOP_REQUESTED:
+            hand_back()
+        while waiting and len(tasks) < slots:
+            launch(waiting.popleft())
 
     def arrived() -> None:
         try:
@@ -245,6 +294,7 @@ def _run_concurrently(app: App, loop: asyncio.AbstractEventLoop, conn: Connectio
         loop.run_until_complete(until_done())
     finally:
         loop.remove_reader(conn.fileno())
+    hand_back()  # none is left waiting once none runs; should one be, it goes back
     report_now()
     return ran[0], later
 
@@ -362,13 +412,14 @@ class PreforkPool(Pool):
                 if batch and batch[0].concurrent:  # async def jobs: side by side on the loop
                     if loop is None:
                         loop = asyncio.new_event_loop()
-                    ran, more = _run_concurrently(self.app, loop, conn, batch, progress, send)
+                    ran, more = _run_concurrently(self.app, loop, conn, batch, progress, send,
+                                                  self.async_slots)
                     done += ran
                     later += more
                     clean.restore()
                     continue
                 for seq, body, _timeout, _concurrent in batch:
-                    if recycle is not None or (_STOP_REQUESTED and len(batch) > 1):
+                    if recycle is not None or _STOP_REQUESTED:
                         reports.append((seq, None))  # not started: handed back
                         continue
                     _CANCEL_REQUESTED = False
@@ -394,26 +445,39 @@ class PreforkPool(Pool):
                     send(Reports(reports))
             except (BrokenPipeError, OSError):
                 break
+        if recycle is not None:  # batches already queued for this child go back unstarted
+            with contextlib.suppress(EOFError, OSError):
+                while later or conn.poll():  # (b"", the end, is an EOFError to decode)
+                    batch = later.pop(0) if later else decode_items(conn.recv_bytes())
+                    send(Reports([(item.seq, None) for item in batch]))
         with contextlib.suppress(Exception):
             self.app.flush()
 
     def idle_slots(self) -> list[int]:
-        return [s for s, c in self.children.items()
-                if c.ready and not c.outstanding and not c.recycling]
+        free = [(len(c.batches), s) for s, c in self.children.items()
+                if c.ready and not c.recycling and not c.concurrent
+                and len(c.batches) < self.depth]
+        return [s for _, s in sorted(free)]
 
     def submit(self, slot: int, items: Sequence[Item], *, concurrent: bool = False) -> None:
         child = self.children[slot]
         child.outstanding += len(items)
-        child.concurrent = concurrent
+        if concurrent:  # it takes async def jobs only now, until every job is reported
+            child.concurrent = True
+        else:
+            child.batches.append(len(items))
         try:
             child.conn.send_bytes(encode_items(list(items)))
         except OSError:
             pass  # the child is gone; poll() reports its exit
 
+    @property
+    def async_held(self) -> int:
+        return 2 * self.async_slots  # as many again wait their turn, to follow at once
+
     def async_room(self, limit: int) -> list[tuple[int, int]]:
         return [(s, limit - c.outstanding) for s, c in self.children.items()
-                if c.concurrent and c.outstanding and c.outstanding < limit
-                and not c.recycling]
+                if c.concurrent and c.outstanding < limit and not c.recycling]
 
     def current(self, slot: int) -> tuple[int, float] | None:
         child = self.children.get(slot)
@@ -434,8 +498,13 @@ class PreforkPool(Pool):
                     if isinstance(message, Reports):
                         for seq, report in message.items:
                             child.outstanding -= 1
-                            if not child.outstanding:
+                            if child.batches:  # plain batches report in order
+                                child.batches[0] -= 1
+                                if child.batches[0] <= 0:
+                                    child.batches.popleft()
+                            if child.outstanding <= 0:
                                 child.concurrent = False
+                                child.batches.clear()
                             if report is None:
                                 events.append(NotStarted(slot, seq))
                             else:
@@ -722,4 +791,133 @@ class SoloPool(Pool):
         self.pending = []
 
 
+# -- an event loop of the worker ------------------------------------------------------------
+class LoopPool(Pool):
+    """``async def`` jobs on an event loop in a thread of the worker itself: one process
+    where prefork would be a supervisor and one forked child, for a worker whose jobs are
+    all ``async def`` at concurrency 1 (the worker chooses it then, in place of prefork).
+    As in a prefork child, ``async_slots`` jobs run at once and as many again wait their
+    turn, a timeout cancels its job's task, a warm stop hands back the jobs not started and
+    a cold one cancels the others. A job that blocks the loop cannot be stopped."""
+
+    kind = "loop"
+    batching = True
+    stopped_how = "its task was cancelled"
+
+    def __init__(self, app: App, size: int = 1) -> None:
+        super().__init__(app, 1)
+        self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self.outstanding = 0
+        self.generation = 0
+        """Bumped by ``kill``: what runs for an older one no longer reports."""
+        self.stopping = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self.tasks: set[asyncio.Task[None]] = set()  # in the loop's thread only
+        self.waiting: deque[tuple[Item, int]] = deque()  # likewise
+
+    def start(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="jobmaster-loop",
+                                       daemon=True)
+        self.thread.start()
+
+    def _call(self, func: Callable[..., None], *args: Any) -> None:
+        """Run ``func(*args)`` in the loop's thread."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(func, *args)
+
+    def idle_slots(self) -> list[int]:
+        return [] if self.outstanding else [0]
+
+    def submit(self, slot: int, items: Sequence[Item], *, concurrent: bool = False) -> None:
+        self.outstanding += len(items)
+        self._call(self._take, list(items), self.generation)
+
+    @property
+    def async_held(self) -> int:
+        return 2 * self.async_slots
+
+    def async_room(self, limit: int) -> list[tuple[int, int]]:
+        return [(0, limit - self.outstanding)] if 0 < self.outstanding < limit else []
+
+    def current(self, slot: int) -> tuple[int, float] | None:
+        return None  # several run at once; each one's timeout cancels its task
+
+    def poll(self, timeout: float) -> list[Event]:
+        events: list[Event] = []
+        try:
+            events.append(self.events.get(timeout=timeout) if timeout > 0
+                          else self.events.get_nowait())
+            while True:
+                events.append(self.events.get_nowait())
+        except queue.Empty:
+            pass
+        for event in events:
+            if isinstance(event, RunEnded | NotStarted):
+                self.outstanding -= 1
+        return events
+
+    def kill(self, slot: int, respawn: bool = True) -> None:
+        self.generation += 1
+        self.outstanding = 0
+        self._call(self._cancel)
+
+    def request_stop(self, slots: list[int]) -> None:
+        self.stopping = True
+        self._call(self._hand_back)
+
+    def shutdown(self) -> None:
+        if self.loop is None or self.thread is None:
+            return
+        self.generation += 1
+        self._call(self._cancel)
+        self._call(self.loop.stop)
+        self.thread.join(5.0)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+    # -- in the loop's thread -----------------------------------------------------------
+    def _take(self, items: list[Item], generation: int) -> None:
+        if generation == self.generation:
+            self.waiting.extend((item, generation) for item in items)
+            self._next()
+
+    def _next(self) -> None:
+        if self.stopping:
+            self._hand_back()
+        while self.waiting and len(self.tasks) < max(self.async_slots, 1):
+            item, generation = self.waiting.popleft()
+            assert self.loop is not None
+            task = self.loop.create_task(self._one(item, generation))
+            self.tasks.add(task)
+            task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:  # its turn passes to the next
+        self.tasks.discard(task)
+        self._next()
+
+    async def _one(self, item: Item, generation: int) -> None:
+        def progress(job_id: str, percent: int, message: str | None) -> None:
+            self.events.put(SlotProgress(0, job_id, percent, message))
+
+        report = await execute_async(self.app, item.body, progress=progress,
+                                     stop_flag=lambda: self.stopping)
+        if generation == self.generation:
+            self.events.put(RunEnded(0, item.seq, report))
+
+    def _hand_back(self) -> None:
+        while self.waiting:
+            item, generation = self.waiting.popleft()
+            if generation == self.generation:
+                self.events.put(NotStarted(0, item.seq))
+
+    def _cancel(self) -> None:
+        self.waiting.clear()
+        for task in list(self.tasks):
+            task.cancel()
+
+
 POOLS: dict[str, type[Pool]] = {"prefork": PreforkPool, "threads": ThreadPool, "solo": SoloPool}
+"""The pools a worker is asked for by name (``--pool``); ``LoopPool`` is chosen by the
+worker itself."""

@@ -18,19 +18,19 @@ import os
 import signal
 import socket
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from jobmaster.agents.base import AgentMessage, Claimed
 from jobmaster.envelope import Envelope, EnvelopeError
 from jobmaster.exceptions import ConfigurationError, InvalidOptionError, JobmasterError
-from jobmaster.master.repository import event_row
+from jobmaster.fencing import Holder, fence
 from jobmaster.master.rows import job_row
 from jobmaster.middleware import Settled
-from jobmaster.models import JobError, JobStatus
+from jobmaster.models import FINAL_STATUSES, JobError, JobStatus
 from jobmaster.options import check_lane
 from jobmaster.outcomes import (
     MAX_RETRY_WAIT,
@@ -38,12 +38,14 @@ from jobmaster.outcomes import (
     AgentAction,
     Cancelled,
     Decision,
+    Lapsed,
     Lost,
     Outcome,
     Rejected,
     Released,
     RetryPolicy,
     Succeeded,
+    Superseded,
     TimedOut,
     decide,
     explain,
@@ -61,7 +63,7 @@ from jobmaster.worker.messages import (
     SlotProgress,
     SlotTimedOut,
 )
-from jobmaster.worker.pool import POOLS, Pool, SoloPool
+from jobmaster.worker.pool import POOLS, LoopPool, Pool, SoloPool
 from jobmaster.worker.writer import MAX_BACKLOG, Batch, Writer
 
 if TYPE_CHECKING:
@@ -72,6 +74,7 @@ log = logging.getLogger("jobmaster.worker")
 _FLUSH_SECONDS = 0.05
 _FLUSH_ROWS = 500
 _REGISTER_SECONDS = 300.0  # refresh of the definitions registry's last_seen
+_QUEUE_BEHIND = 0.05  # jobs shorter than this on average may wait in a slot behind a batch
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -88,6 +91,7 @@ class _Held:
     slot: int | None = None
     started: float | None = None  # wall time the job started, once known
     start_recorded: bool = False  # the master has (or will get) its "running" record
+    claimed_at: float = field(default_factory=time.monotonic)
 
 
 class Worker:
@@ -132,7 +136,16 @@ class Worker:
         self.beat = beat
         self.install_signals = install_signals
         self.id = f"{cfg.name}@{socket.gethostname()}:{os.getpid()}"
-        self.pool: Pool = POOLS[pool](app, 1 if pool == "solo" else self.concurrency)
+        chosen = POOLS[pool]
+        if pool == "prefork" and self.concurrency == 1 and app.definitions and all(
+                d.is_async for d in app.definitions.values()) and not app.child_init_hooks \
+                and cfg.max_jobs_per_child is None and cfg.max_memory_per_child is None:
+            # nothing but async def jobs, one slot: its event loop in a thread of this
+            # process instead of a forked child (half the memory, no pipe)
+            chosen = LoopPool
+            self.pool_kind = LoopPool.kind
+        self.pool: Pool = chosen(app, 1 if pool == "solo" else self.concurrency)
+        self.pool.async_slots = self.async_slots
         self._timeout_how = self.pool.stopped_how
         self._progressed: set[str] = set()
         if isinstance(self.pool, SoloPool):
@@ -153,6 +166,8 @@ class Worker:
         self._claim_backoff = 0.01
         self._avg_duration = 0.05
         self._cancelled: dict[str, None] = {}
+        # the last jobs this worker settled with a final status: (attempt, due, status)
+        self._settled_here: OrderedDict[str, tuple[int, float, JobStatus]] = OrderedDict()
         self._cancel_checked_at: datetime | None = None
         self._next_cancel_check = 0.0
         self._next_heartbeat = 0.0
@@ -180,23 +195,58 @@ class Worker:
         self.stop(cold=cold)
 
     def run(self) -> None:
-        """Claim and run jobs until ``stop()`` or a signal."""
+        """Claim and run jobs until ``stop()`` or a signal.
+
+        The master is made ready in a start-up thread while this one opens the agent and
+        starts the pool. Nothing is claimed before that thread has learned which jobs were
+        cancelled and which lanes are paused (a cancelled job never runs, a paused lane
+        keeps its jobs); then it registers the definitions while the first jobs run, and
+        the writer writes nothing before it is done. The loop's first heartbeat reports the
+        worker (it reads what the loop holds, so it runs in the loop). A master that does
+        not become ready stops the worker with its error, as ``Master.wait_ready`` raises
+        it."""
+        import threading
+
         app = self.app
         if self.health_port is not None:
             try:
                 health.serve(self.vitals, self.health_port)
             except OSError as exc:
                 raise ConfigurationError(f"health port {self.health_port}: {exc}") from None
-        app.master.wait_ready(who=f"worker {self.id}")
         self.agent = app.agent(self.agent_name)
-        self.writer = Writer(app.master, self.agent, self.agent_name)
         if self.install_signals:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
-        self.pool.start()
-        self._register_definitions()
-        self._heartbeat(force=True)
-        self._refresh_cancellations(force=True)
+        self.pool.start()  # forks: before any thread of the worker's own
+        known = threading.Event()  # cancellations and paused lanes learned: claim
+        failed: list[BaseException] = []
+
+        def start_up() -> None:
+            try:
+                master = app.master
+                master.wait_ready(who=f"worker {self.id}")
+                self._refresh_cancellations(force=True)
+                try:
+                    self._follow_pauses(master.paused_lanes(app.name))
+                except Exception as exc:  # noqa: BLE001 - the heartbeat asks again
+                    log.warning("could not read the paused lanes from the master: %s", exc)
+            except BaseException as exc:
+                failed.append(exc)
+                return
+            finally:
+                known.set()
+            self._register_definitions()
+
+        starting = threading.Thread(target=start_up, name="jobmaster-start-up", daemon=True)
+        starting.start()
+        while not known.wait(0.1) and not self.stopping:
+            pass
+        if failed or not known.is_set():  # the master failed, or a signal came first
+            self.pool.shutdown()
+            if failed:
+                raise failed[0]
+            return
+        self.writer = Writer(lambda: app.master, self.agent, self.agent_name, after=starting)
         if self.beat:
             from jobmaster.beat import Beat
 
@@ -240,8 +290,9 @@ class Worker:
             return 0.0
         if not self.stopping and self.writer.backlog >= MAX_BACKLOG:
             return 0.005  # the master is behind, so claim() did not wait: wait here, not spin
-        if not self.stopping and (not self.slots or self.pool.idle_slots()):
-            return 0.0  # claim() did the waiting
+        if not self.stopping and (not self.slots or self.pool.idle_slots()) \
+                and len(self.held) < self._target():
+            return 0.0  # claim() did the waiting (a slot may take a second batch)
         limit = 0.05
         for slot in self.slots:
             deadline = self._deadline(slot)
@@ -261,8 +312,9 @@ class Worker:
 
     def _target(self) -> int:
         """How many jobs to hold: ``prefetch`` per slot, more when jobs are short (about a
-        quarter second of work per slot), so short jobs are claimed in large batches."""
-        base = self.pool.size * (self.prefetch + self.async_slots)
+        quarter second of work per slot), so short jobs are claimed in large batches; and
+        for ``async def`` jobs, what a slot runs and as many waiting their turn in it."""
+        base = self.pool.size * (self.prefetch + self.pool.async_held)
         per_slot = int(0.25 / max(self._avg_duration, 1e-4))
         return max(base, min(self.pool.size * 256, self.pool.size * per_slot))
 
@@ -311,8 +363,11 @@ class Worker:
         definitions = self.app.definitions
         signer = self.app.producer.signer
         limited: dict[str, list[_Held]] = {}
-        if any(c.deliveries > 1 for c in claims):
-            self._learn_cancelled([c.message.id for c in claims if c.deliveries > 1])
+        holders = self._holders([c for c in claims if c.deliveries > 1 or c.fence])
+        for job_id, holder in holders.items():
+            if holder.status is JobStatus.CANCELLED:  # while its worker was lost, say
+                self._cancelled[job_id] = None
+        now = time.time()
         for claim in claims:
             try:
                 env = Envelope.from_bytes(claim.message.body)
@@ -340,6 +395,17 @@ class Worker:
                           f"{self.app.name!r} does not register it")
                 self._settle(claim, env, Rejected(JobError("UnknownDefinitionError", reason)))
                 continue
+            holding = env.id in self.held
+            mine = self._settled_here.get(env.id)
+            if holding or claim.deliveries > 1 or claim.fence or mine is not None:
+                superseded = fence(
+                    holders.get(env.id), me=self.id, holding=holding, now=now,
+                    alive_seconds=self.app.config.lease_seconds,
+                    settled_here=mine[2] if mine and mine[:2] == (env.attempt, env.due)
+                    else None)
+                if superseded is not None:
+                    self._settle(claim, env, superseded, ran=False)
+                    continue
             held = _Held(claim, env)
             self.held[env.id] = held
             interval = definitions[env.definition_id].handling.rate_limit
@@ -376,17 +442,18 @@ class Worker:
                 f"{datetime.fromtimestamp(slot, UTC).isoformat(timespec='milliseconds')}",
                 until=slot, body=body), ran=False)
 
-    def _learn_cancelled(self, ids: list[str]) -> None:
-        """Jobs delivered again (their worker was lost) may have been cancelled while they
-        ran, which the periodic look no longer covers: ask the master about them."""
+    def _holders(self, claims: list[Claimed]) -> dict[str, Holder]:
+        """What the master holds for deliveries that may duplicate a live or settled run
+        (delivered again, or fenced by their agent), in one query: ``jobmaster.fencing``
+        decides from it. If the master cannot tell, they run (at least once)."""
+        if not claims:
+            return {}
         try:
-            statuses = self.app.master.job_statuses(ids)
-        except Exception as exc:  # noqa: BLE001 - the periodic look still runs
-            log.warning("could not check redelivered jobs for cancellation: %s", exc)
-            return
-        for job_id, status in statuses.items():
-            if status == JobStatus.CANCELLED.value:
-                self._cancelled[job_id] = None
+            return self.app.master.job_holders([c.message.id for c in claims])
+        except Exception as exc:  # noqa: BLE001 - they run, as an unfenced delivery would
+            log.warning("could not check %d redelivered job(s) against the master: %s",
+                        len(claims), exc)
+            return {}
 
     def _refresh_cancellations(self, force: bool = False) -> None:
         """Learn which jobs were cancelled: all never-started ones at start, then those
@@ -415,11 +482,17 @@ class Worker:
                 self.pool.request_cancel(slot)
 
     def _next_waiting(self) -> _Held | None:
+        lapse = self.app.config.lease_seconds * _LAPSE_SHARE
         while self.waiting:
             held = self.waiting.popleft()
-            if held.env.id not in self._cancelled:
-                return held
-            self._finish(held, Cancelled())  # cancelled while queued: never runs
+            if held.env.id in self._cancelled:
+                self._finish(held, Cancelled())  # cancelled while queued: never runs
+                continue
+            unrenewed = time.monotonic() - max(held.claimed_at, self.vitals.agent_ok or 0.0)
+            if unrenewed > lapse:  # cut off from the agent: another worker may run it
+                self._finish(held, Lapsed(unrenewed), ran=False)
+                continue
+            return held
         return None
 
     def _dispatch(self) -> None:
@@ -427,6 +500,9 @@ class Worker:
             return
         if self.async_slots and self.waiting:
             self._top_up_async()
+        # while jobs are short, a slot holds a second batch behind the one it runs, so it
+        # never waits for this loop between them; a long one would make it wait too long
+        self.pool.depth = 2 if self._avg_duration < _QUEUE_BEHIND else 1
         idle = self.pool.idle_slots()
         if not idle or not self.waiting:
             return
@@ -441,7 +517,7 @@ class Worker:
             queue_: deque[_Held] = deque()
             concurrent = (self.async_slots > 0 and self.pool.batching and self.waiting
                           and definitions[self.waiting[0].env.definition_id].is_async)
-            limit = self.async_slots if concurrent else size
+            limit = self.pool.async_held if concurrent else size
             while len(items) < limit:
                 if concurrent and self.waiting and \
                         not definitions[self.waiting[0].env.definition_id].is_async:
@@ -457,24 +533,26 @@ class Worker:
                                   bool(concurrent)))
             if not items:
                 return
-            if len(items) == 1 and not concurrent:
-                # a lone job is recorded running now; batched ones at the end
+            if len(items) == 1 and not concurrent and slot not in self.slots:
+                # a lone job is recorded running now; batched ones (and one queued behind
+                # another batch) at the end
                 held = queue_[0]
                 held.started = time.time()
                 held.start_recorded = True
                 self._record(held.env, JobStatus.RUNNING, started=held.started, starts=1)
                 self._event(held.env, JobStatus.RUNNING, held.started,
                             reason=_redelivered(held.claim, held.env))
-            self.slots[slot] = queue_
+            self.slots.setdefault(slot, deque()).extend(queue_)  # behind what it holds
             self.pool.submit(slot, items, concurrent=bool(concurrent))
             if isinstance(self.pool, SoloPool):
                 self._flush()  # the job runs inside the next poll: record "running" first
 
     def _top_up_async(self) -> None:
         """Hand more ``async def`` jobs to processes already running some, up to
-        ``async_slots`` each: a slot's loop takes new jobs while the others await."""
+        ``pool.async_held`` each: a slot's loop takes new jobs while the others await,
+        and starts those beyond ``async_slots`` as others end."""
         definitions = self.app.definitions
-        for slot, room in self.pool.async_room(self.async_slots):
+        for slot, room in self.pool.async_room(self.pool.async_held):
             items: list[Item] = []
             while len(items) < room and self.waiting and \
                     definitions[self.waiting[0].env.definition_id].is_async:
@@ -538,16 +616,23 @@ class Worker:
     def _slot_lost(self, slot: int, reason: str, running_seq: int | None,
                    outcome: Outcome | None = None) -> None:
         """A slot's process died or was killed: its running job ends with ``outcome``
-        (``Lost`` by default); the jobs it had not reported go back to the agent."""
+        (``Lost`` by default). A slot runs its jobs in order, so those queued behind the
+        running one never started: they wait here for another slot. The others it had not
+        reported (run, or not known to be unstarted) go back to the agent."""
         queue_ = self.slots.pop(slot, deque())
         for held in queue_:
             self.by_seq.pop(held.seq, None)
-        victim = next((h for h in queue_ if h.seq == running_seq), None)
-        if victim is None and queue_ and outcome is not None:
-            victim = queue_[0]
+        ordered = list(queue_)
+        at = next((i for i, h in enumerate(ordered) if h.seq == running_seq), None)
+        victim = None if at is None else ordered[at]
+        behind = [] if at is None else [h for h in ordered[at + 1:] if not h.start_recorded]
+        if victim is None and ordered and outcome is not None:
+            victim = ordered[0]
+        kept = {id(h) for h in behind}
         for held in queue_:
-            if held is not victim:
+            if held is not victim and id(held) not in kept:
                 self._finish(held, Released(f"{reason} before it started"), ran=False)
+        self.waiting.extendleft(reversed(behind))  # first in line, as they were claimed
         if victim is not None:
             if victim.started is None:
                 victim.started = time.time()
@@ -569,6 +654,15 @@ class Worker:
         """The one place every job ends: decide what follows from ``outcome``, record it
         in the master, tell the agent, log it, and show it to middleware."""
         now = time.time()
+        if isinstance(outcome, Superseded | Lapsed):  # the job did not end here
+            assert env is not None
+            decision = decide(outcome, attempt=env.attempt, policy=_NO_RETRIES, now=now)
+            if decision.action is AgentAction.ACK:
+                self.batch.acks.append(claim)
+            log.info("job %s %s %s", env.id, env.definition_id, explain(
+                outcome, decision, attempt=env.attempt, max_retries=0),
+                extra={"job_id": env.id, "definition_id": env.definition_id})
+            return
         if env is None:
             decision = decide(outcome, attempt=1, policy=_NO_RETRIES, now=now)
         elif type(outcome) is Succeeded:  # the common case: no policy to weigh
@@ -593,6 +687,10 @@ class Worker:
         action = decision.action
         if action is AgentAction.ACK:
             batch.acks.append(claim)
+            if env is not None and decision.status in FINAL_STATUSES:
+                self._settled_here[env.id] = (env.attempt, env.due, decision.status)
+                if len(self._settled_here) > _SETTLED_HERE:
+                    self._settled_here.popitem(last=False)
         elif action is AgentAction.RETRY:
             assert env is not None and decision.retry_at is not None
             batch.retries.append((claim, env.next_attempt(decision.retry_at).to_message()))
@@ -649,6 +747,8 @@ class Worker:
     def _event(self, env: Envelope, status: JobStatus, at: float, *,
                error: JobError | None = None, reason: str | None = None) -> None:
         """Add a status the job entered to its audit trail (written with its record)."""
+        from jobmaster.master.repository import event_row
+
         self.batch.events.append(event_row(
             env.id, status.value, datetime.fromtimestamp(at, UTC), env.attempt,
             worker=self.id, error_type=None if error is None else error.type,
@@ -848,6 +948,10 @@ class Worker:
 
 
 _NO_RETRIES = RetryPolicy(0, 0.0, 1.0, 0.0)
+_LAPSE_SHARE = 0.8
+"""A held job whose claim went unrenewed for this share of the lease is not started."""
+_SETTLED_HERE = 20_000
+"""Jobs a worker remembers having settled, to drop their duplicate deliveries itself."""
 _RATE_RETRY = 5.0
 """Seconds a rate-limited job waits when the master could not be asked for its slot."""
 _AGAIN = (AgentAction.RETRY, AgentAction.RELEASE)

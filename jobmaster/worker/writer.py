@@ -5,6 +5,16 @@ so waiting on the database overlaps with claiming and dispatching. A batch is wr
 the master first (one transaction), then acked / retried / dead-lettered on the agent, so
 a crash in between runs a job again rather than losing it.
 
+Two threads share the work: one writes batches to the master, in order, and hands each to
+the other, which settles them on the agent, in order. An agent that is down (a broker
+restart) so holds up only the settling, never the master records behind it: a job finished
+elsewhere is seen settled in the master at once, and a duplicate delivery of it is dropped
+(``jobmaster.fencing``). A settlement the agent fails is tried again, with backoff, for up to
+``SETTLE_PATIENCE`` seconds: an ack that reaches a restarted server in time spares a run.
+
+The worker's start-up thread makes the master ready while the first jobs run: the writer
+waits for it to end before its first write.
+
 A master that cannot be reached is waited for, retrying with backoff, while the supervisor
 keeps the batch's leases alive. A batch the master refuses for what it holds is split
 until the refused job stands alone: the others are written, and the refused job is
@@ -17,19 +27,26 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobmaster.agents.base import Agent, AgentMessage, Claimed
-from jobmaster.master.repository import Master, event_row
 from jobmaster.models import JobStatus
+
+if TYPE_CHECKING:  # the master (and SQLAlchemy) is imported when it is first used
+    from jobmaster.master.repository import Master
 
 log = logging.getLogger("jobmaster.worker")
 
 MAX_BACKLOG = 16
 """Batches waiting to be written before the supervisor stops claiming."""
+SETTLE_PATIENCE = 30.0
+"""Seconds a batch's acks, retries and dead letters are tried again on an agent that
+fails them, before the writer gives up (the jobs then come back after their lease)."""
 _FORCE_AFTER = 10
 """Failed tries of one batch (with the master answering) after which the jobs it refuses
 are failed and dead-lettered even when the error looked transient or hit every job alike
@@ -86,19 +103,35 @@ def failure_record(row: dict[str, Any], reason: str) -> dict[str, Any]:
     return safe
 
 
-class Writer:
-    """A thread writing batches of outcomes, in order."""
+@dataclass(slots=True)
+class _Unwritten:
+    """A batch the master did not take (the worker is stopping): not settled, only let go."""
 
-    def __init__(self, master: Master, agent: Agent, agent_name: str) -> None:
-        self.master = master
+    batch: Batch
+
+
+class Writer:
+    """A thread writing batches of outcomes, in order.
+
+    ``master`` is the master, or what gives it once ``after`` (the worker's start-up
+    thread, which makes it ready) has ended: nothing is written before that."""
+
+    def __init__(self, master: Master | Callable[[], Master], agent: Agent, agent_name: str,
+                 *, after: threading.Thread | None = None) -> None:
+        self._master = master
+        self._after = after
         self.agent = agent
         self.agent_name = agent_name
         self._queue: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
         self._inflight: deque[Batch] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._settling: queue.SimpleQueue[Batch | _Unwritten | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="jobmaster-writer", daemon=True)
+        self._settler = threading.Thread(target=self._run_settles, name="jobmaster-settler",
+                                         daemon=True)
         self._thread.start()
+        self._settler.start()
 
     @property
     def backlog(self) -> int:
@@ -125,23 +158,50 @@ class Writer:
         """Write what is queued (giving up on an unreachable master after ``timeout``
         seconds) and stop. Returns whether everything was written."""
         self._queue.put(None)
+        deadline = time.monotonic() + timeout
         self._thread.join(timeout)
-        if self._thread.is_alive():
+        self._settler.join(max(deadline - time.monotonic(), 0.0))
+        if self._thread.is_alive() or self._settler.is_alive():
             self._stopping.set()
             self._thread.join(5.0)
+            self._settler.join(5.0)
         return self.backlog == 0
 
+    @property
+    def master(self) -> Master:
+        """The master the batches are written to."""
+        master = self._master
+        return master() if callable(master) else master
+
     def _run(self) -> None:
+        after = self._after
+        while after is not None and after.is_alive() and not self._stopping.is_set():
+            after.join(0.1)  # the start-up thread makes the master ready
         while True:
             batch = self._queue.get()
             if batch is None:
+                self._settling.put(None)
                 return
+            written = False
             try:
-                if self._write(batch):
-                    self._settle(batch)
+                written = self._write(batch)
             except Exception:  # noqa: BLE001 - the writer thread must outlive any batch
                 log.exception("could not write a batch of %d job record(s); those jobs run "
                               "again after their lease", len(batch.records))
+            # settled in order after those before it (or only let go, if not written)
+            self._settling.put(batch if written else _Unwritten(batch))
+
+    def _run_settles(self) -> None:
+        while True:
+            item = self._settling.get()
+            if item is None:
+                return
+            if isinstance(item, Batch):
+                try:
+                    self._settle(item)
+                except Exception:  # noqa: BLE001 - the thread must outlive any batch
+                    log.exception("could not settle a batch of %d job(s) on agent %s",
+                                  len(item), self.agent_name)
             with self._lock:
                 self._inflight.popleft()
 
@@ -171,6 +231,8 @@ class Writer:
         return True
 
     def _refused(self, batch: Batch, refused: dict[str, str]) -> None:
+        from jobmaster.master.repository import event_row  # loaded with the master by now
+
         for job_id, reason in refused.items():
             log.error("the master refused the record of job %s: %s; recording it as failed "
                       "and dead-lettering it", job_id, reason, extra={"job_id": job_id})
@@ -189,11 +251,31 @@ class Writer:
         batch.dead_letter_instead(refused)
 
     def _settle(self, batch: Batch) -> None:
-        try:
-            self.agent.ack(batch.acks)
-            self.agent.retry(batch.retries)
-            self.agent.dead_letter(batch.dead)
-        except Exception as exc:  # noqa: BLE001 - leases expire; jobs come back
-            log.error("could not acknowledge %d job(s) on agent %s: %s (they will run again "
-                      "after their lease)", len(batch.acks) + len(batch.retries),
-                      self.agent_name, exc)
+        """Ack, retry and dead-letter the batch's claims on the agent, each step tried
+        again with backoff while the agent fails it, for ``SETTLE_PATIENCE`` seconds."""
+        steps: list[Callable[[], None]] = [
+            lambda: self.agent.ack(batch.acks), lambda: self.agent.retry(batch.retries),
+            lambda: self.agent.dead_letter(batch.dead)]
+        deadline = time.monotonic() + SETTLE_PATIENCE
+        pause, failed = 0.1, False
+        while steps:
+            try:
+                steps[0]()
+            except Exception as exc:  # noqa: BLE001 - leases expire; jobs come back
+                if self._stopping.is_set() or time.monotonic() + pause > deadline:
+                    log.error("could not acknowledge %d job(s) on agent %s: %s (they will "
+                              "run again after their lease)",
+                              len(batch.acks) + len(batch.retries), self.agent_name, exc)
+                    return
+                if not failed:
+                    log.warning("could not settle %d job(s) on agent %s: %s; trying again "
+                                "for up to %g s", len(batch), self.agent_name, exc,
+                                SETTLE_PATIENCE)
+                failed = True
+                self._stopping.wait(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            steps.pop(0)
+        if failed:
+            log.info("settled %d job(s) on agent %s after it failed", len(batch),
+                     self.agent_name)

@@ -122,6 +122,9 @@ def applies(name: str, stack: Stack) -> str | None:
         return "the agent is an embedded file: no network link to cut"
     if name == "clock-skew" and stack.kind == "sqlite":
         return "an embedded agent lives on one host, with one clock"
+    if name == "clock-skew" and stack.kind in ("nats", "rabbitmq"):
+        return ("its worker compares due times with its own clock (a worker whose clock "
+                "is behind holds due jobs back by as much): keep the hosts' clocks in step")
     if name == "broker-restart" and stack.agent_server is None and stack.kind != "sqlite":
         return "the agent is a shared server the harness may not kill"
     return None

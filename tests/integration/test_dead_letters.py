@@ -36,6 +36,8 @@ def test_a_poison_job_is_listed_requeued_after_the_fix_and_succeeds(
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None and failed.error.type == "UnknownDefinitionError"
 
+    # the master records the failure, then the worker moves the message aside
+    wait_until(lambda: len(app.dead_letters.list()) == 1, 10, "the dead letter")
     [item] = app.dead_letters.list()
     assert (item.id, item.definition_id, item.agent) == (poison.id, "pid", "main")
     assert "unknown job definition 'pid'" in item.reason

@@ -122,3 +122,31 @@ def test_to_message() -> None:
 
 def test_payload_not_in_repr() -> None:
     assert "to\":" not in repr(make(payload=b'{"to":"secret@example.com"}'))
+
+
+def test_a_header_template_writes_the_same_bytes_as_the_envelope() -> None:
+    from jobmaster.envelope import HeaderTemplate
+    from jobmaster.options import JobOptions
+
+    env = Envelope.from_fields(id="j1", cluster="c", definition_id="send", encoding="json",
+                               payload=b'{"to":"x"}', created_at=1.5, due=2.5, lane="mail",
+                               priority=3, max_retries=2, metadata={"tenant": "a"})
+    template = HeaderTemplate(env.options)
+    assert template.to_bytes(env) == env.to_bytes()
+    signed = dataclasses.replace(env, signature="abc", job_key="k", attempt=2)
+    assert template.to_bytes(signed) == signed.to_bytes()
+    assert template.to_message(signed) == signed.to_message()
+    other = dataclasses.replace(env, options=JobOptions(lane="mail"))  # not its options
+    assert template.to_bytes(other) == other.to_bytes()
+
+
+def test_the_redis_push_is_packed_as_redis_py_packs_it() -> None:
+    from redis.connection import Connection
+
+    from jobmaster.agents.redis import _packed_evalsha
+
+    args = ["id-1", b"\x00body", 3, 1.25, "lane:é", 1795687895.3986292]
+    expected = b"".join(Connection().pack_command("EVALSHA", "abc123", 1, "ns:jobs", *args))
+    assert _packed_evalsha("abc123", "ns:jobs", args) == expected
+    with pytest.raises(TypeError):
+        _packed_evalsha("abc123", "ns:jobs", [object()])

@@ -76,3 +76,69 @@ def test_the_graph_sees_type_only_and_local_imports() -> None:
     graph = import_graph()
     assert "jobmaster.scheduling" in graph["jobmaster.app"]  # a function-local import
     assert "jobmaster.app" in graph["jobmaster.beat"]        # a TYPE_CHECKING import
+
+
+_MASTER_MODULES = ("sqlalchemy", "jobmaster.outbox", "jobmaster.master.repository",
+                   "jobmaster.master.rows", "jobmaster.master.schema",
+                   "jobmaster.master.workflows")
+"""What loads SQLAlchemy: imported by the modules below only when the master is used."""
+_LAZY_ABOUT_THE_MASTER = ("jobmaster.app", "jobmaster.host", "jobmaster.jobs",
+                          "jobmaster.dead_letters", "jobmaster.producer",
+                          "jobmaster.worker.writer", "jobmaster.master.timestamps")
+
+
+def import_time_imports(path: Path) -> set[str]:
+    """The modules a module imports when it is imported: its top-level imports, those of
+    its classes and of its ``if``/``try`` blocks, not those under ``if TYPE_CHECKING:``
+    nor inside functions (relative imports are left out)."""
+    found: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.If):
+                if not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+                    visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                for block in (node.body, node.orelse, node.finalbody,
+                              *(h.body for h in node.handlers)):
+                    visit(block)
+            elif isinstance(node, ast.ClassDef):
+                visit(node.body)
+
+    visit(ast.parse(path.read_text()).body)
+    return found
+
+
+def test_modules_import_the_master_only_when_it_is_used() -> None:
+    modules = _modules()
+    for name in _LAZY_ABOUT_THE_MASTER:
+        eager = {m for m in import_time_imports(modules[name])
+                 if any(m == t or m.startswith(t + ".") for t in _MASTER_MODULES)}
+        assert not eager, f"{name} imports {sorted(eager)} at import time"
+
+
+def test_import_time_imports_leave_out_type_checking_and_functions() -> None:
+    found = import_time_imports(_modules()["jobmaster.app"])
+    assert "jobmaster.producer" in found
+    assert "jobmaster.master.repository" not in found   # TYPE_CHECKING and in App.master
+    assert "jobmaster.scheduling" not in found           # TYPE_CHECKING and function-local
+
+
+def test_importing_jobmaster_and_its_worker_command_does_not_load_sqlalchemy() -> None:
+    # a worker or a producer imports SQLAlchemy when it first uses the master, not before
+    # (it is 60 % of the import time, and forked children that never touch the master
+    # need not hold it)
+    import subprocess
+    import sys
+
+    probe = ("import sys, jobmaster, jobmaster.cli, jobmaster.worker.supervisor, "
+             "jobmaster.worker.pool; print('sqlalchemy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"

@@ -57,9 +57,10 @@ ARGS = {"x": 1, "y": 2}
 
 # -- a pool the test controls --------------------------------------------------------------
 class ScriptedPool(Pool):
-    """Slots that never run anything by themselves. A submitted batch waits in its slot;
-    ``end``, ``run``, ``hand_back``, ``die`` and ``age`` make things happen to the slot's
-    first job, and ``poll`` hands over what happened."""
+    """Slots that never run anything by themselves. A submitted batch waits in its slot
+    (behind another, up to ``depth`` batches, as in a prefork child); ``end``, ``run``,
+    ``hand_back``, ``die`` and ``age`` make things happen to the slot's first job, and
+    ``poll`` hands over what happened."""
 
     kind = "scripted"
     batching = True
@@ -68,6 +69,7 @@ class ScriptedPool(Pool):
     def __init__(self, app: App, size: int) -> None:
         super().__init__(app, size)
         self.queued: dict[int, list[Item]] = {slot: [] for slot in range(size)}
+        self.batches: dict[int, list[int]] = {slot: [] for slot in range(size)}
         self.started: dict[int, float] = {}
         self.events: list[PoolEvent] = []
         self.submitted: list[str] = []
@@ -81,12 +83,15 @@ class ScriptedPool(Pool):
         pass
 
     def idle_slots(self) -> list[int]:
-        return [slot for slot, items in self.queued.items() if not items]
+        return sorted((s for s, b in self.batches.items() if len(b) < self.depth),
+                      key=lambda s: len(self.batches[s]))
 
     def submit(self, slot: int, items: Sequence[Item], *, concurrent: bool = False) -> None:
-        assert not self.queued[slot], f"slot {slot} was given jobs while busy"
-        self.queued[slot] = list(items)
-        self.started[slot] = time.monotonic()
+        assert len(self.batches[slot]) < self.depth, f"slot {slot} was given jobs while busy"
+        if not self.queued[slot]:
+            self.started[slot] = time.monotonic()
+        self.queued[slot] += items
+        self.batches[slot].append(len(items))
         self.submitted += [Envelope.from_bytes(item.body).id for item in items]
 
     def current(self, slot: int) -> tuple[int, float] | None:
@@ -103,7 +108,7 @@ class ScriptedPool(Pool):
 
     def kill(self, slot: int, respawn: bool = True) -> None:
         self.killed.append((slot, respawn))
-        self.queued[slot] = []
+        self.queued[slot], self.batches[slot] = [], []
 
     def request_cancel(self, slot: int) -> None:
         self.cancel_requests.append(slot)
@@ -115,6 +120,9 @@ class ScriptedPool(Pool):
     def _first(self, slot: int) -> Item:
         assert self.queued[slot], f"slot {slot} holds no job"
         item = self.queued[slot].pop(0)
+        self.batches[slot][0] -= 1
+        if not self.batches[slot][0]:
+            self.batches[slot].pop(0)
         self.started[slot] = time.monotonic()  # the next job of the batch starts now
         return item
 
@@ -138,7 +146,7 @@ class ScriptedPool(Pool):
     def die(self, slot: int) -> None:
         """The slot's process dies while running its first job."""
         running = self.queued[slot][0].seq
-        self.queued[slot] = []
+        self.queued[slot], self.batches[slot] = [], []
         self.events.append(SlotExited(slot, "worker process 4711 was killed by signal SIGKILL",
                                       running))
 
@@ -396,7 +404,7 @@ def test_retry_delay_and_backoff_that_overflow_are_capped_at_the_longest_wait(
 # -- a slot that overruns or dies --------------------------------------------------------
 @pytest.mark.parametrize(("max_retries", "status"),
                          [(0, JobStatus.FAILED), (1, JobStatus.RETRYING)])
-def test_timeout_kills_the_slot_and_releases_the_jobs_batched_behind(
+def test_timeout_kills_the_slot_and_the_jobs_batched_behind_wait_for_another_slot(
     h: Harness, max_retries: int, status: JobStatus
 ) -> None:
     slow = enqueue(h, timeout=5.0, max_retries=max_retries)
@@ -418,17 +426,15 @@ def test_timeout_kills_the_slot_and_releases_the_jobs_batched_behind(
     assert (job.status, job.attempts) == (status, 1)
     assert job.error is not None and job.error.type == "TimeoutError"
     assert job.error.message == "job exceeded its timeout of 5 s and was stopped by the test"
-    for job_id in behind:
-        assert (h.job(job_id).status, h.job(job_id).attempts) == (JobStatus.QUEUED, 0)
-        assert h.seen.kinds(job_id) == [Released]
     assert h.seen.kinds(slow) == [TimedOut]
-    back = {e.id: e.attempt for e in h.take_all()}  # due now: the released ones
-    assert back == dict.fromkeys(behind, 1)
-    assert h.agent.length() == 2 + max_retries
-    assert worker.held == {} and worker.slots == {} and worker.by_seq == {}
+    _behind_run_next(h, worker, behind)
+    assert h.take_all() == []  # nothing went back to the agent (a retry is due later)
+    assert h.agent.length() == max_retries
 
 
-def test_slot_that_dies_fails_its_running_job_and_releases_the_rest(h: Harness) -> None:
+def test_slot_that_dies_fails_its_running_job_and_runs_the_rest_elsewhere(
+    h: Harness,
+) -> None:
     running = enqueue(h)
     behind = [enqueue(h), enqueue(h)]
     worker = h.worker()
@@ -444,11 +450,109 @@ def test_slot_that_dies_fails_its_running_job_and_releases_the_rest(h: Harness) 
     assert job.error is not None and job.error.type == "WorkerLostError"
     assert "killed by signal SIGKILL" in job.error.message and running in job.error.message
     assert h.seen.kinds(running) == [Lost]
+    _behind_run_next(h, worker, behind)
+    assert h.agent.length() == 0 and h.agent.dead_letters() == []
+
+
+def _behind_run_next(h: Harness, worker: Worker, behind: list[str]) -> None:
+    """The jobs queued in a lost slot behind its running one never started: still held,
+    first in line for the next slot, they run there (nothing ended for them meanwhile)."""
+    assert [held.env.id for held in worker.waiting] == behind
+    assert worker.slots == {} and worker.by_seq == {}
     for job_id in behind:
         assert (h.job(job_id).status, h.job(job_id).attempts) == (JobStatus.QUEUED, 0)
-        assert h.seen.kinds(job_id) == [Released]
-    assert sorted(e.id for e in h.take_all()) == sorted(behind)
-    assert h.agent.length() == 2 and h.agent.dead_letters() == []
+        assert h.seen.kinds(job_id) == []
+    worker._dispatch()
+    assert pool(worker).submitted[-len(behind):] == behind
+    for _ in behind:
+        pool(worker).end(0, Succeeded(b"3"))
+    deliver(worker)
+    written(worker)
+    for job_id in behind:
+        assert (h.job(job_id).status, h.job(job_id).attempts) == (JobStatus.SUCCEEDED, 1)
+        assert h.seen.kinds(job_id) == [Succeeded]
+    assert worker.held == {} and worker.slots == {} and worker.by_seq == {}
+
+
+def test_slot_holding_two_batches_that_dies_gives_back_every_job_it_had_not_reported(
+    h: Harness,
+) -> None:
+    first = [enqueue(h), enqueue(h), enqueue(h)]
+    worker = h.worker()
+    worker._avg_duration = 1e-4  # short jobs: a slot holds a second batch behind its first
+    claim(worker)
+    worker._dispatch()
+    assert pool(worker).batches[0] == [3] and pool(worker).idle_slots() == [0]
+    second = [enqueue(h), enqueue(h)]
+    claim(worker)
+    worker._dispatch()
+    assert pool(worker).batches[0] == [3, 2] and pool(worker).idle_slots() == []
+    third = enqueue(h)
+    claim(worker)
+    worker._dispatch()  # two batches are all a slot holds: the next one waits here
+    assert pool(worker).submitted == [*first, *second]
+    assert [held.env.id for held in worker.slots[0]] == [*first, *second]
+
+    pool(worker).end(0, Succeeded(b"3"))
+    deliver(worker)
+    pool(worker)._first(0)  # ran, but its report was never sent
+    pool(worker).die(0)  # while running the last job of its first batch
+    deliver(worker)
+    written(worker)
+
+    assert h.job(first[0]).status is JobStatus.SUCCEEDED
+    unreported = h.job(first[1])  # it may have run: back to the agent, to run again
+    assert (unreported.status, unreported.attempts) == (JobStatus.QUEUED, 0)
+    assert h.seen.kinds(first[1]) == [Released]
+    lost = h.job(first[2])
+    assert (lost.status, lost.attempts) == (JobStatus.FAILED, 1)
+    assert lost.error is not None and lost.error.type == "WorkerLostError"
+    assert h.seen.kinds(first[2]) == [Lost]
+    for job_id in second:  # never started: still held, first in line
+        assert (h.job(job_id).status, h.job(job_id).attempts) == (JobStatus.QUEUED, 0)
+        assert h.seen.kinds(job_id) == []
+    assert worker.slots == {} and worker.by_seq == {}
+    assert [held.env.id for held in worker.waiting] == [*second, third]
+    assert [e.id for e in h.take_all()] == [first[1]]
+
+
+def test_lone_job_queued_behind_another_is_not_recorded_running_until_it_ran(
+    h: Harness,
+) -> None:
+    running = enqueue(h)
+    worker = h.worker()
+    worker._avg_duration = 0.01  # one job a batch, short enough to queue one behind
+    claim(worker)
+    worker._dispatch()
+    behind = enqueue(h)
+    claim(worker)
+    worker._dispatch()
+    assert pool(worker).batches[0] == [1, 1]
+    written(worker)
+    assert h.job(running).status is JobStatus.RUNNING  # a lone job: recorded at dispatch
+    assert h.job(behind).status is JobStatus.QUEUED  # waiting in the slot, not running
+
+    pool(worker).end(0, Succeeded(b"3"))
+    pool(worker).end(0, Succeeded(b"3"))
+    deliver(worker)
+    written(worker)
+    for job_id in (running, behind):
+        job = h.job(job_id)
+        assert (job.status, job.attempts) == (JobStatus.SUCCEEDED, 1)
+        assert [e.status for e in h.app.jobs.history(job_id)] == [
+            JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED]
+
+
+def test_long_jobs_never_wait_in_a_slot_behind_another(h: Harness) -> None:
+    jobs = [enqueue(h), enqueue(h)]
+    worker = h.worker()
+    worker._avg_duration = 1.0
+    claim(worker)
+    worker._dispatch()
+    worker._dispatch()
+    assert pool(worker).submitted == jobs[:1]  # the other waits for a free slot
+    assert [held.env.id for held in worker.waiting] == jobs[1:]
+    assert worker._poll_timeout() > 0  # and the loop waits for the slot's report
 
 
 # -- jobs that must not run --------------------------------------------------------------
@@ -533,6 +637,113 @@ def test_job_cancelled_while_its_worker_was_lost_is_dropped_by_the_next(h: Harne
     assert h.job(job_id).status is JobStatus.CANCELLED
     assert h.seen.kinds(job_id) == [Cancelled]
     assert h.agent.length() == 0
+
+
+# -- deliveries that duplicate a run (jobmaster.fencing) ---------------------------------
+def test_delivery_of_a_job_that_succeeded_is_acked_without_running(h: Harness) -> None:
+    # the first worker ran it and recorded it, but its ack was lost (the agent restarted)
+    h.app.config.lease_seconds = 0.2
+    job_id = enqueue(h)
+    first = h.worker()
+    claim(first)
+    first._dispatch()
+    pool(first).end(0, Succeeded(b"3"))
+    deliver(first)
+    agent = first.writer.agent
+    agent.ack = lambda claims: None  # type: ignore[method-assign]
+    written(first)
+    del agent.ack
+    assert h.job(job_id).status is JobStatus.SUCCEEDED
+
+    second = h.worker()
+    deadline = time.monotonic() + 5.0
+    while not second.batch.acks:
+        assert time.monotonic() < deadline, "the job never came back"
+        claim(second)
+    second._dispatch()
+    written(second)
+
+    assert pool(second).submitted == [] and second.held == {}
+    job = h.job(job_id)
+    assert (job.status, job.attempts, job.result) == (JobStatus.SUCCEEDED, 1, 3)
+    assert h.seen.kinds(job_id) == [Succeeded]  # one ending, seen once
+    assert h.agent.length() == 0
+
+
+def test_delivery_inside_a_live_workers_run_is_left_to_its_lease(h: Harness) -> None:
+    # the agent hands the job out again while its first worker still runs it and
+    # heartbeats (as a NATS server restarted meanwhile can): the second worker neither
+    # runs it nor settles it; the first one's outcome ends it
+    h.app.config.lease_seconds = 0.3
+    job_id = enqueue(h)
+    first = h.worker()
+    claim(first)
+    first._dispatch()
+    written(first)  # recorded running under the first worker
+    time.sleep(0.35)  # its lease on the agent runs out while it works
+
+    second = h.worker()
+    second.id = "supervised@elsewhere:2"  # another process (both run in this one here)
+    claimed: list[Claimed] = []
+    take = second.agent.claim
+
+    def claim_and_keep(*args: Any, **kwargs: Any) -> list[Claimed]:
+        got = take(*args, **kwargs)
+        claimed.extend(got)
+        return got
+
+    second.agent.claim = claim_and_keep  # type: ignore[method-assign]
+    deadline = time.monotonic() + 5.0
+    while not claimed:
+        assert time.monotonic() < deadline, "the agent never handed the job out again"
+        h.app.master.worker_seen(first._worker_row("running"))  # alive, lease lapsed
+        claim(second)
+    del second.agent.claim
+    assert [c.message.id for c in claimed] == [job_id] and claimed[0].deliveries == 2
+    second._dispatch()
+    written(second)
+    assert pool(second).submitted == [] and second.held == {}
+    assert second.batch.acks == [] and h.agent.length() == 1  # left, not acked
+    assert h.job(job_id).status is JobStatus.RUNNING
+
+    pool(first).end(0, Succeeded(b"3"))
+    deliver(first)
+    written(first)
+    job = h.job(job_id)
+    assert (job.status, job.attempts) == (JobStatus.SUCCEEDED, 1)
+    assert h.seen.kinds(job_id) == [Succeeded]
+    deadline = time.monotonic() + 5.0
+    while h.agent.length():  # the first ack, or the next delivery's, empties the agent
+        assert time.monotonic() < deadline, "the job stayed on the agent"
+        claim(second)
+        written(second)
+        time.sleep(0.01)
+    assert pool(second).submitted == []
+
+
+def test_a_job_held_while_the_agent_was_unreachable_past_its_lease_is_not_started(
+        h: Harness) -> None:
+    # cut off from its agent, the worker could not renew its claims: by the time a slot
+    # frees, the agent may have given the waiting job to another worker
+    first_id, second_id = enqueue(h), enqueue(h)
+    worker = h.worker()
+    claim(worker)
+    worker._dispatch()
+    assert pool(worker).submitted == [first_id] and len(worker.waiting) == 1
+    unrenewed = h.app.config.lease_seconds
+    worker.waiting[0].claimed_at -= unrenewed
+    worker.vitals.agent_ok = time.monotonic() - unrenewed
+    pool(worker).end(0, Succeeded(b"3"))
+    deliver(worker)
+    worker._dispatch()
+    written(worker)
+
+    assert pool(worker).submitted == [first_id]  # the second never started
+    assert worker.held == {} and not worker.waiting
+    assert h.job(second_id).status is JobStatus.QUEUED  # nothing recorded for it
+    assert h.agent.length() == 1  # left to the agent, not acked nor pushed again
+    assert h.requeued == []
+    assert h.seen.kinds(second_id) == []
 
 
 def test_expired_job_is_cancelled_in_its_slot_without_running(h: Harness) -> None:
