@@ -126,6 +126,25 @@ def _item(app: App, seq: int, definition_id: str, *, timeout: float | None = Non
     return Item(seq, env.to_bytes(), timeout, app.definitions[definition_id].is_async)
 
 
+def _run_async(app: App, conn: Any, items: list[Item],
+               at_start: Callable[[asyncio.AbstractEventLoop], Any] = lambda loop: None,
+               ) -> tuple[int, list[list[Item]], dict[int, Any]]:
+    """A child's async runner over ``items``, one slot at a time, on a loop of its own:
+    how many ran, those left for later, and each one's report by seq (``None``: handed
+    back unstarted)."""
+    sent: list[Any] = []
+    loop = asyncio.new_event_loop()
+    at_start(loop)
+    try:
+        ran, later = pools._run_concurrently(app, loop, conn, items, lambda *_: None,
+                                             sent.append, 1)
+    finally:
+        loop.close()
+    reports = dict(item for message in sent if isinstance(message, Reports)
+                   for item in message.items)
+    return ran, later, reports
+
+
 def _poll_until(pool: PreforkPool, done: Callable[[list[PoolEvent]], bool],
                 timeout: float = 30.0) -> list[PoolEvent]:
     events: list[PoolEvent] = []
@@ -190,20 +209,12 @@ def test_async_jobs_beyond_the_slots_wait_their_turn_timed_from_their_start(
 ) -> None:
     app = _pool_app(tmp_path)
     _, conn = Pipe()
-    sent: list[Any] = []
     items = [_item(app, seq, "nap", timeout=0.5, seconds=0.3) for seq in (1, 2, 3)]
-    loop = asyncio.new_event_loop()
-    try:
-        ran, later = pools._run_concurrently(app, loop, conn, items, lambda *_: None,
-                                             sent.append, 1)
-    finally:
-        loop.close()
-    reports = dict(item for message in sent if isinstance(message, Reports)
-                   for item in message.items)
+    ran, later, reports = _run_async(app, conn, items)
     assert (ran, later, sorted(reports)) == (3, [], [1, 2, 3])
     # one at a time; each within its 0.5 s from its start, not from its arrival (0.9 s)
-    assert [r.kind for r in reports.values()] == ["succeeded"] * 3  # type: ignore[union-attr]
-    starts = sorted(r.started for r in reports.values())  # type: ignore[union-attr]
+    assert [r.kind for r in reports.values()] == ["succeeded"] * 3
+    starts = sorted(r.started for r in reports.values())
     assert all(b - a >= 0.25 for a, b in zip(starts, starts[1:], strict=False))
 
 
@@ -212,18 +223,11 @@ def test_async_jobs_waiting_their_turn_are_handed_back_when_the_worker_stops(
 ) -> None:
     app = _pool_app(tmp_path)
     _, conn = Pipe()
-    sent: list[Any] = []
     items = [_item(app, seq, "nap", seconds=0.2) for seq in (1, 2, 3)]
     monkeypatch.setattr(pools, "_STOP_REQUESTED", False)
-    loop = asyncio.new_event_loop()
-    loop.call_later(0.05, lambda: setattr(pools, "_STOP_REQUESTED", True))  # a warm stop
-    try:
-        ran, _ = pools._run_concurrently(app, loop, conn, items, lambda *_: None,
-                                         sent.append, 1)
-    finally:
-        loop.close()
-    reports = dict(item for message in sent if isinstance(message, Reports)
-                   for item in message.items)
+    ran, _, reports = _run_async(  # a warm stop 50 ms in
+        app, conn, items, at_start=lambda loop: loop.call_later(
+            0.05, lambda: setattr(pools, "_STOP_REQUESTED", True)))
     assert ran == 1
     assert reports[1] is not None and reports[1].kind == "succeeded"  # it finished
     assert reports[2] is None and reports[3] is None  # never started: handed back

@@ -267,6 +267,17 @@ def written(worker: Worker, timeout: float = 5.0) -> None:
         time.sleep(0.002)
 
 
+def claim_until(worker: Worker, done: Callable[[], bool], what: str,
+                between: Callable[[], None] = lambda: None) -> None:
+    """Claim until ``done()`` (a job given up elsewhere comes back once its lease ends);
+    ``between`` runs before each claim."""
+    deadline = time.monotonic() + 5.0
+    while not done():
+        assert time.monotonic() < deadline, what
+        between()
+        claim(worker)
+
+
 def pool(worker: Worker) -> ScriptedPool:
     assert isinstance(worker.pool, ScriptedPool)
     return worker.pool
@@ -626,10 +637,7 @@ def test_job_cancelled_while_its_worker_was_lost_is_dropped_by_the_next(h: Harne
     h.app.jobs.cancel(job_id)
 
     worker = h.worker()
-    deadline = time.monotonic() + 5.0
-    while not worker.held:
-        assert time.monotonic() < deadline, "the lost worker's job never came back"
-        claim(worker)
+    claim_until(worker, lambda: bool(worker.held), "the lost worker's job never came back")
     worker._dispatch()
     written(worker)
 
@@ -656,10 +664,7 @@ def test_delivery_of_a_job_that_succeeded_is_acked_without_running(h: Harness) -
     assert h.job(job_id).status is JobStatus.SUCCEEDED
 
     second = h.worker()
-    deadline = time.monotonic() + 5.0
-    while not second.batch.acks:
-        assert time.monotonic() < deadline, "the job never came back"
-        claim(second)
+    claim_until(second, lambda: bool(second.batch.acks), "the job never came back")
     second._dispatch()
     written(second)
 
@@ -693,11 +698,9 @@ def test_delivery_inside_a_live_workers_run_is_left_to_its_lease(h: Harness) -> 
         return got
 
     second.agent.claim = claim_and_keep  # type: ignore[method-assign]
-    deadline = time.monotonic() + 5.0
-    while not claimed:
-        assert time.monotonic() < deadline, "the agent never handed the job out again"
-        h.app.master.worker_seen(first._worker_row("running"))  # alive, lease lapsed
-        claim(second)
+    claim_until(second, lambda: bool(claimed), "the agent never handed the job out again",
+                # the first worker is alive, though its lease lapsed
+                between=lambda: h.app.master.worker_seen(first._worker_row("running")))
     del second.agent.claim
     assert [c.message.id for c in claimed] == [job_id] and claimed[0].deliveries == 2
     second._dispatch()
