@@ -460,17 +460,21 @@ def _commands(systems: Sequence[System], mode: str, what: str) -> list[str]:
 # -- 7. drain with worker start-up included --------------------------------------------------
 def _launch_and_drain(ctx: Context, system: System, key: str, n: int, processes: int,
                       concurrency: int, mode: str = "noop",
-                      rss: list[float] | None = None) -> tuple[float, float, float, float]:
+                      rss: list[float] | None = None,
+                      cpu: dict[str, float] | None = None
+                      ) -> tuple[float, float, float, float]:
     """Start the workers for jobs already enqueued under ``key``; return the times
     (perf_counter) of the launch, the first job done, the N-th job done, and for jobmaster
     the master holding N jobs ``succeeded`` (for the peers, the N-th job done again).
     ``rss``: filled with the workers' peak RSS meanwhile, then their PSS once done (MiB,
-    process trees summed)."""
+    process trees summed). ``cpu``: filled with the CPU seconds used from launch to done
+    by the worker processes (start-up included) and by each server."""
     count = _counter(ctx, key)
     timeout = 120.0 + n / 100.0
     workers: list[Spawned] = []
     peak = _PeakRss()
     try:
+        before = cpu_snapshot([]) if cpu is not None else {}
         launched = time.perf_counter()
         workers = system.start_workers(processes, concurrency, mode=mode)
         if rss is not None:
@@ -483,6 +487,10 @@ def _launch_and_drain(ctx: Context, system: System, key: str, n: int, processes:
         if system.is_jobmaster:
             done = wait_until(f"{n} jobs recorded succeeded in the master",
                               lambda: system.succeeded() >= n, timeout, 0.01, workers)
+        if cpu is not None:
+            after = cpu_snapshot([w.pid for w in workers])
+            cpu.update({k: max(after[k] - before.get(k, 0.0), 0.0) for k in after
+                        if k not in ("busy", "total", "bench")})
         if rss is not None:
             peak.stop()
             rss += [peak.value, sum(tree_pss_mib(w.pid) for w in workers)]
@@ -531,12 +539,20 @@ def drain_startup(ctx: Context, systems: Sequence[System], sizes: Sequence[int])
                 key = ctx.prefix + "dsu:" + step
                 system.bulk(key, n)
                 system.recorded()
+                cpu: dict[str, float] = {}
                 launched, _first, _executed, done = _launch_and_drain(ctx, system, key, n,
-                                                                      1, 2)
+                                                                      1, 2, cpu=cpu)
                 out.row(name, f"{n:,} jobs: jobs/s, launch → all done (jobmaster: succeeded "
                         "in the master)", "higher").values[system.key] = n / (done - launched)
                 out.row(name, f"{n:,} jobs: s, launch → all done", "lower",
                         digits=2).values[system.key] = done - launched
+                # what the two cores spent per job: the limit of a drain on this machine
+                servers = sum(v for k, v in cpu.items() if k != "workers")
+                out.row(name, f"{n:,} jobs: CPU µs per job, workers (start-up included) + "
+                        "servers (Redis, PostgreSQL)", "lower",
+                        digits=0).values[system.key] = (cpu["workers"] + servers) / n * 1e6
+                out.row(name, f"{n:,} jobs: CPU µs per job, of it the servers", "lower",
+                        digits=0).values[system.key] = servers / n * 1e6
             _guard(out, system, name, run)
     out.notes += _commands(systems, "noop", "workers")
     return out
@@ -781,13 +797,17 @@ def postgres(ctx: Context, systems: Sequence[System], single: int, batch: int,
             key = ctx.prefix + "pgd:" + step
             system.bulk(key, drain_n)
             system.recorded()
+            cpu: dict[str, float] = {}
             launched, first, _executed, done = _launch_and_drain(ctx, system, key, drain_n,
-                                                                 1, 2)
+                                                                 1, 2, cpu=cpu)
             out.row(name, f"drain {drain_n:,}: jobs/s, launch → all done (jobmaster: "
                     "succeeded in the master)", "higher",
                     lead=lead).values[system.key] = drain_n / (done - launched)
             out.row(name, f"drain {drain_n:,}: jobs/s, first job → all done", "higher",
                     lead=lead).values[system.key] = drain_n / max(done - first, 1e-9)
+            out.row(name, f"drain {drain_n:,}: CPU µs per job, workers (start-up included) "
+                    "+ servers", "lower", digits=0, lead=lead).values[system.key] = \
+                sum(cpu.values()) / drain_n * 1e6
         _guard(out, system, name, run)
     out.notes += [f"{s.label} PostgreSQL workers: {s.worker_modes['noop']}" for s in systems
                   if s.worker_modes and not s.is_jobmaster]
