@@ -85,6 +85,10 @@ _CURRENT = struct.Struct("qd")  # seq of the running job, its monotonic start (-
 _REPORT_EVERY = 0.02  # a child sends the reports of a batch at least this often
 _REPORT_ASYNC = 0.002  # ... and those of async def jobs within this, as they end
 _MAX_FAILED_STARTS = 5
+_LOOP_SWITCH_INTERVAL = 0.0005
+"""Seconds a thread may keep the GIL while another waits for it, while a ``LoopPool``'s
+event loop runs in the worker process (Python's default is 0.005): the supervisor's
+threads then hold up a job's wake-up by half a millisecond at most, not five."""
 
 
 class WorkerStartError(JobmasterError):
@@ -815,8 +819,11 @@ class LoopPool(Pool):
         self.thread: threading.Thread | None = None
         self.tasks: set[asyncio.Task[None]] = set()  # in the loop's thread only
         self.waiting: deque[tuple[Item, int]] = deque()  # likewise
+        self._switch_interval = sys.getswitchinterval()
 
     def start(self) -> None:
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, _LOOP_SWITCH_INTERVAL))
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="jobmaster-loop",
                                        daemon=True)
@@ -876,6 +883,7 @@ class LoopPool(Pool):
         self.thread.join(5.0)
         if not self.thread.is_alive():
             self.loop.close()
+        sys.setswitchinterval(self._switch_interval)
 
     # -- in the loop's thread -----------------------------------------------------------
     def _take(self, items: list[Item], generation: int) -> None:

@@ -315,6 +315,21 @@ def test_an_all_async_worker_at_concurrency_one_runs_its_jobs_in_its_own_process
                for a, c in zip(starts, starts[2:], strict=False))
 
 
+def test_the_loop_pool_hands_the_gil_over_sooner_while_it_runs(async_only: App) -> None:
+    # the supervisor's threads share the process with the loop: a job's wake-up must not
+    # wait out Python's default 5 ms before the loop gets the GIL back
+    import sys
+
+    before = sys.getswitchinterval()
+    pool = LoopPool(async_only)
+    pool.start()
+    try:
+        assert sys.getswitchinterval() <= 0.0005 < before
+    finally:
+        pool.shutdown()
+    assert sys.getswitchinterval() == before
+
+
 def test_an_all_async_workers_timeout_cancels_the_jobs_task(async_only: App) -> None:
     app = async_only
     handle = app.definition("nap").apply(kwargs={"seconds": 5}, timeout=0.2, max_retries=0)
