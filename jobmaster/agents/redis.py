@@ -215,9 +215,8 @@ return 0
 """
 )
 
-# One job, the common ``.delay()``: the push script without the shared helpers, whose
-# set-up is a third of a one-job call's time in Redis. ARGV: prefix, id, lane, priority,
-# due, body.
+# One job, the common ``.delay()``: the push script without the shared helpers (Lua sets
+# them up on every call) or the loop. ARGV: prefix, id, lane, priority, due, body.
 _PUSH_ONE = """
 local P = ARGV[1]
 local id, lane, due = ARGV[2], ARGV[3], ARGV[5]
